@@ -1,0 +1,42 @@
+# Serin's build. Everything it needs is fetched through the Go module proxy.
+SHELL := /usr/bin/env bash -o pipefail
+
+CONTROLLER_TOOLS_VERSION := v0.23.0
+CONTROLLER_GEN := go run sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+BIN_DIR := bin
+GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
+
+# The control-plane binaries are cached outside the repo (see e2e/testbin/build.sh).
+TESTBIN = $(shell e2e/testbin/build.sh)
+
+.PHONY: all build test generate verify testbin run fmt vet
+
+all: build
+
+## build: the controller binary into bin/
+build:
+	go build -o $(BIN_DIR)/serin ./cmd/serin
+
+## generate: deepcopy functions and CRD manifests (artifacts/crds) from pkg/apis
+generate:
+	$(CONTROLLER_GEN) object paths=./pkg/apis/...
+	$(CONTROLLER_GEN) crd:allowDangerousTypes=true paths=./pkg/apis/... output:crd:artifacts:config=artifacts/crds
+
+## verify: generated files are current, code is gofmt'ed and vetted
+verify: generate
+	@git diff --exit-code -- pkg/apis artifacts/crds || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- pkg/apis artifacts/crds)" || { git status --porcelain -- pkg/apis artifacts/crds; echo "untracked generated files: run 'make generate' and commit"; exit 1; }
+	@unformatted="$$(gofmt -l cmd pkg e2e)"; test -z "$$unformatted" || { echo "gofmt needed: $$unformatted"; exit 1; }
+	go vet ./...
+
+## testbin: build (once) the local control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok
+testbin:
+	@e2e/testbin/build.sh
+
+## test: the whole module with the race detector, against the local control plane
+test: testbin
+	SERIN_TESTBIN_DIR="$(TESTBIN)" go test $(GO_TEST_FLAGS) ./...
+
+## run: the controller against the current kubeconfig
+run:
+	go run ./cmd/serin $(RUN_ARGS)

@@ -1,0 +1,394 @@
+// Package testenv runs a real, local Kubernetes control plane for tests:
+// etcd and kube-apiserver, optionally with kube-controller-manager,
+// kube-scheduler and kwok simulating nodes, all on free loopback ports.
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// Mode selects which components Start runs.
+type Mode int
+
+const (
+	// APIServer runs etcd and kube-apiserver only: objects are stored and
+	// validated but nothing reconciles them.
+	APIServer Mode = iota
+	// Full adds kube-controller-manager, kube-scheduler and kwok, so
+	// workloads get scheduled onto fake nodes and become ready.
+	Full
+)
+
+func (m Mode) String() string {
+	switch m {
+	case APIServer:
+		return "APIServer"
+	case Full:
+		return "Full"
+	}
+	return "Mode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// Options configure Start.
+type Options struct {
+	Mode Mode
+	// CRDPaths are CRD YAML files (multi-document allowed) or directories of
+	// them, installed and waited for before Start returns.
+	CRDPaths []string
+	// Nodes is the number of fake kwok nodes in Full mode (default 1).
+	Nodes int
+	// BinDir overrides BinDir(). Full mode reads the kwok stages from the
+	// kwok-stages directory next to it.
+	BinDir string
+}
+
+// Env is a running control plane.
+type Env struct {
+	// Config is an admin (system:masters) client config.
+	Config *rest.Config
+	// KubeconfigPath is a kubeconfig file for the same admin user.
+	KubeconfigPath string
+	// Dir holds certificates, etcd data and component logs.
+	Dir string
+
+	mu       sync.Mutex
+	procs    []*process // in start order
+	stopping bool
+	keepLogs bool
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+const (
+	// defaultTimeout bounds Start and InstallCRDs when the caller's context
+	// has no deadline.
+	defaultTimeout = 3 * time.Minute
+	// startAttempts covers the rare case of a chosen port being taken by
+	// someone else before a component binds it.
+	startAttempts = 3
+	pollInterval  = 100 * time.Millisecond
+
+	// Addresses that are allocated but never routed.
+	serviceCIDR = "10.0.0.0/24"
+	podCIDR     = "10.244.0.0/16"
+)
+
+// Start launches a control plane as described by opts and returns once it is
+// ready: the API server answers /readyz, CRDs are established and, in Full
+// mode, the nodes are Ready and the default ServiceAccount exists.
+func Start(ctx context.Context, opts Options) (*Env, error) {
+	if opts.Nodes == 0 {
+		opts.Nodes = 1
+	}
+	if opts.Nodes < 0 {
+		return nil, fmt.Errorf("testenv: Nodes must not be negative, got %d", opts.Nodes)
+	}
+	if opts.Mode != APIServer && opts.Mode != Full {
+		return nil, fmt.Errorf("testenv: unknown mode %v", opts.Mode)
+	}
+	if opts.BinDir == "" {
+		dir, err := BinDir()
+		if err != nil {
+			return nil, fmt.Errorf("testenv: %w", err)
+		}
+		opts.BinDir = dir
+	}
+	bins := []string{"etcd", "kube-apiserver"}
+	if opts.Mode == Full {
+		bins = append(bins, "kube-controller-manager", "kube-scheduler", "kwok")
+	}
+	if err := checkBinaries(opts.BinDir, bins...); err != nil {
+		return nil, fmt.Errorf("testenv: %w", err)
+	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+
+	for attempt := 1; ; attempt++ {
+		e, err := start(ctx, opts)
+		if err == nil {
+			return e, nil
+		}
+		if e != nil {
+			// Keep the logs of a real failure for inspection; a lost
+			// port race is not worth keeping.
+			if !errors.Is(err, errAddrInUse) {
+				e.KeepLogs()
+			}
+			_ = e.Stop()
+		}
+		if !errors.Is(err, errAddrInUse) || attempt == startAttempts || ctx.Err() != nil {
+			return nil, fmt.Errorf("testenv: starting %v mode: %w", opts.Mode, err)
+		}
+	}
+}
+
+// start makes one attempt. On error, the returned Env (if any) must be
+// stopped by the caller.
+func start(ctx context.Context, opts Options) (*Env, error) {
+	dir, err := os.MkdirTemp("", "serin-testenv-")
+	if err != nil {
+		return nil, err
+	}
+	e := &Env{Dir: dir, KubeconfigPath: filepath.Join(dir, "admin.kubeconfig")}
+	register(e)
+	if err := e.startComponents(ctx, opts); err != nil {
+		return e, err
+	}
+	return e, nil
+}
+
+func (e *Env) startComponents(ctx context.Context, opts Options) error {
+	creds, err := writeCredentials(e.Dir)
+	if err != nil {
+		return fmt.Errorf("generating credentials: %w", err)
+	}
+	ports, err := freePorts(4)
+	if err != nil {
+		return err
+	}
+	etcdClient, etcdPeer, apiPort, kwokPort := ports[0], ports[1], ports[2], ports[3]
+	bin := func(name string) string { return filepath.Join(opts.BinDir, name) }
+
+	etcdURL := "http://127.0.0.1:" + strconv.Itoa(etcdClient)
+	peerURL := "http://127.0.0.1:" + strconv.Itoa(etcdPeer)
+	if err := e.run("etcd", bin("etcd"),
+		"--name=testenv",
+		"--data-dir="+filepath.Join(e.Dir, "etcd"),
+		"--listen-client-urls="+etcdURL,
+		"--advertise-client-urls="+etcdURL,
+		"--listen-peer-urls="+peerURL,
+		"--initial-advertise-peer-urls="+peerURL,
+		"--initial-cluster=testenv="+peerURL,
+		// Test data is disposable; skipping fsync makes writes much faster.
+		"--unsafe-no-fsync",
+		"--quota-backend-bytes="+strconv.Itoa(512<<20),
+		"--log-level=warn",
+	); err != nil {
+		return err
+	}
+	if err := e.poll(ctx, "etcd health", func(ctx context.Context) (bool, error) {
+		return httpOK(ctx, etcdURL+"/health")
+	}); err != nil {
+		return err
+	}
+
+	host := "https://127.0.0.1:" + strconv.Itoa(apiPort)
+	if err := e.run("kube-apiserver", bin("kube-apiserver"),
+		"--etcd-servers="+etcdURL,
+		"--bind-address=127.0.0.1",
+		"--advertise-address=127.0.0.1",
+		"--secure-port="+strconv.Itoa(apiPort),
+		"--cert-dir="+filepath.Join(e.Dir, "apiserver-certs"),
+		"--tls-cert-file="+creds.certFile,
+		"--tls-private-key-file="+creds.keyFile,
+		"--token-auth-file="+creds.tokenFile,
+		"--authorization-mode=Node,RBAC",
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file="+creds.saKeyFile,
+		"--service-account-signing-key-file="+creds.saKeyFile,
+		"--service-cluster-ip-range="+serviceCIDR,
+		// There is no network for the kubernetes Service endpoints to
+		// point at, and the reconciler rejects a loopback address.
+		"--endpoint-reconciler-type=none",
+		"--allow-privileged=true",
+		"--profiling=false",
+	); err != nil {
+		return err
+	}
+
+	e.Config = &rest.Config{
+		Host:            host,
+		BearerToken:     creds.adminToken,
+		TLSClientConfig: rest.TLSClientConfig{CAData: creds.certPEM},
+		QPS:             100,
+		Burst:           200,
+	}
+	if err := writeKubeconfig(e.KubeconfigPath, host, creds); err != nil {
+		return fmt.Errorf("writing kubeconfig: %w", err)
+	}
+	client, err := kubernetes.NewForConfig(e.Config)
+	if err != nil {
+		return err
+	}
+	if err := e.poll(ctx, "kube-apiserver /readyz", func(ctx context.Context) (bool, error) {
+		_, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err == nil, err
+	}); err != nil {
+		return err
+	}
+
+	if opts.Mode == Full {
+		if err := e.startFull(ctx, opts, creds, kwokPort, client); err != nil {
+			return err
+		}
+	}
+	if len(opts.CRDPaths) > 0 {
+		if err := e.InstallCRDs(ctx, opts.CRDPaths...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// run starts a component and records it for Stop.
+func (e *Env) run(name, bin string, args ...string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopping {
+		return errors.New("environment is stopping")
+	}
+	p, err := startProcess(name, bin, logPath(e.Dir, name), args...)
+	if err != nil {
+		return err
+	}
+	e.procs = append(e.procs, p)
+	return nil
+}
+
+// poll calls cond until it reports true, a component dies or ctx ends.
+// cond's last error is included when giving up.
+func (e *Env) poll(ctx context.Context, what string, cond func(context.Context) (bool, error)) error {
+	var lastErr error
+	for {
+		if err := e.deadComponent(); err != nil {
+			return fmt.Errorf("waiting for %s: %w", what, err)
+		}
+		ok, err := cond(ctx)
+		if ok {
+			return nil
+		}
+		lastErr = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w (last error: %v)", what, ctx.Err(), lastErr)
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+// deadComponent returns an error for the first component that has exited.
+func (e *Env) deadComponent() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, p := range e.procs {
+		if p.exited() {
+			if logContains(p.logPath, "address already in use") {
+				return fmt.Errorf("%w: %w", errAddrInUse, p.exitError())
+			}
+			return p.exitError()
+		}
+	}
+	return nil
+}
+
+func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, defaultTimeout)
+}
+
+// httpOK reports whether a plain GET of url returns 200.
+func httpOK(ctx context.Context, url string) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return true, nil
+}
+
+// Stop terminates all components (SIGTERM, then SIGKILL after a grace
+// period) and removes Dir unless KeepLogs was called. It reports components
+// that had died on their own. Calling it again returns the first result.
+func (e *Env) Stop() error {
+	e.stopOnce.Do(func() { e.stopErr = e.stop() })
+	return e.stopErr
+}
+
+func (e *Env) stop() error {
+	e.mu.Lock()
+	e.stopping = true
+	procs := slices.Clone(e.procs)
+	e.mu.Unlock()
+	defer unregister(e)
+
+	var errs []error
+	// Reverse start order: clients first, etcd last, so no component spends
+	// its shutdown retrying a dependency that is already gone.
+	for _, p := range slices.Backward(procs) {
+		if p.exited() {
+			errs = append(errs, p.exitError())
+		}
+		p.terminate()
+	}
+	e.mu.Lock()
+	keep := e.keepLogs
+	e.mu.Unlock()
+	if !keep {
+		if err := os.RemoveAll(e.Dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// KeepLogs makes Stop leave Dir, with the component logs, in place.
+func (e *Env) KeepLogs() {
+	e.mu.Lock()
+	e.keepLogs = true
+	e.mu.Unlock()
+}
+
+// Logs maps each started component to its log file.
+func (e *Env) Logs() map[string]string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	logs := make(map[string]string, len(e.procs))
+	for _, p := range e.procs {
+		logs[p.name] = p.logPath
+	}
+	return logs
+}
+
+// PIDs maps each started component to its process id.
+func (e *Env) PIDs() map[string]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	pids := make(map[string]int, len(e.procs))
+	for _, p := range e.procs {
+		pids[p.name] = p.cmd.Process.Pid
+	}
+	return pids
+}
+
+// components returns the started component names in start order.
+func (e *Env) components() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	names := make([]string, len(e.procs))
+	for i, p := range e.procs {
+		names[i] = p.name
+	}
+	return names
+}

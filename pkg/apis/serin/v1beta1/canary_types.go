@@ -1,0 +1,625 @@
+package v1beta1
+
+import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+// CanaryKind is the kind name of Canary.
+const CanaryKind = "Canary"
+
+// Canary runs every new revision of a workload through an analysis before it
+// replaces the production copy (<target>-primary).
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:categories=serin
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Weight",type=integer,JSONPath=`.status.canaryWeight`
+// +kubebuilder:printcolumn:name="FailedChecks",type=integer,JSONPath=`.status.failedChecks`
+// +kubebuilder:printcolumn:name="LastTransitionTime",type=date,JSONPath=`.status.lastTransitionTime`
+type Canary struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec CanarySpec `json:"spec"`
+
+	// +kubebuilder:default:={"observedGeneration":-1}
+	Status CanaryStatus `json:"status,omitempty"`
+}
+
+// CanaryList is a list of Canaries.
+//
+// +kubebuilder:object:root=true
+type CanaryList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Canary `json:"items"`
+}
+
+// Provider names a traffic router. Flagger spells the Gateway API router
+// "gatewayapi:v1" (or "gatewayapi:v1beta1"); both spellings are kept so that
+// Flagger manifests apply unchanged.
+//
+// +kubebuilder:validation:Enum=kubernetes;istio;nginx;contour;gatewayapi;gatewayapi:v1;gatewayapi:v1beta1
+type Provider string
+
+// The traffic routers Serin knows.
+const (
+	ProviderKubernetes Provider = "kubernetes"
+	ProviderIstio      Provider = "istio"
+	ProviderNGINX      Provider = "nginx"
+	ProviderContour    Provider = "contour"
+	ProviderGatewayAPI Provider = "gatewayapi"
+)
+
+// CanarySpec is the desired state of a Canary.
+type CanarySpec struct {
+	// Provider is the traffic router for this Canary; empty means the
+	// controller's default (its --provider flag).
+	// +optional
+	Provider Provider `json:"provider,omitempty"`
+
+	// MetricsServer is the Prometheus address used by the built-in metrics;
+	// empty means the controller's default (its --metrics-server flag).
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="metricsServer must be an absolute http or https URL"
+	// +optional
+	MetricsServer string `json:"metricsServer,omitempty"`
+
+	// TargetRef is the workload under analysis.
+	TargetRef TargetReference `json:"targetRef"`
+
+	// AutoscalerRef is the HorizontalPodAutoscaler of the target; Serin
+	// copies it for the primary.
+	// +optional
+	AutoscalerRef *AutoscalerReference `json:"autoscalerRef,omitempty"`
+
+	// IngressRef is the Ingress that the nginx router copies for the canary.
+	// +optional
+	IngressRef *IngressReference `json:"ingressRef,omitempty"`
+
+	// Service describes the Services and routes Serin generates.
+	Service CanaryService `json:"service"`
+
+	// Analysis describes how a new revision is tested and promoted.
+	Analysis CanaryAnalysis `json:"analysis"`
+
+	// ProgressDeadlineSeconds is how long the canary may take to become
+	// ready before the analysis is rolled back.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
+
+	// SkipAnalysis promotes new revisions without running the analysis.
+	// +optional
+	SkipAnalysis bool `json:"skipAnalysis,omitempty"`
+
+	// Suspend stops reconciliation; the primary keeps serving as it is.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// RevertOnDeletion restores the target and the routing to their state
+	// before Serin took over when the Canary is deleted.
+	// +optional
+	RevertOnDeletion bool `json:"revertOnDeletion,omitempty"`
+}
+
+// TargetReference names the workload a Canary analyses.
+type TargetReference struct {
+	// +kubebuilder:validation:Enum=apps/v1
+	// +kubebuilder:default=apps/v1
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
+
+	// +kubebuilder:validation:Enum=Deployment;DaemonSet
+	// +kubebuilder:default=Deployment
+	// +optional
+	Kind string `json:"kind,omitempty"`
+
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=245
+	Name string `json:"name"`
+}
+
+// AutoscalerReference names the HorizontalPodAutoscaler of the target.
+type AutoscalerReference struct {
+	// +kubebuilder:validation:Enum=autoscaling/v2
+	// +kubebuilder:default=autoscaling/v2
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
+
+	// +kubebuilder:validation:Enum=HorizontalPodAutoscaler
+	// +kubebuilder:default=HorizontalPodAutoscaler
+	// +optional
+	Kind string `json:"kind,omitempty"`
+
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+
+	// PrimaryScalerReplicas overrides the replica bounds of the primary's
+	// autoscaler.
+	// +optional
+	PrimaryScalerReplicas *ScalerReplicas `json:"primaryScalerReplicas,omitempty"`
+}
+
+// ScalerReplicas bounds the replicas of an autoscaler.
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",message="minReplicas must not exceed maxReplicas"
+type ScalerReplicas struct {
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MinReplicas *int32 `json:"minReplicas,omitempty"`
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxReplicas *int32 `json:"maxReplicas,omitempty"`
+}
+
+// IngressReference names an Ingress.
+type IngressReference struct {
+	// +kubebuilder:validation:Enum=networking.k8s.io/v1
+	// +kubebuilder:default=networking.k8s.io/v1
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
+
+	// +kubebuilder:validation:Enum=Ingress
+	// +kubebuilder:default=Ingress
+	// +optional
+	Kind string `json:"kind,omitempty"`
+
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+}
+
+// CrossNamespaceObjectReference names an object, by default in the
+// namespace of the referrer.
+type CrossNamespaceObjectReference struct {
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// CanaryService describes the apex, primary and canary Services and the
+// routes a router builds in front of them.
+type CanaryService struct {
+	// Name of the apex Service; defaults to the target's name.
+	// +kubebuilder:validation:MaxLength=55
+	// +optional
+	Name string `json:"name,omitempty"`
+
+	// Port the Services expose.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port"`
+
+	// PortName names the port; defaults to "http".
+	// +optional
+	PortName string `json:"portName,omitempty"`
+
+	// TargetPort is the container port; defaults to port.
+	// +optional
+	TargetPort intstr.IntOrString `json:"targetPort,omitempty"`
+
+	// PortDiscovery exposes every container port of the target too.
+	// +optional
+	PortDiscovery bool `json:"portDiscovery,omitempty"`
+
+	// AppProtocol of the port (for example http, grpc, tcp).
+	// +optional
+	AppProtocol string `json:"appProtocol,omitempty"`
+
+	// Timeout of requests routed to the Services, as a duration.
+	// +kubebuilder:validation:Pattern=`^([0-9]+([.][0-9]+)?(ms|s|m|h))+$`
+	// +optional
+	Timeout string `json:"timeout,omitempty"`
+
+	// Gateways are the Istio gateways the VirtualService binds to.
+	// +optional
+	Gateways []string `json:"gateways,omitempty"`
+
+	// GatewayRefs are the Gateway API parents of the HTTPRoute.
+	// +optional
+	GatewayRefs []gatewayv1.ParentReference `json:"gatewayRefs,omitempty"`
+
+	// Hosts are extra host names routed to the apex Service.
+	// +optional
+	Hosts []string `json:"hosts,omitempty"`
+
+	// Match restricts the route to requests matching any of these Istio
+	// HTTPMatchRequests (networking.istio.io/v1), in their YAML form.
+	// +optional
+	Match []apiextensionsv1.JSON `json:"match,omitempty"`
+
+	// Rewrite rewrites the path or authority of routed requests.
+	// +optional
+	Rewrite *HTTPRewrite `json:"rewrite,omitempty"`
+
+	// Retries is an Istio HTTPRetry (networking.istio.io/v1).
+	// +kubebuilder:validation:Type=object
+	// +optional
+	Retries *apiextensionsv1.JSON `json:"retries,omitempty"`
+
+	// Headers is an Istio Headers manipulation (networking.istio.io/v1).
+	// +kubebuilder:validation:Type=object
+	// +optional
+	Headers *apiextensionsv1.JSON `json:"headers,omitempty"`
+
+	// CorsPolicy is an Istio CorsPolicy (networking.istio.io/v1).
+	// +kubebuilder:validation:Type=object
+	// +optional
+	CorsPolicy *apiextensionsv1.JSON `json:"corsPolicy,omitempty"`
+
+	// TrafficPolicy is an Istio TrafficPolicy (networking.istio.io/v1)
+	// applied to the primary and canary DestinationRules.
+	// +kubebuilder:validation:Type=object
+	// +optional
+	TrafficPolicy *apiextensionsv1.JSON `json:"trafficPolicy,omitempty"`
+
+	// Mirror lists Istio HTTPMirrorPolicies (networking.istio.io/v1) that
+	// copy traffic to other destinations.
+	// +optional
+	Mirror []apiextensionsv1.JSON `json:"mirror,omitempty"`
+
+	// Apex holds labels and annotations for the apex Service and routes.
+	// +optional
+	Apex *CustomMetadata `json:"apex,omitempty"`
+
+	// Primary holds labels and annotations for the primary Service.
+	// +optional
+	Primary *CustomMetadata `json:"primary,omitempty"`
+
+	// Canary holds labels and annotations for the canary Service.
+	// +optional
+	Canary *CustomMetadata `json:"canary,omitempty"`
+}
+
+// HTTPRewrite rewrites a request before it is forwarded.
+type HTTPRewrite struct {
+	// URI replaces the path (or its matched prefix).
+	// +optional
+	URI string `json:"uri,omitempty"`
+
+	// Authority replaces the Host/Authority header.
+	// +optional
+	Authority string `json:"authority,omitempty"`
+
+	// Type is how the Gateway API router rewrites the path.
+	// +kubebuilder:validation:Enum=ReplaceFullPath;ReplacePrefixMatch
+	// +optional
+	Type string `json:"type,omitempty"`
+}
+
+// CustomMetadata is extra metadata for a generated object.
+type CustomMetadata struct {
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// CanaryAnalysis describes the schedule and the checks of an analysis.
+// A release either shifts traffic in weight steps (stepWeight up to
+// maxWeight, or the stepWeights list) or, for blue/green and A/B testing,
+// runs a number of iterations.
+//
+// +kubebuilder:validation:XValidation:rule="(has(self.iterations) ? 1 : 0) + (has(self.stepWeight) ? 1 : 0) + (has(self.stepWeights) ? 1 : 0) == 1",message="exactly one of iterations, stepWeight or stepWeights must be set"
+// +kubebuilder:validation:XValidation:rule="!has(self.stepWeight) || self.stepWeight <= (has(self.maxWeight) ? self.maxWeight : 100)",message="stepWeight must not exceed maxWeight",fieldPath=.stepWeight
+// +kubebuilder:validation:XValidation:rule="!has(self.mirrorWeight) || (has(self.mirror) && self.mirror)",message="mirrorWeight requires mirror: true",fieldPath=.mirrorWeight
+type CanaryAnalysis struct {
+	// Interval between two analysis iterations, a duration of at least 10s.
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ms|s|m|h))+$') && duration(self) >= duration('10s')",message="interval must be a duration of at least 10s, for example 30s or 1m"
+	Interval string `json:"interval"`
+
+	// Threshold is the number of failed checks after which the release is
+	// rolled back.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:default=5
+	// +optional
+	Threshold int `json:"threshold,omitempty"`
+
+	// Iterations is the number of analysis runs of a blue/green or A/B
+	// release.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	Iterations int `json:"iterations,omitempty"`
+
+	// MaxWeight is the highest canary weight, in percent (default 100).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MaxWeight int `json:"maxWeight,omitempty"`
+
+	// StepWeight is the weight, in percent, added at each iteration.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	StepWeight int `json:"stepWeight,omitempty"`
+
+	// StepWeights are the canary weights of the iterations, in percent.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:Minimum=1
+	// +kubebuilder:validation:items:Maximum=100
+	// +kubebuilder:validation:XValidation:rule="self.isSorted() && self.all(w, self.indexOf(w) == self.lastIndexOf(w))",message="stepWeights must be strictly increasing"
+	// +optional
+	StepWeights []int `json:"stepWeights,omitempty"`
+
+	// StepWeightPromotion is the weight step used to shift traffic to the
+	// primary during promotion; unset means all at once.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	StepWeightPromotion int `json:"stepWeightPromotion,omitempty"`
+
+	// Mirror copies traffic to the canary before shifting any to it
+	// (Istio only).
+	// +optional
+	Mirror bool `json:"mirror,omitempty"`
+
+	// MirrorWeight is the percentage of traffic mirrored.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MirrorWeight int `json:"mirrorWeight,omitempty"`
+
+	// PrimaryReadyThreshold is the percentage of primary pods that must be
+	// ready (default 100).
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	PrimaryReadyThreshold *int `json:"primaryReadyThreshold,omitempty"`
+
+	// CanaryReadyThreshold is the percentage of canary pods that must be
+	// ready (default 100).
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	CanaryReadyThreshold *int `json:"canaryReadyThreshold,omitempty"`
+
+	// Match routes requests matching any of these Istio HTTPMatchRequests
+	// (networking.istio.io/v1) to the canary: A/B testing.
+	// +optional
+	Match []apiextensionsv1.JSON `json:"match,omitempty"`
+
+	// SessionAffinity keeps users who reached the canary on it.
+	// +optional
+	SessionAffinity *SessionAffinity `json:"sessionAffinity,omitempty"`
+
+	// Metrics are checked at every iteration.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Metrics []CanaryMetric `json:"metrics,omitempty"`
+
+	// Webhooks are called at the stages of the release.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Webhooks []CanaryWebhook `json:"webhooks,omitempty"`
+
+	// Alerts send release events to alert providers.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Alerts []CanaryAlert `json:"alerts,omitempty"`
+}
+
+// SessionAffinity pins users to the canary with a cookie.
+type SessionAffinity struct {
+	// CookieName of the cookie set on canary responses.
+	// +kubebuilder:validation:MinLength=1
+	CookieName string `json:"cookieName"`
+
+	// PrimaryCookieName of the cookie set on primary responses, so users
+	// that reached the primary stay there.
+	// +optional
+	PrimaryCookieName string `json:"primaryCookieName,omitempty"`
+
+	// MaxAge of the cookie in seconds (default 86400).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:default=86400
+	// +optional
+	MaxAge int `json:"maxAge,omitempty"`
+}
+
+// The built-in metric names; any other name needs a templateRef or a query.
+const (
+	MetricRequestSuccessRate = "request-success-rate"
+	MetricRequestDuration    = "request-duration"
+)
+
+// CanaryMetric is a metric check of an analysis.
+//
+// +kubebuilder:validation:XValidation:rule="self.name in ['request-success-rate', 'request-duration'] || has(self.templateRef) || has(self.query)",message="a metric must be built-in (request-success-rate, request-duration) or set templateRef or query"
+type CanaryMetric struct {
+	// Name of the check; request-success-rate and request-duration are
+	// built in.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+
+	// Interval is the window the query covers (default 1m).
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ms|s|m|h))+$') && duration(self) > duration('0s')",message="interval must be a positive duration, for example 1m"
+	// +optional
+	Interval string `json:"interval,omitempty"`
+
+	// ThresholdRange is the range of passing values.
+	// +optional
+	ThresholdRange *CanaryThresholdRange `json:"thresholdRange,omitempty"`
+
+	// Query is an inline Prometheus query.
+	// +optional
+	Query string `json:"query,omitempty"`
+
+	// TemplateRef names the MetricTemplate with the query and provider.
+	// +optional
+	TemplateRef *CrossNamespaceObjectReference `json:"templateRef,omitempty"`
+
+	// TemplateVariables fill {{ variables.<name> }} in the template's query.
+	// +optional
+	TemplateVariables map[string]string `json:"templateVariables,omitempty"`
+}
+
+// CanaryThresholdRange bounds a metric's passing values; an unset bound is
+// open.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.min) || !has(self.max) || self.min <= self.max",message="thresholdRange.min must not exceed thresholdRange.max"
+type CanaryThresholdRange struct {
+	// +optional
+	Min *float64 `json:"min,omitempty"`
+	// +optional
+	Max *float64 `json:"max,omitempty"`
+}
+
+// HookType is when a webhook is called.
+//
+// +kubebuilder:validation:Enum=pre-rollout;rollout;confirm-rollout;post-rollout;confirm-promotion;rollback;confirm-traffic-increase;event
+type HookType string
+
+// The webhook stages, as in Flagger.
+const (
+	PreRolloutHook             HookType = "pre-rollout"
+	RolloutHook                HookType = "rollout"
+	ConfirmRolloutHook         HookType = "confirm-rollout"
+	PostRolloutHook            HookType = "post-rollout"
+	ConfirmPromotionHook       HookType = "confirm-promotion"
+	RollbackHook               HookType = "rollback"
+	ConfirmTrafficIncreaseHook HookType = "confirm-traffic-increase"
+	EventHook                  HookType = "event"
+)
+
+// CanaryWebhook is an HTTP call made at a stage of the release.
+type CanaryWebhook struct {
+	// Name of the webhook.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+
+	// Type is the stage the webhook runs at (default rollout).
+	// +kubebuilder:default=rollout
+	// +optional
+	Type HookType `json:"type,omitempty"`
+
+	// URL the webhook POSTs to.
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="url must be an absolute http or https URL"
+	URL string `json:"url"`
+
+	// Timeout of one call (default 10s).
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ms|s|m|h))+$') && duration(self) > duration('0s')",message="timeout must be a positive duration, for example 30s"
+	// +optional
+	Timeout string `json:"timeout,omitempty"`
+
+	// Metadata is sent in the webhook's payload.
+	// +optional
+	Metadata map[string]string `json:"metadata,omitempty"`
+
+	// MuteAlert silences the alert sent when this webhook fails.
+	// +optional
+	MuteAlert bool `json:"muteAlert,omitempty"`
+
+	// Retries of a failed call within one iteration.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Retries int `json:"retries,omitempty"`
+}
+
+// AlertSeverity filters which events an alert sends.
+//
+// +kubebuilder:validation:Enum=info;warn;error
+type AlertSeverity string
+
+// CanaryAlert sends release events to an AlertProvider.
+type CanaryAlert struct {
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+
+	// Severity is the lowest severity sent (default info).
+	// +kubebuilder:default=info
+	// +optional
+	Severity AlertSeverity `json:"severity,omitempty"`
+
+	// ProviderRef names the AlertProvider.
+	ProviderRef CrossNamespaceObjectReference `json:"providerRef"`
+}
+
+// CanaryPhase is where a Canary is in its lifecycle.
+//
+// +kubebuilder:validation:Enum=Initializing;Initialized;Waiting;Progressing;WaitingPromotion;Promoting;Finalising;Succeeded;Failed;Terminating;Terminated
+type CanaryPhase string
+
+// The phases of a Canary, as in Flagger.
+const (
+	CanaryPhaseInitializing     CanaryPhase = "Initializing"
+	CanaryPhaseInitialized      CanaryPhase = "Initialized"
+	CanaryPhaseWaiting          CanaryPhase = "Waiting"
+	CanaryPhaseProgressing      CanaryPhase = "Progressing"
+	CanaryPhaseWaitingPromotion CanaryPhase = "WaitingPromotion"
+	CanaryPhasePromoting        CanaryPhase = "Promoting"
+	CanaryPhaseFinalising       CanaryPhase = "Finalising"
+	CanaryPhaseSucceeded        CanaryPhase = "Succeeded"
+	CanaryPhaseFailed           CanaryPhase = "Failed"
+	CanaryPhaseTerminating      CanaryPhase = "Terminating"
+	CanaryPhaseTerminated       CanaryPhase = "Terminated"
+)
+
+// CanaryStatus is the observed state of a Canary. It holds everything the
+// controller needs to resume a release after a restart.
+type CanaryStatus struct {
+	// ObservedGeneration is the last generation that ended Ready or Stalled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// +optional
+	Phase CanaryPhase `json:"phase,omitempty"`
+
+	// CanaryWeight is the current canary traffic weight, in percent.
+	// +optional
+	CanaryWeight int `json:"canaryWeight,omitempty"`
+
+	// Iterations counts the analysis runs of the current release.
+	// +optional
+	Iterations int `json:"iterations,omitempty"`
+
+	// FailedChecks counts the failed checks of the current release.
+	// +optional
+	FailedChecks int `json:"failedChecks,omitempty"`
+
+	// LastAppliedSpec is the revision hash of the target under analysis.
+	// +optional
+	LastAppliedSpec string `json:"lastAppliedSpec,omitempty"`
+
+	// LastPromotedSpec is the revision hash the primary runs.
+	// +optional
+	LastPromotedSpec string `json:"lastPromotedSpec,omitempty"`
+
+	// TrackedConfigs maps each tracked ConfigMap and Secret
+	// (configmap/<name>, secret/<name>) to its content hash.
+	// +optional
+	TrackedConfigs map[string]string `json:"trackedConfigs,omitempty"`
+
+	// LastTransitionTime is when the phase last changed.
+	// +optional
+	LastTransitionTime metav1.Time `json:"lastTransitionTime,omitempty"`
+
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// GetConditions returns the status conditions, for fluxcd/pkg/runtime.
+func (in *Canary) GetConditions() []metav1.Condition {
+	return in.Status.Conditions
+}
+
+// SetConditions sets the status conditions, for fluxcd/pkg/runtime.
+func (in *Canary) SetConditions(conditions []metav1.Condition) {
+	in.Status.Conditions = conditions
+}
+
+func init() {
+	SchemeBuilder.Register(&Canary{}, &CanaryList{})
+}
