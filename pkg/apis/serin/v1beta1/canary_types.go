@@ -600,9 +600,16 @@ type CanaryStatus struct {
 	// +optional
 	TrackedConfigs map[string]string `json:"trackedConfigs,omitempty"`
 
-	// LastTransitionTime is when the phase last changed.
+	// LastTransitionTime is when the phase last changed; deadlines count
+	// from it.
 	// +optional
 	LastTransitionTime metav1.Time `json:"lastTransitionTime,omitempty"`
+
+	// LastIterationTime is when the last analysis step (a check run or a
+	// gate call) happened; the next one is due an interval later, also
+	// after a controller restart.
+	// +optional
+	LastIterationTime metav1.Time `json:"lastIterationTime,omitempty"`
 
 	// +listType=map
 	// +listMapKey=type

@@ -1,0 +1,543 @@
+package analysis
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+)
+
+// defaultInterval applies when the analysis interval cannot be parsed; the
+// CRD schema rejects such values, so this only guards old objects.
+const defaultInterval = time.Minute
+
+// finaliseDelay separates Finalising from Succeeded so both are observable.
+const finaliseDelay = time.Second
+
+// Decide returns the next step of a release. When it needs webhook or metric
+// results it returns a Decision with only Run set; the caller runs those
+// checks and calls Decide again with Input.Checks.
+func Decide(in Input) Decision {
+	d := &decider{in: in, next: *in.Status.DeepCopy()}
+	if in.Spec.Suspend {
+		// Suspended: nothing moves; resuming continues from this status.
+		return d.done(0)
+	}
+	if in.Status.LastPromotedSpec == "" {
+		return d.initialize()
+	}
+	switch in.Status.Phase {
+	case serinv1.CanaryPhaseWaiting:
+		return d.waiting()
+	case serinv1.CanaryPhaseProgressing:
+		return d.progressing()
+	case serinv1.CanaryPhaseWaitingPromotion:
+		return d.waitingPromotion()
+	case serinv1.CanaryPhasePromoting:
+		return d.promoting()
+	case serinv1.CanaryPhaseFinalising:
+		return d.finalising()
+	case serinv1.CanaryPhaseTerminating, serinv1.CanaryPhaseTerminated:
+		// Deletion is the reconciler's finalizer, not a release step.
+		return d.done(0)
+	default:
+		return d.idle()
+	}
+}
+
+type decider struct {
+	in       Input
+	next     serinv1.CanaryStatus
+	actions  []Action
+	events   []Event
+	strategy Strategy
+}
+
+func (d *decider) now() metav1.Time { return metav1.NewTime(d.in.Now) }
+
+func (d *decider) setPhase(p serinv1.CanaryPhase) {
+	if d.next.Phase != p {
+		d.next.Phase = p
+		d.next.LastTransitionTime = d.now()
+	}
+}
+
+func (d *decider) act(kind ActionKind) { d.actions = append(d.actions, Action{Kind: kind}) }
+
+func (d *decider) route(t Traffic) {
+	d.actions = append(d.actions, Action{Kind: SetTraffic, Traffic: &t})
+}
+
+func (d *decider) event(reason, format string, args ...any) {
+	d.events = append(d.events, Event{Reason: reason, Message: fmt.Sprintf(format, args...)})
+}
+
+func (d *decider) warn(reason, format string, args ...any) {
+	d.events = append(d.events, Event{Warning: true, Reason: reason, Message: fmt.Sprintf(format, args...)})
+}
+
+func (d *decider) done(requeue time.Duration) Decision {
+	return Decision{Status: d.next, Actions: d.actions, Events: d.events, RequeueAfter: requeue}
+}
+
+func (d *decider) target() string { return d.in.Spec.TargetRef.Name }
+
+func (d *decider) interval() time.Duration {
+	i, err := time.ParseDuration(d.in.Spec.Analysis.Interval)
+	if err != nil || i <= 0 {
+		return defaultInterval
+	}
+	return i
+}
+
+func (d *decider) deadline() time.Duration {
+	if s := d.in.Spec.ProgressDeadlineSeconds; s != nil && *s > 0 {
+		return time.Duration(*s) * time.Second
+	}
+	return DefaultProgressDeadline
+}
+
+func (d *decider) threshold() int {
+	if t := d.in.Spec.Analysis.Threshold; t > 0 {
+		return t
+	}
+	return 1
+}
+
+// untilDue is how long until the next analysis step; zero or less means due.
+func (d *decider) untilDue() time.Duration {
+	last := d.next.LastIterationTime
+	if last.IsZero() {
+		return 0
+	}
+	return last.Add(d.interval()).Sub(d.in.Now)
+}
+
+// untilDeadline is how long the workloads may still take to become ready,
+// counted from the last progress (phase change or analysis step).
+func (d *decider) untilDeadline() time.Duration {
+	since := d.next.LastTransitionTime.Time
+	if t := d.next.LastIterationTime.Time; t.After(since) {
+		since = t
+	}
+	return since.Add(d.deadline()).Sub(d.in.Now)
+}
+
+func (d *decider) hasHooks(t serinv1.HookType) bool {
+	for _, h := range d.in.Spec.Analysis.Webhooks {
+		if h.Type == t || (h.Type == "" && t == serinv1.RolloutHook) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasAnalysisChecks is true when the rollout stage has anything to check.
+func (d *decider) hasAnalysisChecks() bool {
+	return d.hasHooks(serinv1.RolloutHook) || len(d.in.Spec.Analysis.Metrics) > 0
+}
+
+// gate returns hook type t for a CheckRequest if the Canary has such hooks.
+func (d *decider) gate(t serinv1.HookType) serinv1.HookType {
+	if d.hasHooks(t) {
+		return t
+	}
+	return ""
+}
+
+// checks returns the results of req, or false when they must run first.
+func (d *decider) checks(req CheckRequest) (CheckResults, bool) {
+	if req == (CheckRequest{}) {
+		return CheckResults{GateOpen: true}, true
+	}
+	if d.in.Checks == nil {
+		return CheckResults{}, false
+	}
+	return *d.in.Checks, true
+}
+
+func run(req CheckRequest) Decision { return Decision{Run: &req} }
+
+// analysisTraffic is the routing while the canary is analysed at weight w.
+func (d *decider) analysisTraffic(w int) Traffic {
+	a := d.in.Spec.Analysis
+	t := Traffic{CanaryWeight: w}
+	switch d.strategyOf() {
+	case StrategyABTesting:
+		t.MatchToCanary = true
+	case StrategyBlueGreen, StrategyCanary:
+		if a.Mirror {
+			t.Mirror = true
+			t.MirrorWeight = a.MirrorWeight
+			if t.MirrorWeight == 0 {
+				t.MirrorWeight = 100
+			}
+		}
+	}
+	return t
+}
+
+func (d *decider) strategyOf() Strategy {
+	if d.strategy == "" {
+		d.strategy = StrategyOf(d.in.Spec.Analysis)
+	}
+	return d.strategy
+}
+
+// initialize creates the primary and, once it serves, hands it the traffic
+// and scales the target to zero.
+func (d *decider) initialize() Decision {
+	if d.next.Phase == "" {
+		d.setPhase(serinv1.CanaryPhaseInitializing)
+		d.event(ReasonInitializing, "Initializing: creating %s-primary from %s", d.target(), d.target())
+	}
+	d.act(EnsurePrimary)
+	if !d.in.Primary.Ready {
+		left := d.untilDeadline()
+		if left <= 0 && d.next.Phase != serinv1.CanaryPhaseFailed {
+			d.setPhase(serinv1.CanaryPhaseFailed)
+			d.warn(ReasonDeadlineExceeded, "%s-primary not ready within %s: %s", d.target(), d.deadline(), d.in.Primary.Message)
+		}
+		return d.done(max(left, 0))
+	}
+	d.route(Traffic{})
+	d.act(ScaleTargetToZero)
+	d.next.LastAppliedSpec = d.in.Revision
+	d.next.LastPromotedSpec = d.in.Revision
+	d.next.CanaryWeight, d.next.Iterations, d.next.FailedChecks = 0, 0, 0
+	d.setPhase(serinv1.CanaryPhaseInitialized)
+	d.event(ReasonInitialized, "Initialization done: %s-primary serves %s", d.target(), d.target())
+	return d.done(0)
+}
+
+// idle handles Initialized, Succeeded and Failed: it starts a release when
+// the target has a revision that is neither the analysed nor the promoted one.
+func (d *decider) idle() Decision {
+	switch d.in.Revision {
+	case d.next.LastAppliedSpec:
+		return d.done(0)
+	case d.next.LastPromotedSpec:
+		return d.revertedToPromoted()
+	}
+	return d.start()
+}
+
+// revertedToPromoted ends any release: the target is back at the revision the
+// primary runs, so there is nothing to analyse.
+func (d *decider) revertedToPromoted() Decision {
+	if d.next.CanaryWeight > 0 || d.next.Phase != serinv1.CanaryPhaseSucceeded && d.next.Phase != serinv1.CanaryPhaseInitialized {
+		d.route(Traffic{})
+	}
+	d.act(ScaleCanaryDown)
+	d.next.LastAppliedSpec = d.in.Revision
+	d.next.CanaryWeight = 0
+	if d.next.Phase != serinv1.CanaryPhaseInitialized {
+		d.setPhase(serinv1.CanaryPhaseSucceeded)
+	}
+	d.event(ReasonRevertedToPromoted, "%s is back at the promoted revision; no analysis", d.target())
+	return d.done(0)
+}
+
+// start begins the analysis of a new revision, behind the confirm-rollout gate.
+func (d *decider) start() Decision {
+	if d.in.Spec.SkipAnalysis {
+		d.resetFor(d.in.Revision)
+		d.act(PromotePrimary)
+		d.setPhase(serinv1.CanaryPhasePromoting)
+		d.event(ReasonSkippedAnalysis, "New revision of %s: skipAnalysis is set, promoting without checks", d.target())
+		return d.done(d.interval())
+	}
+	if g := d.gate(serinv1.ConfirmRolloutHook); g != "" {
+		res, ok := d.checks(CheckRequest{Gate: g})
+		if !ok {
+			return run(CheckRequest{Gate: g})
+		}
+		d.next.LastIterationTime = d.now()
+		if !res.GateOpen {
+			if d.next.Phase != serinv1.CanaryPhaseWaiting {
+				d.setPhase(serinv1.CanaryPhaseWaiting)
+				d.event(ReasonWaitingApproval, "New revision of %s is waiting for the confirm-rollout gate", d.target())
+			}
+			return d.done(d.interval())
+		}
+	}
+	d.resetFor(d.in.Revision)
+	d.setPhase(serinv1.CanaryPhaseProgressing)
+	d.act(ScaleCanaryUp)
+	d.route(Traffic{})
+	d.event(ReasonNewRevision, "New revision of %s detected: scaling it up and starting the analysis", d.target())
+	return d.done(d.interval())
+}
+
+// resetFor starts the counters of a release of revision rev.
+func (d *decider) resetFor(rev string) {
+	d.next.LastAppliedSpec = rev
+	d.next.Iterations, d.next.FailedChecks, d.next.CanaryWeight = 0, 0, 0
+	d.next.LastIterationTime = d.now()
+}
+
+func (d *decider) waiting() Decision {
+	if d.in.Revision == d.next.LastPromotedSpec {
+		return d.revertedToPromoted()
+	}
+	if left := d.untilDue(); left > 0 {
+		return d.done(left)
+	}
+	return d.start()
+}
+
+// restart handles a new revision during the analysis: traffic goes back to
+// the primary and the analysis starts again from step 0.
+func (d *decider) restart() Decision {
+	if d.in.Revision == d.next.LastPromotedSpec {
+		return d.revertedToPromoted()
+	}
+	d.route(Traffic{})
+	d.act(ScaleCanaryUp)
+	d.resetFor(d.in.Revision)
+	d.setPhase(serinv1.CanaryPhaseProgressing)
+	d.event(ReasonRestarted, "New revision of %s during the analysis: traffic back to the primary, restarting from step 0", d.target())
+	return d.done(d.interval())
+}
+
+// rollback sends all traffic to the primary, then scales the canary down.
+// The primary itself is never touched.
+func (d *decider) rollback(format string, args ...any) Decision {
+	d.route(Traffic{})
+	d.act(ScaleCanaryDown)
+	d.act(RunPostRollout)
+	d.next.CanaryWeight = 0
+	d.setPhase(serinv1.CanaryPhaseFailed)
+	d.warn(ReasonRolledBack, "Rolling back %s: %s", d.target(), fmt.Sprintf(format, args...))
+	return d.done(0)
+}
+
+// waitReady holds the release while a workload is not ready, and rolls back
+// when that lasts past the progress deadline. It returns false when both are
+// ready.
+func (d *decider) waitReady() (Decision, bool) {
+	var notReady []string
+	if !d.in.Canary.Ready {
+		notReady = append(notReady, fmt.Sprintf("canary %s: %s", d.target(), d.in.Canary.Message))
+	}
+	if !d.in.Primary.Ready {
+		notReady = append(notReady, fmt.Sprintf("%s-primary: %s", d.target(), d.in.Primary.Message))
+	}
+	if len(notReady) == 0 {
+		return Decision{}, false
+	}
+	left := d.untilDeadline()
+	if left <= 0 {
+		d.next.LastIterationTime = d.now()
+		return d.rollback("not ready within the progress deadline of %s (%s)", d.deadline(), strings.Join(notReady, "; ")), true
+	}
+	return d.done(min(left, d.interval())), true
+}
+
+func (d *decider) progressing() Decision {
+	if d.in.Revision != d.next.LastAppliedSpec {
+		return d.restart()
+	}
+	if d.next.FailedChecks >= d.threshold() {
+		return d.rollback("%d failed checks reached the threshold of %d", d.next.FailedChecks, d.threshold())
+	}
+	if dec, waiting := d.waitReady(); waiting {
+		return dec
+	}
+	if left := d.untilDue(); left > 0 {
+		return d.done(left)
+	}
+	if d.strategyOf() == StrategyCanary {
+		return d.canaryStep()
+	}
+	return d.iterationStep()
+}
+
+// stepChecks runs req and applies the outcomes shared by every strategy. It
+// returns the results and whether the step may go on.
+func (d *decider) stepChecks(req CheckRequest) (CheckResults, *Decision) {
+	res, ok := d.checks(req)
+	if !ok {
+		dec := run(req)
+		return res, &dec
+	}
+	d.next.LastIterationTime = d.now()
+	if res.RollbackRequested {
+		dec := d.rollback("a rollback webhook asked for it")
+		return res, &dec
+	}
+	if len(res.Failures) > 0 {
+		d.next.FailedChecks += len(res.Failures)
+		d.warn(ReasonChecksFailed, "%d failed checks (%d of %d): %s", len(res.Failures), d.next.FailedChecks, d.threshold(), strings.Join(res.Failures, "; "))
+		if d.next.FailedChecks >= d.threshold() {
+			dec := d.rollback("%d failed checks reached the threshold of %d", d.next.FailedChecks, d.threshold())
+			return res, &dec
+		}
+		dec := d.done(d.interval())
+		return res, &dec
+	}
+	return res, nil
+}
+
+// canaryStep shifts traffic by one weight step once the checks pass, and
+// promotes after the checks at maxWeight pass.
+func (d *decider) canaryStep() Decision {
+	weight, maxWeight := d.next.CanaryWeight, MaxWeight(d.in.Spec.Analysis)
+	req := CheckRequest{Rollback: d.hasHooks(serinv1.RollbackHook)}
+	if weight == 0 && d.next.Iterations == 0 {
+		// No traffic has reached the canary yet: only the pre-rollout
+		// checks can judge it.
+		req.PreRollout = d.hasHooks(serinv1.PreRolloutHook)
+	} else {
+		req.Analysis = d.hasAnalysisChecks()
+	}
+	if weight < maxWeight {
+		req.Gate = d.gate(serinv1.ConfirmTrafficIncreaseHook)
+	} else {
+		req.Gate = d.gate(serinv1.ConfirmPromotionHook)
+	}
+	res, stop := d.stepChecks(req)
+	if stop != nil {
+		return *stop
+	}
+	if !res.GateOpen {
+		if weight >= maxWeight {
+			return d.waitPromotion()
+		}
+		d.event(ReasonWaitingApproval, "Holding %s at weight %d: waiting for the confirm-traffic-increase gate", d.target(), weight)
+		return d.done(d.interval())
+	}
+	if weight >= maxWeight {
+		return d.promote()
+	}
+	next := NextWeight(d.in.Spec.Analysis, weight)
+	d.next.CanaryWeight = next
+	d.next.Iterations++
+	d.route(d.analysisTraffic(next))
+	d.event(ReasonAdvanced, "Advancing %s canary weight to %d", d.target(), next)
+	return d.done(d.interval())
+}
+
+// iterationStep runs one blue/green or A/B iteration; after the last one
+// it promotes behind the confirm-promotion gate.
+func (d *decider) iterationStep() Decision {
+	total := d.in.Spec.Analysis.Iterations
+	req := CheckRequest{Rollback: d.hasHooks(serinv1.RollbackHook)}
+	if d.next.Iterations >= total {
+		req.Gate = d.gate(serinv1.ConfirmPromotionHook)
+	} else {
+		req.PreRollout = d.next.Iterations == 0 && d.hasHooks(serinv1.PreRolloutHook)
+		req.Analysis = d.hasAnalysisChecks()
+	}
+	res, stop := d.stepChecks(req)
+	if stop != nil {
+		return *stop
+	}
+	if d.next.Iterations >= total {
+		if !res.GateOpen {
+			return d.waitPromotion()
+		}
+		return d.promote()
+	}
+	if d.next.Iterations == 0 {
+		if t := d.analysisTraffic(0); t != (Traffic{}) {
+			d.route(t)
+		}
+	}
+	d.next.Iterations++
+	d.event(ReasonAdvanced, "Iteration %d of %d of %s passed", d.next.Iterations, total, d.target())
+	return d.done(d.interval())
+}
+
+func (d *decider) waitPromotion() Decision {
+	if d.next.Phase != serinv1.CanaryPhaseWaitingPromotion {
+		d.setPhase(serinv1.CanaryPhaseWaitingPromotion)
+		d.event(ReasonWaitingPromotion, "%s passed the analysis and waits for the confirm-promotion gate", d.target())
+	}
+	return d.done(d.interval())
+}
+
+func (d *decider) waitingPromotion() Decision {
+	if d.in.Revision != d.next.LastAppliedSpec {
+		return d.restart()
+	}
+	if dec, waiting := d.waitReady(); waiting {
+		return dec
+	}
+	if left := d.untilDue(); left > 0 {
+		return d.done(left)
+	}
+	req := CheckRequest{Gate: d.gate(serinv1.ConfirmPromotionHook), Rollback: d.hasHooks(serinv1.RollbackHook)}
+	res, stop := d.stepChecks(req)
+	if stop != nil {
+		return *stop
+	}
+	if !res.GateOpen {
+		return d.done(d.interval())
+	}
+	return d.promote()
+}
+
+// promote copies the canary into the primary. Blue/green and A/B first send
+// all traffic to the tested canary, so users never reach a primary that is
+// rolling out.
+func (d *decider) promote() Decision {
+	if d.strategyOf() != StrategyCanary {
+		d.next.CanaryWeight = 100
+		d.route(Traffic{CanaryWeight: 100})
+	}
+	d.act(PromotePrimary)
+	d.next.LastIterationTime = d.now()
+	d.setPhase(serinv1.CanaryPhasePromoting)
+	d.event(ReasonPromoting, "Copying %s into %s-primary", d.target(), d.target())
+	return d.done(d.interval())
+}
+
+// promoting waits for the primary to roll out the promoted revision, then
+// returns traffic to it, in stepWeightPromotion steps if set. A new revision
+// of the target waits until the promotion has ended.
+func (d *decider) promoting() Decision {
+	if !d.in.Primary.Ready {
+		left := d.untilDeadline()
+		if left <= 0 {
+			return d.rollback("%s-primary did not roll out the promoted revision within %s: %s", d.target(), d.deadline(), d.in.Primary.Message)
+		}
+		return d.done(min(left, d.interval()))
+	}
+	a := d.in.Spec.Analysis
+	if d.strategyOf() == StrategyCanary && a.StepWeightPromotion > 0 && d.next.CanaryWeight > 0 {
+		if left := d.untilDue(); left > 0 {
+			return d.done(left)
+		}
+		next := PromotionWeight(a, d.next.CanaryWeight)
+		d.next.CanaryWeight = next
+		d.next.LastIterationTime = d.now()
+		d.route(Traffic{CanaryWeight: next})
+		if next > 0 {
+			d.event(ReasonPromoting, "Returning traffic to %s-primary: canary weight %d", d.target(), next)
+			return d.done(d.interval())
+		}
+	} else {
+		d.next.CanaryWeight = 0
+		d.route(Traffic{})
+	}
+	d.setPhase(serinv1.CanaryPhaseFinalising)
+	d.event(ReasonFinalising, "%s-primary serves the promoted revision; scaling the canary down", d.target())
+	return d.done(finaliseDelay)
+}
+
+func (d *decider) finalising() Decision {
+	d.act(ScaleCanaryDown)
+	d.act(RunPostRollout)
+	d.next.LastPromotedSpec = d.next.LastAppliedSpec
+	d.setPhase(serinv1.CanaryPhaseSucceeded)
+	d.event(ReasonSucceeded, "Promotion of %s completed", d.target())
+	if d.in.Revision != d.next.LastAppliedSpec {
+		// A revision that arrived during the promotion starts now.
+		return d.done(finaliseDelay)
+	}
+	return d.done(0)
+}

@@ -1,0 +1,531 @@
+package analysis
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// at is a time relative to t0; tests run at now = t0 + 10m.
+func at(d time.Duration) metav1.Time { return metav1.NewTime(t0.Add(d)) }
+
+const now = 10 * time.Minute
+
+type specMod func(*serinv1.CanarySpec)
+
+// canarySpec is a stepWeight canary: 20% steps up to 40%, 1m interval,
+// threshold 2, deadline 5m.
+func canarySpec(mods ...specMod) serinv1.CanarySpec {
+	s := serinv1.CanarySpec{
+		TargetRef:               serinv1.TargetReference{Kind: "Deployment", Name: "app"},
+		ProgressDeadlineSeconds: new(int32(300)),
+		Analysis: serinv1.CanaryAnalysis{
+			Interval:   "1m",
+			Threshold:  2,
+			StepWeight: 20,
+			MaxWeight:  40,
+		},
+	}
+	for _, m := range mods {
+		m(&s)
+	}
+	return s
+}
+
+func blueGreen(iterations int) specMod {
+	return func(s *serinv1.CanarySpec) {
+		s.Analysis.StepWeight, s.Analysis.MaxWeight, s.Analysis.Iterations = 0, 0, iterations
+	}
+}
+
+func abTesting(s *serinv1.CanarySpec) {
+	s.Analysis.Match = []apiextensionsv1.JSON{{Raw: []byte(`{"headers":{"x-canary":{"exact":"insider"}}}`)}}
+}
+
+func hook(t serinv1.HookType) specMod {
+	return func(s *serinv1.CanarySpec) {
+		s.Analysis.Webhooks = append(s.Analysis.Webhooks, serinv1.CanaryWebhook{Name: string(t), Type: t, URL: "http://tester/"})
+	}
+}
+
+func metric(s *serinv1.CanarySpec) {
+	s.Analysis.Metrics = append(s.Analysis.Metrics, serinv1.CanaryMetric{Name: serinv1.MetricRequestSuccessRate})
+}
+
+// status builds a status in phase p, in its phase since 8m, last step at
+// 9m30s: the next step is due in 30s.
+func status(p serinv1.CanaryPhase, mods ...func(*serinv1.CanaryStatus)) serinv1.CanaryStatus {
+	s := serinv1.CanaryStatus{
+		Phase:              p,
+		LastAppliedSpec:    "rev2",
+		LastPromotedSpec:   "rev1",
+		LastTransitionTime: at(8 * time.Minute),
+		LastIterationTime:  at(9*time.Minute + 30*time.Second),
+	}
+	for _, m := range mods {
+		m(&s)
+	}
+	return s
+}
+
+func weight(w int) func(*serinv1.CanaryStatus) {
+	return func(s *serinv1.CanaryStatus) { s.CanaryWeight = w }
+}
+
+func iterations(n int) func(*serinv1.CanaryStatus) {
+	return func(s *serinv1.CanaryStatus) { s.Iterations = n }
+}
+
+func failed(n int) func(*serinv1.CanaryStatus) {
+	return func(s *serinv1.CanaryStatus) { s.FailedChecks = n }
+}
+
+// due makes the next analysis step due (last step over an interval ago).
+func due(s *serinv1.CanaryStatus) { s.LastIterationTime = at(8 * time.Minute) }
+
+func idleAt(rev string) func(*serinv1.CanaryStatus) {
+	return func(s *serinv1.CanaryStatus) { s.LastAppliedSpec, s.LastPromotedSpec = rev, rev }
+}
+
+var ready = Workload{Exists: true, Ready: true}
+
+func TestDecide(t *testing.T) {
+	tests := []struct {
+		name    string
+		spec    serinv1.CanarySpec
+		status  serinv1.CanaryStatus
+		rev     string // default rev2
+		primary *Workload
+		canary  *Workload
+		checks  *CheckResults
+
+		wantRun     *CheckRequest
+		wantPhase   serinv1.CanaryPhase
+		wantWeight  int
+		wantIter    int
+		wantFailed  int
+		wantApplied string // checked when set
+		wantPromo   string // checked when set
+		wantActions string
+		wantEvents  string
+		wantRequeue time.Duration
+	}{
+		// Initialisation.
+		{
+			name: "a new Canary creates the primary", spec: canarySpec(), status: serinv1.CanaryStatus{},
+			primary:   &Workload{},
+			wantPhase: serinv1.CanaryPhaseInitializing, wantActions: "EnsurePrimary", wantEvents: "Initializing",
+			wantRequeue: 5 * time.Minute,
+		},
+		{
+			name: "the primary is ready: traffic to it, target to zero", spec: canarySpec(),
+			status:    serinv1.CanaryStatus{Phase: serinv1.CanaryPhaseInitializing, LastTransitionTime: at(9 * time.Minute)},
+			wantPhase: serinv1.CanaryPhaseInitialized, wantApplied: "rev2", wantPromo: "rev2",
+			wantActions: "EnsurePrimary SetTraffic(0) ScaleTargetToZero", wantEvents: "Initialized",
+		},
+		{
+			name: "the primary is not ready within the deadline", spec: canarySpec(),
+			status:    serinv1.CanaryStatus{Phase: serinv1.CanaryPhaseInitializing, LastTransitionTime: at(time.Minute)},
+			primary:   &Workload{Exists: true, Message: "0 of 2 pods ready"},
+			wantPhase: serinv1.CanaryPhaseFailed, wantActions: "EnsurePrimary", wantEvents: "!ProgressDeadlineExceeded",
+		},
+		{
+			name: "a failed initialisation completes when the primary becomes ready", spec: canarySpec(),
+			status:    serinv1.CanaryStatus{Phase: serinv1.CanaryPhaseFailed, LastTransitionTime: at(time.Minute)},
+			wantPhase: serinv1.CanaryPhaseInitialized, wantPromo: "rev2",
+			wantActions: "EnsurePrimary SetTraffic(0) ScaleTargetToZero", wantEvents: "Initialized",
+		},
+
+		// Idle phases.
+		{
+			name: "initialized with an unchanged target does nothing", spec: canarySpec(),
+			status: status(serinv1.CanaryPhaseInitialized, idleAt("rev2")), wantPhase: serinv1.CanaryPhaseInitialized,
+		},
+		{
+			name: "a new revision starts the analysis", spec: canarySpec(),
+			status: status(serinv1.CanaryPhaseInitialized, idleAt("rev1")), wantPhase: serinv1.CanaryPhaseProgressing,
+			wantApplied: "rev2", wantActions: "ScaleCanaryUp SetTraffic(0)", wantEvents: "NewRevision", wantRequeue: time.Minute,
+		},
+		{
+			name: "a new revision after a success starts the analysis", spec: canarySpec(),
+			status: status(serinv1.CanaryPhaseSucceeded, idleAt("rev1"), iterations(3), failed(1)), wantPhase: serinv1.CanaryPhaseProgressing,
+			wantApplied: "rev2", wantActions: "ScaleCanaryUp SetTraffic(0)", wantEvents: "NewRevision", wantRequeue: time.Minute,
+		},
+		{
+			name: "a new revision after a failure starts the analysis", spec: canarySpec(),
+			status: status(serinv1.CanaryPhaseFailed, failed(2)), rev: "rev3", wantPhase: serinv1.CanaryPhaseProgressing,
+			wantApplied: "rev3", wantActions: "ScaleCanaryUp SetTraffic(0)", wantEvents: "NewRevision", wantRequeue: time.Minute,
+		},
+		{
+			name: "a failed revision stays failed", spec: canarySpec(),
+			status: status(serinv1.CanaryPhaseFailed, failed(2)), wantPhase: serinv1.CanaryPhaseFailed, wantFailed: 2,
+		},
+		{
+			name: "reverting the target to the promoted revision starts no analysis", spec: canarySpec(),
+			status: status(serinv1.CanaryPhaseFailed, failed(2)), rev: "rev1", wantPhase: serinv1.CanaryPhaseSucceeded,
+			wantFailed: 2, wantApplied: "rev1", wantActions: "SetTraffic(0) ScaleCanaryDown", wantEvents: "RevertedToPromoted",
+		},
+		{
+			name: "confirm-rollout is asked before starting", spec: canarySpec(hook(serinv1.ConfirmRolloutHook)),
+			status:  status(serinv1.CanaryPhaseSucceeded, idleAt("rev1")),
+			wantRun: &CheckRequest{Gate: serinv1.ConfirmRolloutHook},
+		},
+		{
+			name: "a closed confirm-rollout gate waits", spec: canarySpec(hook(serinv1.ConfirmRolloutHook)),
+			status: status(serinv1.CanaryPhaseSucceeded, idleAt("rev1")), checks: &CheckResults{},
+			wantPhase: serinv1.CanaryPhaseWaiting, wantApplied: "rev1", wantEvents: "WaitingForApproval", wantRequeue: time.Minute,
+		},
+		{
+			name: "an open confirm-rollout gate starts", spec: canarySpec(hook(serinv1.ConfirmRolloutHook)),
+			status: status(serinv1.CanaryPhaseSucceeded, idleAt("rev1")), checks: &CheckResults{GateOpen: true},
+			wantPhase: serinv1.CanaryPhaseProgressing, wantApplied: "rev2", wantActions: "ScaleCanaryUp SetTraffic(0)",
+			wantEvents: "NewRevision", wantRequeue: time.Minute,
+		},
+		{
+			name: "skipAnalysis promotes without checks", spec: canarySpec(func(s *serinv1.CanarySpec) { s.SkipAnalysis = true }, metric),
+			status: status(serinv1.CanaryPhaseSucceeded, idleAt("rev1")), wantPhase: serinv1.CanaryPhasePromoting,
+			wantApplied: "rev2", wantActions: "PromotePrimary", wantEvents: "SkippedAnalysis", wantRequeue: time.Minute,
+		},
+
+		// Waiting for confirm-rollout.
+		{
+			name: "waiting asks the gate again only when due", spec: canarySpec(hook(serinv1.ConfirmRolloutHook)),
+			status: status(serinv1.CanaryPhaseWaiting, idleAt("rev1")), wantPhase: serinv1.CanaryPhaseWaiting, wantRequeue: 30 * time.Second,
+		},
+		{
+			name: "waiting asks the gate when due", spec: canarySpec(hook(serinv1.ConfirmRolloutHook)),
+			status: status(serinv1.CanaryPhaseWaiting, idleAt("rev1"), due), wantRun: &CheckRequest{Gate: serinv1.ConfirmRolloutHook},
+		},
+		{
+			name: "an opened gate ends waiting", spec: canarySpec(hook(serinv1.ConfirmRolloutHook)),
+			status: status(serinv1.CanaryPhaseWaiting, idleAt("rev1"), due), checks: &CheckResults{GateOpen: true},
+			wantPhase: serinv1.CanaryPhaseProgressing, wantApplied: "rev2", wantActions: "ScaleCanaryUp SetTraffic(0)",
+			wantEvents: "NewRevision", wantRequeue: time.Minute,
+		},
+		{
+			name: "waiting ends when the target is reverted", spec: canarySpec(hook(serinv1.ConfirmRolloutHook)),
+			status: status(serinv1.CanaryPhaseWaiting, idleAt("rev1")), rev: "rev1",
+			wantPhase: serinv1.CanaryPhaseSucceeded, wantActions: "SetTraffic(0) ScaleCanaryDown", wantEvents: "RevertedToPromoted",
+		},
+
+		// Canary analysis.
+		{
+			name: "a canary that is not ready holds the analysis", spec: canarySpec(),
+			status: status(serinv1.CanaryPhaseProgressing, due), canary: &Workload{Exists: true, Message: "1 of 2 pods ready"},
+			wantPhase: serinv1.CanaryPhaseProgressing, wantRequeue: time.Minute,
+		},
+		{
+			name: "a canary not ready past the deadline rolls back", spec: canarySpec(),
+			status:    status(serinv1.CanaryPhaseProgressing, weight(20), func(s *serinv1.CanaryStatus) { s.LastTransitionTime, s.LastIterationTime = at(time.Minute), at(4*time.Minute) }),
+			canary:    &Workload{Exists: true, Message: "0 of 2 pods ready"},
+			wantPhase: serinv1.CanaryPhaseFailed, wantActions: "SetTraffic(0) ScaleCanaryDown RunPostRollout", wantEvents: "!RolledBack",
+		},
+		{
+			name: "a primary not ready holds the analysis", spec: canarySpec(),
+			status: status(serinv1.CanaryPhaseProgressing, due), primary: &Workload{Exists: true},
+			wantPhase: serinv1.CanaryPhaseProgressing, wantRequeue: time.Minute,
+		},
+		{
+			name: "nothing happens before the interval", spec: canarySpec(metric),
+			status: status(serinv1.CanaryPhaseProgressing, weight(20)), wantPhase: serinv1.CanaryPhaseProgressing,
+			wantWeight: 20, wantRequeue: 30 * time.Second,
+		},
+		{
+			name: "the first step runs the pre-rollout checks", spec: canarySpec(hook(serinv1.PreRolloutHook), metric),
+			status: status(serinv1.CanaryPhaseProgressing, due), wantRun: &CheckRequest{PreRollout: true},
+		},
+		{
+			name: "passing pre-rollout checks shift the first step", spec: canarySpec(hook(serinv1.PreRolloutHook), metric),
+			status: status(serinv1.CanaryPhaseProgressing, due), checks: &CheckResults{GateOpen: true},
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 20, wantIter: 1, wantActions: "SetTraffic(20)",
+			wantEvents: "Advanced", wantRequeue: time.Minute,
+		},
+		{
+			name: "a failed pre-rollout check counts and sends no traffic", spec: canarySpec(hook(serinv1.PreRolloutHook)),
+			status: status(serinv1.CanaryPhaseProgressing, due), checks: &CheckResults{GateOpen: true, Failures: []string{"pre-rollout: 500"}},
+			wantPhase: serinv1.CanaryPhaseProgressing, wantFailed: 1, wantEvents: "!ChecksFailed", wantRequeue: time.Minute,
+		},
+		{
+			name: "failed checks reaching the threshold roll back", spec: canarySpec(hook(serinv1.PreRolloutHook)),
+			status: status(serinv1.CanaryPhaseProgressing, due, failed(1)), checks: &CheckResults{GateOpen: true, Failures: []string{"pre-rollout: 500"}},
+			wantPhase: serinv1.CanaryPhaseFailed, wantFailed: 2,
+			wantActions: "SetTraffic(0) ScaleCanaryDown RunPostRollout", wantEvents: "!ChecksFailed !RolledBack",
+		},
+		{
+			name: "each failed check counts", spec: canarySpec(hook(serinv1.RolloutHook), metric, func(s *serinv1.CanarySpec) { s.Analysis.Threshold = 5 }),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), checks: &CheckResults{GateOpen: true, Failures: []string{"a", "b"}},
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 20, wantIter: 1, wantFailed: 2, wantEvents: "!ChecksFailed", wantRequeue: time.Minute,
+		},
+		{
+			name: "failed checks at the threshold roll back before running more", spec: canarySpec(metric),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), failed(2)), wantPhase: serinv1.CanaryPhaseFailed, wantFailed: 2,
+			wantActions: "SetTraffic(0) ScaleCanaryDown RunPostRollout", wantEvents: "!RolledBack",
+		},
+		{
+			name: "later steps run the analysis checks", spec: canarySpec(hook(serinv1.PreRolloutHook), hook(serinv1.RollbackHook), metric),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), wantRun: &CheckRequest{Analysis: true, Rollback: true},
+		},
+		{
+			name: "passing checks advance the weight", spec: canarySpec(metric),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), checks: &CheckResults{GateOpen: true},
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 40, wantIter: 2, wantActions: "SetTraffic(40)", wantEvents: "Advanced", wantRequeue: time.Minute,
+		},
+		{
+			name: "stepWeights advance to the next listed weight", spec: canarySpec(metric, func(s *serinv1.CanarySpec) { s.Analysis.StepWeight, s.Analysis.StepWeights = 0, []int{5, 10, 50} }),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(5), iterations(1)), checks: &CheckResults{GateOpen: true},
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 10, wantIter: 2, wantActions: "SetTraffic(10)", wantEvents: "Advanced", wantRequeue: time.Minute,
+		},
+		{
+			name: "mirroring is kept while shifting", spec: canarySpec(metric, func(s *serinv1.CanarySpec) { s.Analysis.Mirror, s.Analysis.MirrorWeight = true, 50 }),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), checks: &CheckResults{GateOpen: true},
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 40, wantIter: 2, wantActions: "SetTraffic(40,mirror=50)", wantEvents: "Advanced", wantRequeue: time.Minute,
+		},
+		{
+			name: "a closed confirm-traffic-increase gate holds the weight", spec: canarySpec(metric, hook(serinv1.ConfirmTrafficIncreaseHook)),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), checks: &CheckResults{},
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 20, wantIter: 1, wantEvents: "WaitingForApproval", wantRequeue: time.Minute,
+		},
+		{
+			name: "the gate of the next step is asked with the checks", spec: canarySpec(metric, hook(serinv1.ConfirmTrafficIncreaseHook)),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)),
+			wantRun: &CheckRequest{Gate: serinv1.ConfirmTrafficIncreaseHook, Analysis: true},
+		},
+		{
+			name: "a rollback webhook rolls back", spec: canarySpec(metric, hook(serinv1.RollbackHook)),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), checks: &CheckResults{GateOpen: true, RollbackRequested: true},
+			wantPhase: serinv1.CanaryPhaseFailed, wantIter: 1, wantActions: "SetTraffic(0) ScaleCanaryDown RunPostRollout", wantEvents: "!RolledBack",
+		},
+		{
+			name: "passing checks at maxWeight promote", spec: canarySpec(metric),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(40), iterations(2)), checks: &CheckResults{GateOpen: true},
+			wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 40, wantIter: 2, wantActions: "PromotePrimary", wantEvents: "Promoting", wantRequeue: time.Minute,
+		},
+		{
+			name: "confirm-promotion is asked at maxWeight", spec: canarySpec(metric, hook(serinv1.ConfirmPromotionHook)),
+			status:  status(serinv1.CanaryPhaseProgressing, due, weight(40), iterations(2)),
+			wantRun: &CheckRequest{Gate: serinv1.ConfirmPromotionHook, Analysis: true},
+		},
+		{
+			name: "a closed confirm-promotion gate waits for promotion", spec: canarySpec(metric, hook(serinv1.ConfirmPromotionHook)),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(40), iterations(2)), checks: &CheckResults{},
+			wantPhase: serinv1.CanaryPhaseWaitingPromotion, wantWeight: 40, wantIter: 2, wantEvents: "WaitingForPromotion", wantRequeue: time.Minute,
+		},
+		{
+			name: "a new revision mid-analysis restarts from step 0", spec: canarySpec(metric),
+			status: status(serinv1.CanaryPhaseProgressing, weight(40), iterations(2), failed(1)), rev: "rev3",
+			wantPhase: serinv1.CanaryPhaseProgressing, wantApplied: "rev3",
+			wantActions: "SetTraffic(0) ScaleCanaryUp", wantEvents: "AnalysisRestarted", wantRequeue: time.Minute,
+		},
+		{
+			name: "reverting the target mid-analysis ends it", spec: canarySpec(metric),
+			status: status(serinv1.CanaryPhaseProgressing, weight(20), iterations(1)), rev: "rev1",
+			wantPhase: serinv1.CanaryPhaseSucceeded, wantIter: 1, wantApplied: "rev1", wantActions: "SetTraffic(0) ScaleCanaryDown", wantEvents: "RevertedToPromoted",
+		},
+
+		// Blue/green and A/B testing.
+		{
+			name: "the first blue/green iteration runs pre-rollout and analysis", spec: canarySpec(blueGreen(3), hook(serinv1.PreRolloutHook), hook(serinv1.RolloutHook)),
+			status: status(serinv1.CanaryPhaseProgressing, due), wantRun: &CheckRequest{PreRollout: true, Analysis: true},
+		},
+		{
+			name: "a passing blue/green iteration counts and sends no traffic", spec: canarySpec(blueGreen(3), hook(serinv1.RolloutHook)),
+			status: status(serinv1.CanaryPhaseProgressing, due), checks: &CheckResults{GateOpen: true},
+			wantPhase: serinv1.CanaryPhaseProgressing, wantIter: 1, wantEvents: "Advanced", wantRequeue: time.Minute,
+		},
+		{
+			name: "later blue/green iterations skip pre-rollout", spec: canarySpec(blueGreen(3), hook(serinv1.PreRolloutHook), hook(serinv1.RolloutHook)),
+			status: status(serinv1.CanaryPhaseProgressing, due, iterations(1)), wantRun: &CheckRequest{Analysis: true},
+		},
+		{
+			name: "a failing blue/green iteration does not count", spec: canarySpec(blueGreen(3), hook(serinv1.RolloutHook)),
+			status: status(serinv1.CanaryPhaseProgressing, due, iterations(1)), checks: &CheckResults{Failures: []string{"rollout: 503"}},
+			wantPhase: serinv1.CanaryPhaseProgressing, wantIter: 1, wantFailed: 1, wantEvents: "!ChecksFailed", wantRequeue: time.Minute,
+		},
+		{
+			name: "blue/green promotes after the last iteration with all traffic on the canary", spec: canarySpec(blueGreen(3), hook(serinv1.RolloutHook)),
+			status: status(serinv1.CanaryPhaseProgressing, due, iterations(3)), wantPhase: serinv1.CanaryPhasePromoting, wantIter: 3, wantWeight: 100,
+			wantActions: "SetTraffic(100) PromotePrimary", wantEvents: "Promoting", wantRequeue: time.Minute,
+		},
+		{
+			name: "blue/green with mirroring mirrors from the first iteration", spec: canarySpec(blueGreen(3), func(s *serinv1.CanarySpec) { s.Analysis.Mirror = true }),
+			status: status(serinv1.CanaryPhaseProgressing, due), wantPhase: serinv1.CanaryPhaseProgressing, wantIter: 1,
+			wantActions: "SetTraffic(0,mirror=100)", wantEvents: "Advanced", wantRequeue: time.Minute,
+		},
+		{
+			name: "A/B testing routes matching requests to the canary", spec: canarySpec(blueGreen(3), abTesting),
+			status: status(serinv1.CanaryPhaseProgressing, due), wantPhase: serinv1.CanaryPhaseProgressing, wantIter: 1,
+			wantActions: "SetTraffic(0,match)", wantEvents: "Advanced", wantRequeue: time.Minute,
+		},
+
+		// Waiting for promotion.
+		{
+			name: "an opened confirm-promotion gate promotes", spec: canarySpec(hook(serinv1.ConfirmPromotionHook)),
+			status: status(serinv1.CanaryPhaseWaitingPromotion, due, weight(40)), checks: &CheckResults{GateOpen: true},
+			wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 40, wantActions: "PromotePrimary", wantEvents: "Promoting", wantRequeue: time.Minute,
+		},
+		{
+			name: "a closed confirm-promotion gate keeps waiting", spec: canarySpec(hook(serinv1.ConfirmPromotionHook)),
+			status: status(serinv1.CanaryPhaseWaitingPromotion, due, weight(40)), checks: &CheckResults{},
+			wantPhase: serinv1.CanaryPhaseWaitingPromotion, wantWeight: 40, wantRequeue: time.Minute,
+		},
+		{
+			name: "a new revision while waiting for promotion restarts", spec: canarySpec(hook(serinv1.ConfirmPromotionHook)),
+			status: status(serinv1.CanaryPhaseWaitingPromotion, weight(40)), rev: "rev3", wantPhase: serinv1.CanaryPhaseProgressing, wantApplied: "rev3",
+			wantActions: "SetTraffic(0) ScaleCanaryUp", wantEvents: "AnalysisRestarted", wantRequeue: time.Minute,
+		},
+
+		// Promotion.
+		{
+			name: "promoting waits for the primary rollout", spec: canarySpec(),
+			status: status(serinv1.CanaryPhasePromoting, weight(40)), primary: &Workload{Exists: true},
+			wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 40, wantRequeue: time.Minute,
+		},
+		{
+			name: "a primary that does not roll out within the deadline rolls back", spec: canarySpec(),
+			status:  status(serinv1.CanaryPhasePromoting, weight(40), func(s *serinv1.CanaryStatus) { s.LastTransitionTime, s.LastIterationTime = at(time.Minute), at(2*time.Minute) }),
+			primary: &Workload{Exists: true, Message: "1 of 3 updated"}, wantPhase: serinv1.CanaryPhaseFailed,
+			wantActions: "SetTraffic(0) ScaleCanaryDown RunPostRollout", wantEvents: "!RolledBack",
+		},
+		{
+			name: "a rolled out primary gets all traffic back", spec: canarySpec(),
+			status: status(serinv1.CanaryPhasePromoting, weight(40)), wantPhase: serinv1.CanaryPhaseFinalising,
+			wantActions: "SetTraffic(0)", wantEvents: "Finalising", wantRequeue: time.Second,
+		},
+		{
+			name: "stepWeightPromotion returns traffic in steps", spec: canarySpec(func(s *serinv1.CanarySpec) { s.Analysis.StepWeightPromotion = 15 }),
+			status: status(serinv1.CanaryPhasePromoting, due, weight(40)), wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 25,
+			wantActions: "SetTraffic(25)", wantEvents: "Promoting", wantRequeue: time.Minute,
+		},
+		{
+			name: "stepWeightPromotion waits for the interval", spec: canarySpec(func(s *serinv1.CanarySpec) { s.Analysis.StepWeightPromotion = 15 }),
+			status: status(serinv1.CanaryPhasePromoting, weight(25)), wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 25, wantRequeue: 30 * time.Second,
+		},
+		{
+			name: "the last promotion step finalises", spec: canarySpec(func(s *serinv1.CanarySpec) { s.Analysis.StepWeightPromotion = 15 }),
+			status: status(serinv1.CanaryPhasePromoting, due, weight(10)), wantPhase: serinv1.CanaryPhaseFinalising,
+			wantActions: "SetTraffic(0)", wantEvents: "Finalising", wantRequeue: time.Second,
+		},
+		{
+			name: "a new revision during promotion waits", spec: canarySpec(),
+			status: status(serinv1.CanaryPhasePromoting, weight(40)), rev: "rev3", wantPhase: serinv1.CanaryPhaseFinalising, wantApplied: "rev2",
+			wantActions: "SetTraffic(0)", wantEvents: "Finalising", wantRequeue: time.Second,
+		},
+		{
+			name: "finalising scales the canary down and succeeds", spec: canarySpec(),
+			status:    status(serinv1.CanaryPhaseFinalising, iterations(2)),
+			wantPhase: serinv1.CanaryPhaseSucceeded, wantIter: 2, wantPromo: "rev2",
+			wantActions: "ScaleCanaryDown RunPostRollout", wantEvents: "Succeeded",
+		},
+		{
+			name: "a revision that waited during promotion is picked up after success", spec: canarySpec(),
+			status: status(serinv1.CanaryPhaseFinalising), rev: "rev3", wantPhase: serinv1.CanaryPhaseSucceeded, wantApplied: "rev2", wantPromo: "rev2",
+			wantActions: "ScaleCanaryDown RunPostRollout", wantEvents: "Succeeded", wantRequeue: time.Second,
+		},
+
+		// Suspend.
+		{
+			name: "suspend freezes a due step", spec: canarySpec(metric, func(s *serinv1.CanarySpec) { s.Suspend = true }),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), rev: "rev3",
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 20, wantIter: 1, wantApplied: "rev2",
+		},
+		{
+			name: "resuming continues where it stopped", spec: canarySpec(metric),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), wantRun: &CheckRequest{Analysis: true},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := Input{Spec: tt.spec, Status: tt.status, Now: t0.Add(now), Revision: "rev2", Primary: ready, Canary: ready, Checks: tt.checks}
+			if tt.rev != "" {
+				in.Revision = tt.rev
+			}
+			if tt.primary != nil {
+				in.Primary = *tt.primary
+			}
+			if tt.canary != nil {
+				in.Canary = *tt.canary
+			}
+			before := *in.Status.DeepCopy()
+			got := Decide(in)
+			if !reflect.DeepEqual(in.Status, before) {
+				t.Fatal("Decide changed its input status")
+			}
+			if tt.wantRun != nil || got.Run != nil {
+				if got.Run == nil || tt.wantRun == nil || *got.Run != *tt.wantRun {
+					t.Fatalf("Run = %+v, want %+v", got.Run, tt.wantRun)
+				}
+				if got.Actions != nil || got.Events != nil {
+					t.Errorf("a Run decision has actions %v or events %v", got.Actions, got.Events)
+				}
+				return
+			}
+			s := got.Status
+			if s.Phase != tt.wantPhase {
+				t.Errorf("phase %s, want %s", s.Phase, tt.wantPhase)
+			}
+			if s.CanaryWeight != tt.wantWeight || s.Iterations != tt.wantIter || s.FailedChecks != tt.wantFailed {
+				t.Errorf("weight/iterations/failedChecks = %d/%d/%d, want %d/%d/%d",
+					s.CanaryWeight, s.Iterations, s.FailedChecks, tt.wantWeight, tt.wantIter, tt.wantFailed)
+			}
+			if tt.wantApplied != "" && s.LastAppliedSpec != tt.wantApplied {
+				t.Errorf("lastAppliedSpec %s, want %s", s.LastAppliedSpec, tt.wantApplied)
+			}
+			if tt.wantPromo != "" && s.LastPromotedSpec != tt.wantPromo {
+				t.Errorf("lastPromotedSpec %s, want %s", s.LastPromotedSpec, tt.wantPromo)
+			}
+			if a := formatActions(got.Actions); a != tt.wantActions {
+				t.Errorf("actions %q, want %q", a, tt.wantActions)
+			}
+			if e := formatEvents(got.Events); e != tt.wantEvents {
+				t.Errorf("events %q, want %q", e, tt.wantEvents)
+			}
+			if got.RequeueAfter != tt.wantRequeue {
+				t.Errorf("requeue %s, want %s", got.RequeueAfter, tt.wantRequeue)
+			}
+			if s.Phase != before.Phase && !s.LastTransitionTime.Equal(&metav1.Time{Time: in.Now}) {
+				t.Errorf("phase changed but lastTransitionTime is %s", s.LastTransitionTime)
+			}
+		})
+	}
+}
+
+func formatActions(actions []Action) string {
+	var parts []string
+	for _, a := range actions {
+		if a.Kind != SetTraffic {
+			parts = append(parts, string(a.Kind))
+			continue
+		}
+		args := []string{fmt.Sprint(a.Traffic.CanaryWeight)}
+		if a.Traffic.Mirror {
+			args = append(args, fmt.Sprintf("mirror=%d", a.Traffic.MirrorWeight))
+		}
+		if a.Traffic.MatchToCanary {
+			args = append(args, "match")
+		}
+		parts = append(parts, fmt.Sprintf("SetTraffic(%s)", strings.Join(args, ",")))
+	}
+	return strings.Join(parts, " ")
+}
+
+// formatEvents lists event reasons; warnings are prefixed with !.
+func formatEvents(events []Event) string {
+	var parts []string
+	for _, e := range events {
+		if e.Warning {
+			parts = append(parts, "!"+e.Reason)
+		} else {
+			parts = append(parts, e.Reason)
+		}
+	}
+	return strings.Join(parts, " ")
+}

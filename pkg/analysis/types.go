@@ -1,0 +1,157 @@
+// Package analysis decides how a Canary release advances. It is pure: given
+// the spec, the status and what the reconciler observed, Decide returns the
+// next status, the routing and the actions to apply, with no I/O. Every rule
+// of the lifecycle is a row in its table tests.
+package analysis
+
+import (
+	"time"
+
+	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+)
+
+// DefaultProgressDeadline applies when spec.progressDeadlineSeconds is unset.
+const DefaultProgressDeadline = 10 * time.Minute
+
+// Input is everything Decide needs.
+type Input struct {
+	Spec   serinv1.CanarySpec
+	Status serinv1.CanaryStatus
+	Now    time.Time
+
+	// Revision identifies the target's current pod template and the
+	// content of the configs it references.
+	Revision string
+
+	// Primary and Canary describe the two workloads.
+	Primary Workload
+	Canary  Workload
+
+	// Checks holds the results of the checks a previous Decide with the
+	// same Input asked for in Decision.Run; nil before they ran.
+	Checks *CheckResults
+}
+
+// Workload is the observed state of the primary or the canary workload.
+type Workload struct {
+	// Exists is false while the workload has not been created.
+	Exists bool
+	// Ready is true when its rollout is complete and enough pods are ready.
+	Ready bool
+	// Message says why it is not ready.
+	Message string
+}
+
+// CheckRequest lists the checks to run at this step. Gates do not count
+// failures; the other checks add one failed check per failure.
+type CheckRequest struct {
+	// Gate is the confirm-* webhook type to call, if any.
+	Gate serinv1.HookType
+	// Rollback calls the rollback webhooks; any success rolls back.
+	Rollback bool
+	// PreRollout calls the pre-rollout webhooks.
+	PreRollout bool
+	// Analysis calls the rollout webhooks and runs the metric checks.
+	Analysis bool
+}
+
+// CheckResults are the outcomes of a CheckRequest.
+type CheckResults struct {
+	// GateOpen is true when every webhook of the requested gate succeeded
+	// (and when the Canary has none).
+	GateOpen bool
+	// RollbackRequested is true when a rollback webhook succeeded.
+	RollbackRequested bool
+	// Failures has one line per failed pre-rollout, rollout or metric check.
+	Failures []string
+}
+
+// Decision is the outcome of Decide.
+type Decision struct {
+	// Run, when set, asks the reconciler to run these checks and call Decide
+	// again with their results; nothing else in the Decision is set then.
+	Run *CheckRequest
+
+	// Status is the next status. The reconciler patches it after applying
+	// Actions.
+	Status serinv1.CanaryStatus
+
+	// Actions are applied in order; each is idempotent.
+	Actions []Action
+
+	// Events are emitted after the actions succeeded.
+	Events []Event
+
+	// RequeueAfter is when the Canary needs another look without any change
+	// in the cluster; zero means only a change triggers it.
+	RequeueAfter time.Duration
+}
+
+// ActionKind is a change to the cluster.
+type ActionKind string
+
+const (
+	// EnsurePrimary creates <target>-primary from the target if it is
+	// missing.
+	EnsurePrimary ActionKind = "EnsurePrimary"
+	// ScaleTargetToZero scales the target down once the primary serves.
+	ScaleTargetToZero ActionKind = "ScaleTargetToZero"
+	// ScaleCanaryUp scales the target up so the new revision runs.
+	ScaleCanaryUp ActionKind = "ScaleCanaryUp"
+	// ScaleCanaryDown scales the target back to zero.
+	ScaleCanaryDown ActionKind = "ScaleCanaryDown"
+	// PromotePrimary copies the target's pod template (and its configs)
+	// into the primary.
+	PromotePrimary ActionKind = "PromotePrimary"
+	// SetTraffic routes traffic as in Action.Traffic.
+	SetTraffic ActionKind = "SetTraffic"
+	// RunPostRollout calls the post-rollout webhooks; their outcome is only
+	// logged.
+	RunPostRollout ActionKind = "RunPostRollout"
+)
+
+// Action is one step of the act phase.
+type Action struct {
+	Kind ActionKind
+	// Traffic is set for SetTraffic.
+	Traffic *Traffic
+}
+
+// Traffic is the routing a router applies.
+type Traffic struct {
+	// CanaryWeight is the canary's share in percent; the primary gets the
+	// rest.
+	CanaryWeight int
+	// Mirror copies MirrorWeight percent of the primary's traffic to the
+	// canary.
+	Mirror       bool
+	MirrorWeight int
+	// MatchToCanary routes requests matching analysis.match to the canary.
+	MatchToCanary bool
+}
+
+// Event is a Kubernetes Event about the Canary.
+type Event struct {
+	Warning bool
+	Reason  string
+	Message string
+}
+
+// Event reasons.
+const (
+	ReasonInitializing       = "Initializing"
+	ReasonInitialized        = "Initialized"
+	ReasonNewRevision        = "NewRevision"
+	ReasonRestarted          = "AnalysisRestarted"
+	ReasonWaitingApproval    = "WaitingForApproval"
+	ReasonAdvanced           = "Advanced"
+	ReasonChecksFailed       = "ChecksFailed"
+	ReasonWaitingPromotion   = "WaitingForPromotion"
+	ReasonPromoting          = "Promoting"
+	ReasonFinalising         = "Finalising"
+	ReasonSucceeded          = "Succeeded"
+	ReasonRolledBack         = "RolledBack"
+	ReasonDeadlineExceeded   = "ProgressDeadlineExceeded"
+	ReasonRevertedToPromoted = "RevertedToPromoted"
+	ReasonSkippedAnalysis    = "SkippedAnalysis"
+)
