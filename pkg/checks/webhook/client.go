@@ -1,0 +1,250 @@
+// Package webhook is the one HTTP client Serin uses to call the webhooks of
+// a Canary's analysis: gates, load tests and event hooks. It follows
+// Flagger's protocol (a JSON POST, success on 200-202) and keeps each call
+// bounded in time, in redirects and in how much of the response it reads.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+)
+
+// Caller calls webhooks. The controller depends on this interface rather
+// than on Client so that its tests can do without a network.
+type Caller interface {
+	// Call POSTs payload to hook.URL, retrying up to hook.Retries times.
+	Call(ctx context.Context, hook v1beta1.CanaryWebhook, payload Payload) Result
+}
+
+// Result is the outcome of a Call, retries included.
+type Result struct {
+	StatusCode int    // of the last attempt; 0 if no response
+	Attempts   int    // requests sent; 0 if the hook is misconfigured
+	Body       []byte // capped body of the last response
+	Err        error  // nil on success
+}
+
+// OK reports whether the webhook accepted the call.
+func (r Result) OK() bool { return r.Err == nil }
+
+const (
+	// DefaultTimeout bounds a call whose hook sets no timeout, as in Flagger.
+	DefaultTimeout = 10 * time.Second
+
+	// maxBodyBytes caps what is read of a response: a gate's answer is its
+	// status code, the body only explains it.
+	maxBodyBytes = 64 << 10
+	// maxErrorBodyBytes is how much of the body an error quotes, enough to
+	// show a user why a gate said no without flooding events.
+	maxErrorBodyBytes = 256
+	// maxRedirects is how many redirects a call follows.
+	maxRedirects = 3
+)
+
+// errCrossOriginRedirect refuses a redirect away from the webhook's host:
+// the payload may carry tokens meant for that host only.
+var errCrossOriginRedirect = errors.New("redirect to another host refused")
+
+// Client calls webhooks over one shared HTTP client, so that connections to
+// a hook (typically the load tester, called at every iteration) are reused.
+// It is safe for concurrent use.
+type Client struct {
+	http *http.Client
+	// firstBackoff is the wait before the first retry; it doubles at each
+	// retry up to maxBackoff.
+	firstBackoff, maxBackoff time.Duration
+}
+
+var _ Caller = (*Client)(nil)
+
+// NewClient returns a Client. The http.Client has no global timeout, as each
+// call is bounded by its hook's timeout; the transport bounds dialing and
+// TLS handshakes on its own so that a stuck peer cannot hold a connection
+// attempt longer than a call would allow anyway.
+func NewClient() *Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	transport := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         dialer.DialContext,
+		ForceAttemptHTTP2:   true,
+		TLSHandshakeTimeout: 10 * time.Second,
+		IdleConnTimeout:     90 * time.Second,
+		MaxIdleConns:        100,
+		MaxIdleConnsPerHost: 10,
+	}
+	return &Client{
+		http:         &http.Client{Transport: transport, CheckRedirect: checkRedirect},
+		firstBackoff: time.Second,
+		maxBackoff:   5 * time.Second,
+	}
+}
+
+// Call POSTs payload as JSON to hook.URL. Each attempt is bounded by the
+// hook's timeout; a failed attempt is retried hook.Retries times after a
+// backoff that ends early if ctx is done. A misconfigured hook (bad timeout
+// or URL) fails without any request.
+func (c *Client) Call(ctx context.Context, hook v1beta1.CanaryWebhook, payload Payload) Result {
+	timeout, err := parseTimeout(hook.Timeout)
+	if err != nil {
+		return Result{Err: fmt.Errorf("webhook %q: %w", hook.Name, err)}
+	}
+	if err := checkURL(hook.URL); err != nil {
+		return Result{Err: fmt.Errorf("webhook %q: %w", hook.Name, err)}
+	}
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return Result{Err: fmt.Errorf("webhook %q: encoding payload: %w", hook.Name, err)}
+	}
+
+	var res Result
+	for {
+		res.Attempts++
+		res.StatusCode, res.Body, res.Err = c.post(ctx, hook.URL, body, timeout)
+		if res.Err == nil || res.Attempts > hook.Retries {
+			break
+		}
+		if err := sleep(ctx, c.backoff(res.Attempts)); err != nil {
+			res.Err = fmt.Errorf("%w; retries abandoned: %w", res.Err, err)
+			break
+		}
+	}
+	if res.Err != nil {
+		res.Err = fmt.Errorf("webhook %q failed after %d attempt(s): %w", hook.Name, res.Attempts, res.Err)
+	}
+	return res
+}
+
+// post makes one attempt, bounded by timeout.
+func (c *Client) post(parent context.Context, target string, body []byte, timeout time.Duration) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	defer cancel()
+	// timedOut tells the hook's own timeout apart from the caller's ctx.
+	timedOut := func(err error) error {
+		if ctx.Err() != nil && parent.Err() == nil {
+			return fmt.Errorf("timed out after %s: %w", timeout, err)
+		}
+		return err
+	}
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		code := 0
+		if resp != nil { // a refused redirect
+			code = resp.StatusCode
+		}
+		return code, nil, timedOut(err)
+	}
+	defer resp.Body.Close()
+
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes))
+	if err != nil {
+		return resp.StatusCode, data, fmt.Errorf("reading response: %w", timedOut(err))
+	}
+	if resp.StatusCode < http.StatusOK || resp.StatusCode > http.StatusAccepted {
+		return resp.StatusCode, data, statusError(resp.StatusCode, data)
+	}
+	return resp.StatusCode, data, nil
+}
+
+// backoff is the wait after the given number of failed attempts.
+func (c *Client) backoff(failed int) time.Duration {
+	d := c.firstBackoff
+	for i := 1; i < failed && d < c.maxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, c.maxBackoff)
+}
+
+// sleep waits for d or until ctx is done, whichever comes first.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// parseTimeout reads a hook's timeout; the API validates it, but a value
+// that slipped through must fail the call, not the controller.
+func parseTimeout(s string) (time.Duration, error) {
+	if s == "" {
+		return DefaultTimeout, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid timeout: %w", err)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("invalid timeout %q: must be positive", s)
+	}
+	return d, nil
+}
+
+// checkURL rejects what is not an absolute http or https URL before any
+// request is made, so that a typo is not retried as a transport failure.
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("invalid url: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("invalid url %q: not an absolute http or https URL", s)
+	}
+	return nil
+}
+
+// checkRedirect follows at most maxRedirects redirects, all on the host of
+// the original request.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) > maxRedirects {
+		return fmt.Errorf("stopped after %d redirects", maxRedirects)
+	}
+	if from, to := origin(via[0].URL), origin(req.URL); from != to {
+		return fmt.Errorf("%w: the webhook is on %s, the redirect points to %s", errCrossOriginRedirect, from, to)
+	}
+	return nil
+}
+
+// origin is scheme://host:port with the port made explicit, so that
+// http://h and http://h:80 compare equal.
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+}
+
+// statusError explains a refusal with the status and the start of the
+// body, as one line of valid UTF-8 fit for an event.
+func statusError(code int, body []byte) error {
+	msg := fmt.Sprintf("status %d %s", code, http.StatusText(code))
+	s := string(body[:min(len(body), maxErrorBodyBytes)])
+	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "")), " ")
+	if s == "" {
+		return errors.New(msg)
+	}
+	if len(body) > maxErrorBodyBytes {
+		s += "…"
+	}
+	return fmt.Errorf("%s: %s", msg, s)
+}
