@@ -55,11 +55,13 @@ type AlertProviderSpec struct {
 	// Address is the service's webhook URL.
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="address must be an absolute http or https URL"
 	// +optional
+	// +kubebuilder:validation:MaxLength=2048
 	Address string `json:"address,omitempty"`
 
 	// Proxy is an HTTP(S) proxy for the calls.
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="proxy must be an absolute http or https URL"
 	// +optional
+	// +kubebuilder:validation:MaxLength=2048
 	Proxy string `json:"proxy,omitempty"`
 
 	// SecretRef names a Secret in the provider's namespace whose "address"

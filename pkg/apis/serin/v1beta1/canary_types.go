@@ -66,6 +66,7 @@ type CanarySpec struct {
 	// empty means the controller's default (its --metrics-server flag).
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="metricsServer must be an absolute http or https URL"
 	// +optional
+	// +kubebuilder:validation:MaxLength=2048
 	MetricsServer string `json:"metricsServer,omitempty"`
 
 	// TargetRef is the workload under analysis.
@@ -214,6 +215,7 @@ type CanaryService struct {
 	AppProtocol string `json:"appProtocol,omitempty"`
 
 	// Timeout of requests routed to the Services, as a duration.
+	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^([0-9]+([.][0-9]+)?(ms|s|m|h))+$`
 	// +optional
 	Timeout string `json:"timeout,omitempty"`
@@ -313,6 +315,7 @@ type CustomMetadata struct {
 type CanaryAnalysis struct {
 	// Interval between two analysis iterations, a duration of at least 10s.
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ms|s|m|h))+$') && duration(self) >= duration('10s')",message="interval must be a duration of at least 10s, for example 30s or 1m"
+	// +kubebuilder:validation:MaxLength=32
 	Interval string `json:"interval"`
 
 	// Threshold is the number of failed checks after which the release is
@@ -394,18 +397,21 @@ type CanaryAnalysis struct {
 	// +listType=map
 	// +listMapKey=name
 	// +optional
+	// +kubebuilder:validation:MaxItems=50
 	Metrics []CanaryMetric `json:"metrics,omitempty"`
 
 	// Webhooks are called at the stages of the release.
 	// +listType=map
 	// +listMapKey=name
 	// +optional
+	// +kubebuilder:validation:MaxItems=50
 	Webhooks []CanaryWebhook `json:"webhooks,omitempty"`
 
 	// Alerts send release events to alert providers.
 	// +listType=map
 	// +listMapKey=name
 	// +optional
+	// +kubebuilder:validation:MaxItems=20
 	Alerts []CanaryAlert `json:"alerts,omitempty"`
 }
 
@@ -440,11 +446,13 @@ type CanaryMetric struct {
 	// Name of the check; request-success-rate and request-duration are
 	// built in.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
 
 	// Interval is the window the query covers (default 1m).
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ms|s|m|h))+$') && duration(self) > duration('0s')",message="interval must be a positive duration, for example 1m"
 	// +optional
+	// +kubebuilder:validation:MaxLength=32
 	Interval string `json:"interval,omitempty"`
 
 	// ThresholdRange is the range of passing values.
@@ -496,6 +504,7 @@ const (
 type CanaryWebhook struct {
 	// Name of the webhook.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
 
 	// Type is the stage the webhook runs at (default rollout).
@@ -505,11 +514,13 @@ type CanaryWebhook struct {
 
 	// URL the webhook POSTs to.
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="url must be an absolute http or https URL"
+	// +kubebuilder:validation:MaxLength=2048
 	URL string `json:"url"`
 
 	// Timeout of one call (default 10s).
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ms|s|m|h))+$') && duration(self) > duration('0s')",message="timeout must be a positive duration, for example 30s"
 	// +optional
+	// +kubebuilder:validation:MaxLength=32
 	Timeout string `json:"timeout,omitempty"`
 
 	// Metadata is sent in the webhook's payload.

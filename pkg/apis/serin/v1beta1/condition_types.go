@@ -7,3 +7,23 @@ const (
 	// revision, and False while a release is in flight or after it failed.
 	PromotedCondition = "Promoted"
 )
+
+// CanaryFinalizer holds a Canary with revertOnDeletion until the target and
+// its Services are restored.
+const CanaryFinalizer = "finalizers.serin.dev"
+
+// Reasons of the Canary conditions, besides the phase names.
+const (
+	// TargetNotFoundReason: the targetRef names no workload.
+	TargetNotFoundReason = "TargetNotFound"
+	// InvalidTargetReason: the target cannot be copied (for example, no
+	// selector label Serin knows).
+	InvalidTargetReason = "InvalidTarget"
+	// RouterUnavailableReason: the provider's router cannot be used.
+	RouterUnavailableReason = "RouterUnavailable"
+	// UnsupportedStrategyReason: the provider cannot carry the analysis's
+	// strategy (the kubernetes provider supports blue/green only).
+	UnsupportedStrategyReason = "UnsupportedStrategy"
+	// ReconciliationFailedReason: an API call failed; it is retried.
+	ReconciliationFailedReason = "ReconciliationFailed"
+)

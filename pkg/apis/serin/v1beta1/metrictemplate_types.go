@@ -61,6 +61,7 @@ type MetricTemplateProvider struct {
 	// Canary's or the controller's metrics server.
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="address must be an absolute http or https URL"
 	// +optional
+	// +kubebuilder:validation:MaxLength=2048
 	Address string `json:"address,omitempty"`
 
 	// SecretRef names a Secret in the template's namespace with the
@@ -79,6 +80,7 @@ type MetricTemplateProvider struct {
 	// Timeout of one query (default 5s).
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ms|s|m|h))+$') && duration(self) > duration('0s')",message="timeout must be a positive duration, for example 5s"
 	// +optional
+	// +kubebuilder:validation:MaxLength=32
 	Timeout string `json:"timeout,omitempty"`
 
 	// Region of the backend (cloudwatch).
