@@ -4,7 +4,7 @@ SHELL := /usr/bin/env bash -o pipefail
 CONTROLLER_TOOLS_VERSION := v0.23.0
 CONTROLLER_GEN := go run sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 BIN_DIR := bin
-GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
+GO_TEST_FLAGS ?= -race -count=1 -parallel 8 -timeout 30m
 
 # The control-plane binaries are cached outside the repo (see e2e/testbin/build.sh).
 TESTBIN = $(shell e2e/testbin/build.sh)

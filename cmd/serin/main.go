@@ -1,0 +1,189 @@
+// Command serin is the Serin controller: it runs Canary releases.
+package main
+
+import (
+	goflag "flag"
+	"fmt"
+	"os"
+
+	"github.com/fluxcd/pkg/runtime/client"
+	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
+	"github.com/fluxcd/pkg/runtime/leaderelection"
+	"github.com/fluxcd/pkg/runtime/logger"
+	"github.com/fluxcd/pkg/runtime/pprof"
+	"github.com/fluxcd/pkg/runtime/probes"
+	flag "github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
+	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/controller"
+	"github.com/serin-dev/serin/pkg/workload"
+)
+
+const controllerName = "serin"
+
+var (
+	scheme   = runtime.NewScheme()
+	setupLog = ctrl.Log.WithName("setup")
+)
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(serinv1.AddToScheme(scheme))
+}
+
+// options are the controller's own flags; client, logger and leader
+// election flags come from fluxcd/pkg/runtime.
+type options struct {
+	metricsAddr             string
+	healthAddr              string
+	concurrent              int
+	watchNamespace          string
+	watchLabelSelector      string
+	leaderElectionNamespace string
+	provider                string
+	selectorLabels          []string
+	labelPrefixes           []string
+	annotationPrefixes      []string
+
+	client         client.Options
+	logger         logger.Options
+	leaderElection leaderelection.Options
+	rateLimiter    runtimectrl.RateLimiterOptions
+}
+
+func bindFlags(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.metricsAddr, "metrics-addr", ":8080", "The address the metrics endpoint binds to.")
+	fs.StringVar(&o.healthAddr, "health-addr", ":9440", "The address the health endpoints (/healthz, /readyz) bind to.")
+	fs.IntVar(&o.concurrent, "concurrent", 4, "The number of Canaries reconciled at the same time.")
+	fs.StringVar(&o.watchNamespace, "watch-namespace", "", "Watch Canaries only in this namespace; empty watches all namespaces.")
+	fs.StringVar(&o.watchLabelSelector, "watch-label-selector", "", "Watch only Canaries with matching labels (e.g. 'serin.dev/shard=shard1'), to shard Canaries across controllers.")
+	fs.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", os.Getenv("RUNTIME_NAMESPACE"), "The namespace of the leader election Lease; defaults to $RUNTIME_NAMESPACE, then to the pod's namespace.")
+	fs.StringVar(&o.provider, "provider", string(serinv1.ProviderKubernetes), "The traffic router of Canaries without spec.provider.")
+	fs.StringSliceVar(&o.selectorLabels, "selector-labels", workload.DefaultSelectorLabels, "Selector label keys tried, in order, to tell primary pods from canary pods.")
+	fs.StringSliceVar(&o.labelPrefixes, "include-label-prefix", []string{"*"}, "Prefixes of the target's labels copied to the primary; * copies all.")
+	fs.StringSliceVar(&o.annotationPrefixes, "include-annotation-prefix", []string{"*"}, "Prefixes of the target's annotations copied to the primary; * copies all.")
+	o.client.BindFlags(fs)
+	o.rateLimiter.BindFlags(fs)
+	o.logger.BindFlags(fs)
+	o.leaderElection.BindFlags(fs)
+	// A second replica must never run releases at the same time as the
+	// first, so leader election is on unless turned off explicitly.
+	enable := fs.Lookup("enable-leader-election")
+	enable.DefValue = "true"
+	utilruntime.Must(enable.Value.Set("true"))
+}
+
+func main() {
+	var opts options
+	fs := flag.NewFlagSet(controllerName, flag.ExitOnError)
+	bindFlags(fs, &opts)
+	// Accept --kubeconfig as registered by controller-runtime.
+	fs.AddGoFlagSet(goflag.CommandLine)
+	utilruntime.Must(fs.Parse(os.Args[1:]))
+
+	logger.SetLogger(logger.NewLogger(opts.logger))
+
+	mgrOpts, err := managerOptions(opts)
+	if err != nil {
+		setupLog.Error(err, "invalid flags")
+		os.Exit(1)
+	}
+
+	restConfig := client.GetConfigOrDie(opts.client)
+	mgr, err := ctrl.NewManager(restConfig, mgrOpts)
+	if err != nil {
+		setupLog.Error(err, "unable to create manager")
+		os.Exit(1)
+	}
+	probes.SetupChecks(mgr, setupLog)
+
+	ctx := ctrl.SetupSignalHandler()
+	if err := controller.Setup(ctx, mgr, controllerConfig(opts)); err != nil {
+		setupLog.Error(err, "unable to set up the Canary controller")
+		os.Exit(1)
+	}
+
+	setupLog.Info("starting manager", "leaderElection", mgrOpts.LeaderElection, "watchNamespace", opts.watchNamespace)
+	if err := mgr.Start(ctx); err != nil {
+		setupLog.Error(err, "manager stopped with an error")
+		os.Exit(1)
+	}
+	setupLog.Info("manager stopped")
+}
+
+// controllerConfig turns the flags into the Canary controller's settings.
+func controllerConfig(o options) controller.Config {
+	return controller.Config{
+		DefaultProvider: serinv1.Provider(o.provider),
+		Workload: workload.Options{
+			SelectorLabels:            o.selectorLabels,
+			IncludeLabelPrefixes:      o.labelPrefixes,
+			IncludeAnnotationPrefixes: o.annotationPrefixes,
+			FieldManager:              controller.FieldManager,
+		},
+		Options: controller.CanaryReconcilerOptions{RateLimiter: runtimectrl.GetRateLimiter(o.rateLimiter)},
+	}
+}
+
+// managerOptions turns the flags into controller-runtime manager options.
+func managerOptions(o options) (ctrl.Options, error) {
+	switch serinv1.Provider(o.provider) {
+	case serinv1.ProviderKubernetes, serinv1.ProviderIstio, serinv1.ProviderNGINX, serinv1.ProviderContour, serinv1.ProviderGatewayAPI, "gatewayapi:v1", "gatewayapi:v1beta1":
+	default:
+		return ctrl.Options{}, fmt.Errorf("--provider %q is not one of kubernetes, istio, nginx, contour, gatewayapi", o.provider)
+	}
+	if o.concurrent < 1 {
+		return ctrl.Options{}, fmt.Errorf("--concurrent must be at least 1, got %d", o.concurrent)
+	}
+	selector, err := labels.Parse(o.watchLabelSelector)
+	if err != nil {
+		return ctrl.Options{}, fmt.Errorf("--watch-label-selector: %w", err)
+	}
+
+	leaderElectionID := controllerName + "-leader-election"
+	if o.watchLabelSelector != "" {
+		// Each shard elects its own leader.
+		leaderElectionID = leaderelection.GenerateID(leaderElectionID, o.watchLabelSelector)
+	}
+
+	cacheOpts := ctrlcache.Options{
+		ByObject: map[ctrlclient.Object]ctrlcache.ByObject{
+			&serinv1.Canary{}: {Label: selector},
+		},
+	}
+	if o.watchNamespace != "" {
+		cacheOpts.DefaultNamespaces = map[string]ctrlcache.Config{o.watchNamespace: {}}
+	}
+
+	return ctrl.Options{
+		Scheme: scheme,
+		Cache:  cacheOpts,
+		Client: controller.ClientOptions(),
+		Metrics: metricsserver.Options{
+			BindAddress:   o.metricsAddr,
+			ExtraHandlers: pprof.GetHandlers(),
+		},
+		HealthProbeBindAddress:        o.healthAddr,
+		LeaderElection:                o.leaderElection.Enable,
+		LeaderElectionResourceLock:    "leases",
+		LeaderElectionID:              leaderElectionID,
+		LeaderElectionNamespace:       o.leaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: o.leaderElection.ReleaseOnCancel,
+		LeaseDuration:                 &o.leaderElection.LeaseDuration,
+		RenewDeadline:                 &o.leaderElection.RenewDeadline,
+		RetryPeriod:                   &o.leaderElection.RetryPeriod,
+		Controller: ctrlconfig.Controller{
+			MaxConcurrentReconciles: o.concurrent,
+			RecoverPanic:            new(true),
+		},
+	}, nil
+}

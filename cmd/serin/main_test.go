@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/serin-dev/serin/e2e/testenv"
+)
+
+// TestControllerBinary builds cmd/serin and runs it against a real
+// kube-apiserver: it serves its probes and metrics, takes the leader
+// election Lease, and on SIGTERM releases the Lease and exits 0.
+func TestControllerBinary(t *testing.T) {
+	g := NewWithT(t)
+	env := testenv.StartForTest(t, testenv.Options{
+		Mode:     testenv.APIServer,
+		CRDPaths: []string{"../../artifacts/crds"},
+	})
+	kube := kubernetes.NewForConfigOrDie(env.Config)
+	ctx := context.Background()
+	const namespace = "serin-system"
+	_, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	bin := filepath.Join(t.TempDir(), "serin")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	metricsAddr, healthAddr := freeAddr(t), freeAddr(t)
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "serin.log"))
+	g.Expect(err).NotTo(HaveOccurred())
+	cmd := exec.Command(bin,
+		"--kubeconfig="+env.KubeconfigPath,
+		"--metrics-addr="+metricsAddr,
+		"--health-addr="+healthAddr,
+		"--leader-election-namespace="+namespace,
+		"--log-encoding=console",
+	)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	g.Expect(cmd.Start()).To(Succeed())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		if t.Failed() {
+			out, _ := os.ReadFile(logFile.Name())
+			t.Logf("controller log:\n%s", out)
+		}
+	})
+
+	get := func(url string) (int, string) {
+		resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		g.Eventually(func() int { code, _ := get("http://" + healthAddr + path); return code }, 30*time.Second, 200*time.Millisecond).
+			Should(Equal(http.StatusOK), path)
+	}
+	g.Eventually(func() string { _, body := get("http://" + metricsAddr + "/metrics"); return body }, 10*time.Second, 200*time.Millisecond).
+		Should(ContainSubstring("leader_election_master_status"))
+
+	var lease *coordinationv1.Lease
+	g.Eventually(func() (string, error) {
+		lease, err = kube.CoordinationV1().Leases(namespace).Get(ctx, "serin-leader-election", metav1.GetOptions{})
+		if err != nil || lease.Spec.HolderIdentity == nil {
+			return "", err
+		}
+		return *lease.Spec.HolderIdentity, nil
+	}, 30*time.Second, 200*time.Millisecond).ShouldNot(BeEmpty())
+	hostname, _ := os.Hostname()
+	g.Expect(*lease.Spec.HolderIdentity).To(HavePrefix(hostname))
+	_, body := get("http://" + metricsAddr + "/metrics")
+	g.Expect(body).To(ContainSubstring(`leader_election_master_status{name="serin-leader-election"} 1`))
+
+	g.Expect(cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
+	select {
+	case err := <-exited:
+		g.Expect(err).NotTo(HaveOccurred(), "exit status after SIGTERM")
+	case <-time.After(30 * time.Second):
+		t.Fatal("controller did not exit within 30s of SIGTERM")
+	}
+	lease, err = kube.CoordinationV1().Leases(namespace).Get(ctx, "serin-leader-election", metav1.GetOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "").To(BeTrue(), "the Lease is released on shutdown")
+}
+
+func TestManagerOptions(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    options
+		wantErr string
+		check   func(g *WithT, got managerResult)
+	}{
+		{
+			name:  "defaults elect one leader for all Canaries",
+			opts:  options{concurrent: 4, provider: "kubernetes"},
+			check: func(g *WithT, got managerResult) { g.Expect(got.leaderElectionID).To(Equal("serin-leader-election")) },
+		},
+		{
+			name: "a label selector gets its own leader and filters Canaries",
+			opts: options{concurrent: 4, provider: "kubernetes", watchLabelSelector: "serin.dev/shard=a"},
+			check: func(g *WithT, got managerResult) {
+				g.Expect(got.leaderElectionID).To(HavePrefix("serin-leader-election-"))
+				g.Expect(got.canarySelector).To(Equal("serin.dev/shard=a"))
+			},
+		},
+		{
+			name:  "a watch namespace limits the cache",
+			opts:  options{concurrent: 1, provider: "istio", watchNamespace: "apps"},
+			check: func(g *WithT, got managerResult) { g.Expect(got.namespaces).To(ConsistOf("apps")) },
+		},
+		{name: "concurrent must be positive", opts: options{concurrent: 0, provider: "kubernetes"}, wantErr: "--concurrent"},
+		{name: "an unknown provider is refused", opts: options{concurrent: 1, provider: "linkerd"}, wantErr: "--provider"},
+		{name: "a bad selector is refused", opts: options{concurrent: 1, provider: "kubernetes", watchLabelSelector: "a=(b"}, wantErr: "--watch-label-selector"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			got, err := managerOptions(tt.opts)
+			if tt.wantErr != "" {
+				g.Expect(err).To(MatchError(ContainSubstring(tt.wantErr)))
+				return
+			}
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(got.Controller.MaxConcurrentReconciles).To(Equal(tt.opts.concurrent))
+			res := managerResult{leaderElectionID: got.LeaderElectionID}
+			for obj, by := range got.Cache.ByObject {
+				if strings.HasSuffix(fmt.Sprintf("%T", obj), "Canary") {
+					res.canarySelector = by.Label.String()
+				}
+			}
+			for ns := range got.Cache.DefaultNamespaces {
+				res.namespaces = append(res.namespaces, ns)
+			}
+			tt.check(g, res)
+		})
+	}
+}
+
+type managerResult struct {
+	leaderElectionID string
+	canarySelector   string
+	namespaces       []string
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}

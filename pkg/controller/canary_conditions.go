@@ -1,0 +1,87 @@
+package controller
+
+import (
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+
+	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+)
+
+// ownedConditions are the condition types the reconciler writes.
+var ownedConditions = []string{
+	meta.ReadyCondition,
+	meta.ReconcilingCondition,
+	meta.StalledCondition,
+	serinv1.PromotedCondition,
+}
+
+// setPhaseConditions derives the kstatus conditions from the phase, so that
+// Flux health checks and kstatus clients read a release correctly:
+//   - Initialized and Succeeded are Ready: the primary runs the target's
+//     current revision;
+//   - Failed is Stalled: nothing happens until a new revision;
+//   - every other phase is Reconciling.
+//
+// observedGeneration advances only with a settled outcome (Ready or Stalled).
+func setPhaseConditions(c *serinv1.Canary, message string) {
+	phase := c.Status.Phase
+	reason := string(phase)
+	switch phase {
+	case serinv1.CanaryPhaseInitialized, serinv1.CanaryPhaseSucceeded:
+		conditions.Delete(c, meta.ReconcilingCondition)
+		conditions.Delete(c, meta.StalledCondition)
+		conditions.MarkTrue(c, meta.ReadyCondition, reason, "%s", message)
+		conditions.MarkTrue(c, serinv1.PromotedCondition, reason, "%s", message)
+		c.Status.ObservedGeneration = c.Generation
+	case serinv1.CanaryPhaseFailed:
+		conditions.MarkStalled(c, reason, "%s", message)
+		conditions.MarkFalse(c, meta.ReadyCondition, reason, "%s", message)
+		conditions.MarkFalse(c, serinv1.PromotedCondition, reason, "%s", message)
+		c.Status.ObservedGeneration = c.Generation
+	default:
+		conditions.MarkReconciling(c, meta.ProgressingReason, "%s", message)
+		conditions.MarkUnknown(c, meta.ReadyCondition, meta.ProgressingReason, "%s", message)
+		conditions.MarkFalse(c, serinv1.PromotedCondition, reason, "%s", message)
+	}
+}
+
+// markStalled records a configuration error that no retry can fix.
+func markStalled(c *serinv1.Canary, reason, message string) {
+	conditions.MarkStalled(c, reason, "%s", message)
+	conditions.MarkFalse(c, meta.ReadyCondition, reason, "%s", message)
+	c.Status.ObservedGeneration = c.Generation
+}
+
+// markRetrying records a runtime problem that is retried with backoff; the
+// release stays where it was.
+func markRetrying(c *serinv1.Canary, reason, message string) {
+	conditions.MarkReconciling(c, meta.ProgressingWithRetryReason, "%s", message)
+	conditions.MarkFalse(c, meta.ReadyCondition, reason, "%s", message)
+}
+
+// phaseMessage is the condition message for a phase.
+func phaseMessage(c *serinv1.Canary) string {
+	target := c.Spec.TargetRef.Name
+	switch c.Status.Phase {
+	case serinv1.CanaryPhaseInitializing:
+		return "creating " + target + "-primary"
+	case serinv1.CanaryPhaseInitialized:
+		return target + "-primary serves " + target
+	case serinv1.CanaryPhaseWaiting:
+		return "a new revision of " + target + " waits for the confirm-rollout gate"
+	case serinv1.CanaryPhaseProgressing:
+		return "analysing a new revision of " + target
+	case serinv1.CanaryPhaseWaitingPromotion:
+		return "a new revision of " + target + " waits for the confirm-promotion gate"
+	case serinv1.CanaryPhasePromoting:
+		return "promoting a new revision of " + target
+	case serinv1.CanaryPhaseFinalising:
+		return "finalising the promotion of " + target
+	case serinv1.CanaryPhaseSucceeded:
+		return "the current revision of " + target + " is promoted"
+	case serinv1.CanaryPhaseFailed:
+		return "the current revision of " + target + " failed its analysis and was rolled back"
+	default:
+		return string(c.Status.Phase)
+	}
+}

@@ -1,0 +1,292 @@
+// Package controller holds the Canary reconciler: observe the workloads and
+// the checks, let pkg/analysis decide, act through the workload and router
+// packages, and patch the status.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
+	"github.com/fluxcd/pkg/runtime/patch"
+	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/serin-dev/serin/pkg/analysis"
+	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/checks/webhook"
+	"github.com/serin-dev/serin/pkg/router"
+	"github.com/serin-dev/serin/pkg/service"
+	"github.com/serin-dev/serin/pkg/workload"
+)
+
+// FieldManager owns the fields Serin writes with server-side apply.
+const FieldManager = "serin"
+
+// Workloads is the workload I/O the reconciler needs (pkg/workload).
+type Workloads interface {
+	Observe(ctx context.Context, c *serinv1.Canary) (workload.Observation, error)
+	EnsurePrimary(ctx context.Context, c *serinv1.Canary) error
+	Promote(ctx context.Context, c *serinv1.Canary) error
+	ScaleTargetToZero(ctx context.Context, c *serinv1.Canary) error
+	ScaleCanaryUp(ctx context.Context, c *serinv1.Canary) error
+	Revert(ctx context.Context, c *serinv1.Canary) error
+}
+
+// CanaryReconciler runs Canary releases.
+//
+// +kubebuilder:rbac:groups=serin.dev,resources=canaries,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=serin.dev,resources=canaries/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=serin.dev,resources=canaries/finalizers,verbs=update
+// +kubebuilder:rbac:groups=apps,resources=deployments;daemonsets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=services;configmaps;secrets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+type CanaryReconciler struct {
+	client.Client
+	events.EventRecorder
+	runtimectrl.Metrics
+
+	Workloads Workloads
+	Services  *service.Applier
+	Webhooks  webhook.Caller
+
+	// DefaultProvider is used when spec.provider is empty.
+	DefaultProvider serinv1.Provider
+
+	// Now is the clock; tests may replace it.
+	Now func() time.Time
+}
+
+// Reconcile advances one Canary by at most one step.
+func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	start := time.Now()
+	obj := &serinv1.Canary{}
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	patcher := patch.NewSerialPatcher(obj, r.Client)
+
+	defer func() {
+		opts := []patch.Option{
+			patch.WithOwnedConditions{Conditions: ownedConditions},
+			patch.WithFieldOwner(FieldManager),
+		}
+		if err := patcher.Patch(ctx, obj, opts...); err != nil {
+			if !obj.DeletionTimestamp.IsZero() {
+				err = client.IgnoreNotFound(err)
+			}
+			retErr = kerrors.NewAggregate([]error{retErr, err})
+		}
+		r.Metrics.RecordDuration(ctx, obj, start)
+	}()
+
+	if !obj.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, obj)
+	}
+
+	// Only a Canary that must be reverted on deletion needs a finalizer.
+	if obj.Spec.RevertOnDeletion != controllerutil.ContainsFinalizer(obj, serinv1.CanaryFinalizer) {
+		if obj.Spec.RevertOnDeletion {
+			controllerutil.AddFinalizer(obj, serinv1.CanaryFinalizer)
+		} else {
+			controllerutil.RemoveFinalizer(obj, serinv1.CanaryFinalizer)
+		}
+		return ctrl.Result{RequeueAfter: time.Millisecond}, nil
+	}
+
+	if obj.Spec.Suspend {
+		// The state machine is frozen as it is; resuming continues from
+		// the same status.
+		log.FromContext(ctx).V(1).Info("reconciliation is suspended")
+		return ctrl.Result{}, nil
+	}
+	return r.reconcile(ctx, obj)
+}
+
+func (r *CanaryReconciler) provider(c *serinv1.Canary) serinv1.Provider {
+	if c.Spec.Provider != "" {
+		return c.Spec.Provider
+	}
+	return r.DefaultProvider
+}
+
+// router returns the router of the Canary's provider.
+func (r *CanaryReconciler) router(c *serinv1.Canary) (router.Router, error) {
+	p := r.provider(c)
+	if err := router.Supports(p, analysis.StrategyOf(c.Spec.Analysis)); err != nil {
+		return nil, err
+	}
+	switch p {
+	case serinv1.ProviderKubernetes:
+		return &router.KubernetesRouter{Services: r.Services}, nil
+	default:
+		return nil, fmt.Errorf("provider %q has no router in this version of Serin", p)
+	}
+}
+
+func (r *CanaryReconciler) reconcile(ctx context.Context, c *serinv1.Canary) (ctrl.Result, error) {
+	rt, err := r.router(c)
+	if err != nil {
+		reason := serinv1.RouterUnavailableReason
+		var unsupported *router.UnsupportedStrategyError
+		if errors.As(err, &unsupported) {
+			reason = serinv1.UnsupportedStrategyReason
+		}
+		r.eventf(ctx, c, corev1.EventTypeWarning, reason, "%s", err)
+		markStalled(c, reason, err.Error())
+		return ctrl.Result{}, nil
+	}
+
+	obs, err := r.Workloads.Observe(ctx, c)
+	if err != nil {
+		return r.retry(ctx, c, serinv1.ReconciliationFailedReason, err)
+	}
+	if !obs.TargetFound {
+		err := fmt.Errorf("%s %s/%s not found", c.Spec.TargetRef.Kind, c.Namespace, c.Spec.TargetRef.Name)
+		return r.retry(ctx, c, serinv1.TargetNotFoundReason, err)
+	}
+	route := router.Route{Canary: c, Selector: obs.Selector, Ports: obs.Ports}
+
+	// The Services move traffic to the primary: create them only once it
+	// serves, so an existing apex Service keeps its endpoints meanwhile.
+	if obs.Primary.Ready || c.Status.LastPromotedSpec != "" {
+		if err := r.ensureServices(ctx, c, route); err != nil {
+			return r.retry(ctx, c, serinv1.ReconciliationFailedReason, err)
+		}
+	}
+
+	in := analysis.Input{
+		Spec:     c.Spec,
+		Status:   c.Status,
+		Now:      r.Now(),
+		Revision: obs.Revision,
+		Primary:  analysis.Workload(obs.Primary),
+		Canary:   analysis.Workload(obs.Canary),
+	}
+	decision := analysis.Decide(in)
+	if decision.Run != nil {
+		results := r.runChecks(ctx, c, obs.Revision, *decision.Run)
+		in.Checks = &results
+		decision = analysis.Decide(in)
+		if decision.Run != nil {
+			return ctrl.Result{}, fmt.Errorf("analysis asked for checks twice: %+v", *decision.Run)
+		}
+	}
+
+	for _, a := range decision.Actions {
+		if err := r.act(ctx, c, rt, route, a, obs.Revision); err != nil {
+			return r.retry(ctx, c, serinv1.ReconciliationFailedReason, fmt.Errorf("%s: %w", a.Kind, err))
+		}
+	}
+
+	conditionsBefore := c.Status.Conditions
+	observedGeneration := c.Status.ObservedGeneration
+	c.Status = decision.Status
+	c.Status.Conditions = conditionsBefore
+	c.Status.ObservedGeneration = observedGeneration
+	c.Status.TrackedConfigs = obs.TrackedConfigs
+
+	message := phaseMessage(c)
+	for _, e := range decision.Events {
+		eventType := corev1.EventTypeNormal
+		if e.Warning {
+			eventType = corev1.EventTypeWarning
+			message = e.Message
+		}
+		r.eventf(ctx, c, eventType, e.Reason, "%s", e.Message)
+	}
+	if c.Status.Phase == serinv1.CanaryPhaseFailed && conditions.IsStalled(c) && len(decision.Events) == 0 {
+		// Keep the reason of the rollback until a new revision arrives.
+		message = conditions.GetMessage(c, meta.StalledCondition)
+	}
+	setPhaseConditions(c, message)
+	return ctrl.Result{RequeueAfter: decision.RequeueAfter}, nil
+}
+
+// retry records a runtime problem and returns it, so the work queue retries
+// with backoff. The release itself does not move. A problem that only the
+// user can fix (workload.ErrInvalid) stalls the Canary instead; a change to
+// the Canary or its target triggers the next attempt.
+func (r *CanaryReconciler) retry(ctx context.Context, c *serinv1.Canary, reason string, err error) (ctrl.Result, error) {
+	if errors.Is(err, workload.ErrInvalid) {
+		r.eventf(ctx, c, corev1.EventTypeWarning, serinv1.InvalidTargetReason, "%s", err)
+		markStalled(c, serinv1.InvalidTargetReason, err.Error())
+		return ctrl.Result{}, nil
+	}
+	markRetrying(c, reason, err.Error())
+	r.eventf(ctx, c, corev1.EventTypeWarning, reason, "%s", err)
+	return ctrl.Result{}, err
+}
+
+func (r *CanaryReconciler) ensureServices(ctx context.Context, c *serinv1.Canary, route router.Route) error {
+	apexToCanary := r.provider(c) == serinv1.ProviderKubernetes && router.ApexSelectsCanary(analysis.Traffic{CanaryWeight: c.Status.CanaryWeight})
+	for _, role := range []service.Role{service.RolePrimary, service.RoleCanary, service.RoleApex} {
+		if _, err := r.Services.Apply(ctx, service.Desired(c, role, route.Selector, apexToCanary, route.Ports)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// act applies one action of a decision.
+func (r *CanaryReconciler) act(ctx context.Context, c *serinv1.Canary, rt router.Router, route router.Route, a analysis.Action, revision string) error {
+	switch a.Kind {
+	case analysis.EnsurePrimary:
+		return r.Workloads.EnsurePrimary(ctx, c)
+	case analysis.PromotePrimary:
+		return r.Workloads.Promote(ctx, c)
+	case analysis.ScaleTargetToZero, analysis.ScaleCanaryDown:
+		return r.Workloads.ScaleTargetToZero(ctx, c)
+	case analysis.ScaleCanaryUp:
+		return r.Workloads.ScaleCanaryUp(ctx, c)
+	case analysis.SetTraffic:
+		return rt.SetRoutes(ctx, route, *a.Traffic)
+	case analysis.RunPostRollout:
+		r.runPostRollout(ctx, c, revision)
+		return nil
+	default:
+		return fmt.Errorf("unknown action %q", a.Kind)
+	}
+}
+
+// finalize reverts a Canary with revertOnDeletion: the apex Service selects
+// the target again, the target gets its replicas back, and the generated
+// objects go.
+func (r *CanaryReconciler) finalize(ctx context.Context, c *serinv1.Canary) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(c, serinv1.CanaryFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	if c.Status.Phase != serinv1.CanaryPhaseTerminating {
+		c.Status.Phase = serinv1.CanaryPhaseTerminating
+		c.Status.LastTransitionTime = metaNow(r.Now())
+		r.eventf(ctx, c, corev1.EventTypeNormal, string(serinv1.CanaryPhaseTerminating), "Reverting %s before deletion", c.Spec.TargetRef.Name)
+	}
+	obs, err := r.Workloads.Observe(ctx, c)
+	if err != nil {
+		return r.retry(ctx, c, serinv1.ReconciliationFailedReason, err)
+	}
+	if obs.TargetFound {
+		if err := r.Workloads.Revert(ctx, c); err != nil {
+			return r.retry(ctx, c, serinv1.ReconciliationFailedReason, fmt.Errorf("reverting %s: %w", c.Spec.TargetRef.Name, err))
+		}
+		if err := r.Services.Release(ctx, c, obs.Selector); err != nil {
+			return r.retry(ctx, c, serinv1.ReconciliationFailedReason, err)
+		}
+	}
+	c.Status.Phase = serinv1.CanaryPhaseTerminated
+	c.Status.LastTransitionTime = metaNow(r.Now())
+	r.eventf(ctx, c, corev1.EventTypeNormal, string(serinv1.CanaryPhaseTerminated), "%s reverted", c.Spec.TargetRef.Name)
+	controllerutil.RemoveFinalizer(c, serinv1.CanaryFinalizer)
+	return ctrl.Result{}, nil
+}

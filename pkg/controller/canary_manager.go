@@ -1,0 +1,111 @@
+package controller
+
+import (
+	"context"
+
+	"github.com/fluxcd/pkg/runtime/predicates"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+)
+
+// Field indexes on Canaries, so a change to a target or a config finds its
+// Canaries through the cache instead of a list of all Canaries.
+const (
+	// targetIndex holds "<Kind>/<name>" of spec.targetRef.
+	targetIndex = ".spec.targetRef"
+	// configIndex holds the keys of status.trackedConfigs
+	// ("configmap/<name>", "secret/<name>").
+	configIndex = ".status.trackedConfigs"
+)
+
+// CanaryReconcilerOptions tunes the controller.
+type CanaryReconcilerOptions struct {
+	RateLimiter workqueue.TypedRateLimiter[reconcile.Request]
+}
+
+// SetupWithManager registers the indexes and watches of the Canary
+// reconciler.
+func (r *CanaryReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts CanaryReconcilerOptions) error {
+	indexer := mgr.GetFieldIndexer()
+	if err := indexer.IndexField(ctx, &serinv1.Canary{}, targetIndex, func(o client.Object) []string {
+		c := o.(*serinv1.Canary)
+		return []string{targetKey(c.Spec.TargetRef.Kind, c.Spec.TargetRef.Name)}
+	}); err != nil {
+		return err
+	}
+	if err := indexer.IndexField(ctx, &serinv1.Canary{}, configIndex, func(o client.Object) []string {
+		c := o.(*serinv1.Canary)
+		keys := make([]string, 0, len(c.Status.TrackedConfigs))
+		for k := range c.Status.TrackedConfigs {
+			keys = append(keys, k)
+		}
+		return keys
+	}); err != nil {
+		return err
+	}
+
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&serinv1.Canary{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{}),
+		)).
+		// Primaries, and the Services Serin generates.
+		Owns(&appsv1.Deployment{}).
+		Owns(&appsv1.DaemonSet{}).
+		Owns(&corev1.Service{}).
+		// Targets.
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.canariesOfTarget("Deployment"))).
+		Watches(&appsv1.DaemonSet{}, handler.EnqueueRequestsFromMapFunc(r.canariesOfTarget("DaemonSet"))).
+		// Tracked configs: metadata is enough to see that they changed, and
+		// keeps their data out of the cache.
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.canariesOfConfig("configmap")), builder.OnlyMetadata).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.canariesOfConfig("secret")), builder.OnlyMetadata).
+		WithOptions(controller.Options{RateLimiter: opts.RateLimiter}).
+		Complete(r)
+}
+
+func targetKey(kind, name string) string {
+	if kind == "" {
+		kind = "Deployment"
+	}
+	return kind + "/" + name
+}
+
+func (r *CanaryReconciler) canariesOfTarget(kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		return r.lookup(ctx, o.GetNamespace(), targetIndex, targetKey(kind, o.GetName()))
+	}
+}
+
+func (r *CanaryReconciler) canariesOfConfig(kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		// The -primary copies are Serin's own; their changes start nothing.
+		if owner := metav1.GetControllerOf(o); owner != nil && owner.Kind == serinv1.CanaryKind {
+			return nil
+		}
+		return r.lookup(ctx, o.GetNamespace(), configIndex, kind+"/"+o.GetName())
+	}
+}
+
+func (r *CanaryReconciler) lookup(ctx context.Context, namespace, index, key string) []reconcile.Request {
+	var list serinv1.CanaryList
+	if err := r.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{index: key}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing Canaries by index", "index", index, "key", key)
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, c := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&c)})
+	}
+	return reqs
+}

@@ -1,0 +1,57 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
+	"github.com/fluxcd/pkg/runtime/events"
+	"github.com/fluxcd/pkg/runtime/metrics"
+	corev1 "k8s.io/api/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/checks/webhook"
+	"github.com/serin-dev/serin/pkg/service"
+	"github.com/serin-dev/serin/pkg/workload"
+)
+
+// Config is what cmd/serin passes to Setup.
+type Config struct {
+	// DefaultProvider is used by Canaries without spec.provider.
+	DefaultProvider serinv1.Provider
+	// Workload tunes how primaries are copied from targets.
+	Workload workload.Options
+	// Options tunes the controller (rate limiter).
+	Options CanaryReconcilerOptions
+}
+
+// ClientOptions keeps ConfigMaps and Secrets out of the informer cache:
+// Serin reads only the few a target references, and caching every Secret of
+// the cluster would cost memory and widen what the process holds.
+func ClientOptions() client.Options {
+	return client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.ConfigMap{}, &corev1.Secret{}}}}
+}
+
+// Setup builds the Canary reconciler with its collaborators and registers it
+// with the manager.
+func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
+	recorder, err := events.NewRecorder(ctrl.Log.WithName("events"), "", FieldManager, events.WithManager(mgr))
+	if err != nil {
+		return fmt.Errorf("creating the event recorder: %w", err)
+	}
+	kube := mgr.GetClient()
+	r := &CanaryReconciler{
+		Client:          kube,
+		EventRecorder:   recorder,
+		Metrics:         runtimectrl.NewMetrics(mgr, metrics.MustMakeRecorder(), serinv1.CanaryFinalizer),
+		Workloads:       workload.New(kube, kube, cfg.Workload),
+		Services:        &service.Applier{Reader: kube, Client: kube, FieldManager: FieldManager},
+		Webhooks:        webhook.NewClient(),
+		DefaultProvider: cfg.DefaultProvider,
+		Now:             time.Now,
+	}
+	return r.SetupWithManager(ctx, mgr, cfg.Options)
+}

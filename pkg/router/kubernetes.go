@@ -1,0 +1,31 @@
+package router
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/serin-dev/serin/pkg/analysis"
+	"github.com/serin-dev/serin/pkg/service"
+)
+
+// KubernetesRouter routes with plain Services: the apex Service selects the
+// primary pods, or the canary pods while a blue/green promotion sends all
+// traffic to the canary. It cannot split traffic.
+type KubernetesRouter struct {
+	Services *service.Applier
+}
+
+// SetRoutes points the apex Service at the primary (weight 0) or the canary
+// (weight 100).
+func (k *KubernetesRouter) SetRoutes(ctx context.Context, r Route, t analysis.Traffic) error {
+	if t.CanaryWeight != 0 && t.CanaryWeight != 100 || t.Mirror || t.MatchToCanary {
+		return fmt.Errorf("the kubernetes provider can only send all traffic to the primary or to the canary, not %+v", t)
+	}
+	apex := service.Desired(r.Canary, service.RoleApex, r.Selector, ApexSelectsCanary(t), r.Ports)
+	_, err := k.Services.Apply(ctx, apex)
+	return err
+}
+
+// ApexSelectsCanary is true when the kubernetes router points the apex
+// Service at the canary pods.
+func ApexSelectsCanary(t analysis.Traffic) bool { return t.CanaryWeight == 100 }

@@ -1,0 +1,47 @@
+// Package router moves traffic between a Canary's primary and canary. Each
+// provider is one file implementing Router.
+package router
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/serin-dev/serin/pkg/analysis"
+	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/service"
+)
+
+// Route is what a router needs to know about a Canary.
+type Route struct {
+	Canary   *serinv1.Canary
+	Selector service.Selector
+	// Ports are the target's container ports (for service.portDiscovery).
+	Ports []corev1.ContainerPort
+}
+
+// Router applies the traffic split that the analysis decided.
+type Router interface {
+	// SetRoutes routes traffic as t says. It is idempotent and writes
+	// nothing when the routing already matches.
+	SetRoutes(ctx context.Context, r Route, t analysis.Traffic) error
+}
+
+// UnsupportedStrategyError says that a provider cannot carry a strategy.
+type UnsupportedStrategyError struct {
+	Provider serinv1.Provider
+	Strategy analysis.Strategy
+}
+
+func (e *UnsupportedStrategyError) Error() string {
+	return fmt.Sprintf("provider %s supports blue/green releases only (analysis.iterations without match), not %s; use a mesh or ingress provider for stepWeight, stepWeights or match", e.Provider, e.Strategy)
+}
+
+// Supports checks whether provider p can carry strategy s.
+func Supports(p serinv1.Provider, s analysis.Strategy) error {
+	if p == serinv1.ProviderKubernetes && s != analysis.StrategyBlueGreen {
+		return &UnsupportedStrategyError{Provider: p, Strategy: s}
+	}
+	return nil
+}
