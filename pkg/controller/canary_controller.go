@@ -260,9 +260,10 @@ func (r *CanaryReconciler) act(ctx context.Context, c *serinv1.Canary, rt router
 	}
 }
 
-// finalize reverts a Canary with revertOnDeletion: the apex Service selects
-// the target again, the target gets its replicas back, and the generated
-// objects go.
+// finalize reverts a Canary with revertOnDeletion. The target is scaled
+// back up first; once it is ready the apex Service selects it, and only then
+// are the primary and the other generated objects removed, so traffic always
+// has pods to go to.
 func (r *CanaryReconciler) finalize(ctx context.Context, c *serinv1.Canary) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(c, serinv1.CanaryFinalizer) {
 		return ctrl.Result{}, nil
@@ -273,16 +274,30 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *serinv1.Canary) (ctr
 		r.eventf(ctx, c, corev1.EventTypeNormal, string(serinv1.CanaryPhaseTerminating), "Reverting %s before deletion", c.Spec.TargetRef.Name)
 	}
 	obs, err := r.Workloads.Observe(ctx, c)
-	if err != nil {
-		return r.retry(ctx, c, serinv1.ReconciliationFailedReason, err)
-	}
-	if obs.TargetFound {
-		if err := r.Workloads.Revert(ctx, c); err != nil {
-			return r.retry(ctx, c, serinv1.ReconciliationFailedReason, fmt.Errorf("reverting %s: %w", c.Spec.TargetRef.Name, err))
+	switch {
+	case err == nil && obs.TargetFound:
+		if !obs.Canary.Ready {
+			if err := r.Workloads.ScaleCanaryUp(ctx, c); err != nil {
+				return r.retry(ctx, c, serinv1.ReconciliationFailedReason, fmt.Errorf("scaling %s back up: %w", c.Spec.TargetRef.Name, err))
+			}
+			// The target's rollout triggers the next reconcile; the
+			// requeue bounds the wait should no event come.
+			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
 		}
-		if err := r.Services.Release(ctx, c, obs.Selector); err != nil {
+		if err := r.Services.Release(ctx, c, &obs.Selector); err != nil {
 			return r.retry(ctx, c, serinv1.ReconciliationFailedReason, err)
 		}
+	case err != nil && !errors.Is(err, workload.ErrInvalid):
+		return r.retry(ctx, c, serinv1.ReconciliationFailedReason, err)
+	default:
+		// Without a usable target there is nothing to hand traffic back
+		// to; the generated objects still go, so the deletion never hangs.
+		if err := r.Services.Release(ctx, c, nil); err != nil {
+			return r.retry(ctx, c, serinv1.ReconciliationFailedReason, err)
+		}
+	}
+	if err := r.Workloads.Revert(ctx, c); err != nil {
+		return r.retry(ctx, c, serinv1.ReconciliationFailedReason, fmt.Errorf("reverting %s: %w", c.Spec.TargetRef.Name, err))
 	}
 	c.Status.Phase = serinv1.CanaryPhaseTerminated
 	c.Status.LastTransitionTime = metaNow(r.Now())

@@ -237,14 +237,16 @@ func subset(want, have map[string]string) bool {
 }
 
 // Release hands the apex Service back to the user on revertOnDeletion: it
-// selects the target's pods and is no longer owned by the Canary, so it
-// outlives it. The primary and canary Services are deleted.
-func (a *Applier) Release(ctx context.Context, c *serinv1.Canary, sel Selector) error {
+// selects the target's pods (when sel is known) and is no longer owned by
+// the Canary, so it outlives it. The primary and canary Services are deleted.
+func (a *Applier) Release(ctx context.Context, c *serinv1.Canary, sel *Selector) error {
 	names := NamesOf(c)
 	var apex corev1.Service
 	if err := a.Reader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: names.Apex}, &apex); err == nil {
 		patch := client.MergeFrom(apex.DeepCopy())
-		apex.Spec.Selector = sel.Canary()
+		if sel != nil {
+			apex.Spec.Selector = sel.Canary()
+		}
 		var refs []metav1.OwnerReference
 		for _, ref := range apex.OwnerReferences {
 			if ref.UID != c.UID {

@@ -1,0 +1,57 @@
+package workload
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// revision identifies what the target runs: its pod template as the user
+// wrote it (without the scale-to-zero nodeSelector Serin adds; the replica
+// count is not part of the template) and the content hashes of its tracked
+// configs. A change to either is a new release.
+func revision(tmpl *corev1.PodTemplateSpec, configs map[string]string) string {
+	return hashOf(struct {
+		Template *corev1.PodTemplateSpec `json:"template"`
+		Configs  map[string]string       `json:"configs,omitempty"`
+	}{withoutScaleToZero(tmpl), configs})
+}
+
+// configHash identifies the content of a ConfigMap or Secret: what its
+// consumers see, not its metadata.
+func configHash(obj client.Object) string {
+	if cm, ok := obj.(*corev1.ConfigMap); ok {
+		return hashOf([]any{cm.Data, cm.BinaryData})
+	}
+	s := obj.(*corev1.Secret)
+	return hashOf([]any{s.Type, s.Data})
+}
+
+// appliedHash identifies the body of an apply request, leaving out the
+// unhashed field paths, which belong to other controllers once the object
+// exists.
+func appliedHash(obj map[string]any, unhashed ...[]string) string {
+	o := runtime.DeepCopyJSON(obj)
+	for _, path := range unhashed {
+		unstructured.RemoveNestedField(o, path...)
+	}
+	return hashOf(o)
+}
+
+// hashOf returns a short hex SHA-256 of v's JSON encoding, which is stable:
+// encoding/json sorts map keys. v is made of API types and JSON maps, which
+// always encode.
+func hashOf(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("workload: hashing %T: %v", v, err))
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
