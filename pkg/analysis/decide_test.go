@@ -225,7 +225,9 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "a canary not ready past the deadline rolls back", spec: canarySpec(),
-			status:    status(serinv1.CanaryPhaseProgressing, weight(20), func(s *serinv1.CanaryStatus) { s.LastTransitionTime, s.LastIterationTime = at(time.Minute), at(4*time.Minute) }),
+			status: status(serinv1.CanaryPhaseProgressing, weight(20), func(s *serinv1.CanaryStatus) {
+				s.LastTransitionTime, s.LastIterationTime = at(time.Minute), at(4*time.Minute)
+			}),
 			canary:    &Workload{Exists: true, Message: "0 of 2 pods ready"},
 			wantPhase: serinv1.CanaryPhaseFailed, wantActions: "SetTraffic(0) ScaleCanaryDown RunPostRollout", wantEvents: "!RolledBack",
 		},
@@ -296,7 +298,7 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "the gate of the next step is asked with the checks", spec: canarySpec(metric, hook(serinv1.ConfirmTrafficIncreaseHook)),
-			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)),
+			status:  status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)),
 			wantRun: &CheckRequest{Gate: serinv1.ConfirmTrafficIncreaseHook, Analysis: true},
 		},
 		{
@@ -391,7 +393,9 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "a primary that does not roll out within the deadline rolls back", spec: canarySpec(),
-			status:  status(serinv1.CanaryPhasePromoting, weight(40), func(s *serinv1.CanaryStatus) { s.LastTransitionTime, s.LastIterationTime = at(time.Minute), at(2*time.Minute) }),
+			status: status(serinv1.CanaryPhasePromoting, weight(40), func(s *serinv1.CanaryStatus) {
+				s.LastTransitionTime, s.LastIterationTime = at(time.Minute), at(2*time.Minute)
+			}),
 			primary: &Workload{Exists: true, Message: "1 of 3 updated"}, wantPhase: serinv1.CanaryPhaseFailed,
 			wantActions: "SetTraffic(0) ScaleCanaryDown RunPostRollout", wantEvents: "!RolledBack",
 		},
