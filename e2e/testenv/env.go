@@ -1,6 +1,11 @@
 // Package testenv runs a real, local Kubernetes control plane for tests:
 // etcd and kube-apiserver, optionally with kube-controller-manager,
 // kube-scheduler and kwok simulating nodes, all on free loopback ports.
+//
+// The binaries come from e2e/testbin/build.sh (see BinDir). Components run
+// in their own process groups and die with the test binary; once an Env has
+// been started, SIGINT and SIGTERM stop every running Env before the test
+// binary exits.
 package testenv
 
 import (
@@ -121,17 +126,22 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		if err == nil {
 			return e, nil
 		}
-		if e != nil {
-			// Keep the logs of a real failure for inspection; a lost
-			// port race is not worth keeping.
-			if !errors.Is(err, errAddrInUse) {
-				e.KeepLogs()
-			}
+		if e == nil {
+			return nil, fmt.Errorf("testenv: %w", err)
+		}
+		if e.stopRequested() {
+			// Interrupted: whatever failed, failed because Stop is
+			// already tearing everything down.
 			_ = e.Stop()
+			return nil, fmt.Errorf("testenv: %w", errStopped)
 		}
-		if !errors.Is(err, errAddrInUse) || attempt == startAttempts || ctx.Err() != nil {
-			return nil, fmt.Errorf("testenv: starting %v mode: %w", opts.Mode, err)
+		if errors.Is(err, errAddrInUse) && attempt < startAttempts && ctx.Err() == nil {
+			_ = e.Stop()
+			continue
 		}
+		e.KeepLogs()
+		_ = e.Stop()
+		return nil, fmt.Errorf("testenv: starting %v mode failed, logs kept in %s: %w", opts.Mode, e.Dir, err)
 	}
 }
 
@@ -144,10 +154,7 @@ func start(ctx context.Context, opts Options) (*Env, error) {
 	}
 	e := &Env{Dir: dir, KubeconfigPath: filepath.Join(dir, "admin.kubeconfig")}
 	register(e)
-	if err := e.startComponents(ctx, opts); err != nil {
-		return e, err
-	}
-	return e, nil
+	return e, e.startComponents(ctx, opts)
 }
 
 func (e *Env) startComponents(ctx context.Context, opts Options) error {
@@ -191,7 +198,6 @@ func (e *Env) startComponents(ctx context.Context, opts Options) error {
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
 		"--secure-port="+strconv.Itoa(apiPort),
-		"--cert-dir="+filepath.Join(e.Dir, "apiserver-certs"),
 		"--tls-cert-file="+creds.certFile,
 		"--tls-private-key-file="+creds.keyFile,
 		"--token-auth-file="+creds.tokenFile,
@@ -200,8 +206,8 @@ func (e *Env) startComponents(ctx context.Context, opts Options) error {
 		"--service-account-key-file="+creds.saKeyFile,
 		"--service-account-signing-key-file="+creds.saKeyFile,
 		"--service-cluster-ip-range="+serviceCIDR,
-		// There is no network for the kubernetes Service endpoints to
-		// point at, and the reconciler rejects a loopback address.
+		// Endpoints may not hold a loopback address, so reconciling the
+		// kubernetes Service to 127.0.0.1 would only fail.
 		"--endpoint-reconciler-type=none",
 		"--allow-privileged=true",
 		"--profiling=false",
@@ -248,7 +254,7 @@ func (e *Env) run(name, bin string, args ...string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.stopping {
-		return errors.New("environment is stopping")
+		return errStopped
 	}
 	p, err := startProcess(name, bin, logPath(e.Dir, name), args...)
 	if err != nil {
@@ -266,7 +272,10 @@ func (e *Env) poll(ctx context.Context, what string, cond func(context.Context) 
 		if err := e.deadComponent(); err != nil {
 			return fmt.Errorf("waiting for %s: %w", what, err)
 		}
-		ok, err := cond(ctx)
+		// A hung request must not eat the whole deadline of the wait.
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ok, err := cond(cctx)
+		cancel()
 		if ok {
 			return nil
 		}
@@ -279,10 +288,25 @@ func (e *Env) poll(ctx context.Context, what string, cond func(context.Context) 
 	}
 }
 
+func (e *Env) stopRequested() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stopping
+}
+
+// errStopped reports that Stop was called, e.g. by the interrupt handler,
+// while Start was still waiting.
+var errStopped = errors.New("environment stopped while starting")
+
 // deadComponent returns an error for the first component that has exited.
 func (e *Env) deadComponent() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	// Stop sets stopping before it kills anything, so deaths it causes are
+	// never mistaken for crashes.
+	if e.stopping {
+		return errStopped
+	}
 	for _, p := range e.procs {
 		if p.exited() {
 			if logContains(p.logPath, "address already in use") {

@@ -34,9 +34,10 @@ func (e *Env) startFull(ctx context.Context, opts Options, creds *credentials, k
 
 	if err := e.run("kube-controller-manager", bin("kube-controller-manager"),
 		"--kubeconfig="+e.KubeconfigPath,
-		// nodeipam would need a cluster CIDR; kwok assigns pod IPs itself.
-		// nodelifecycle stays: it lifts the not-ready taint.
-		"--controllers=*,-nodeipam",
+		// Node IPAM would need a cluster CIDR; kwok assigns pod IPs itself.
+		// node-lifecycle-controller stays: it lifts the not-ready taint.
+		"--controllers=*,-node-ipam-controller",
+		// Only signs legacy token Secrets, for tests that create them.
 		"--service-account-private-key-file="+creds.saKeyFile,
 		"--root-ca-file="+creds.certFile,
 		"--use-service-account-credentials=false",
@@ -119,10 +120,10 @@ func fakeNode(name string) *corev1.Node {
 			Name:        name,
 			Annotations: map[string]string{kwokNodeAnnotation: kwokNodeValue},
 			Labels: map[string]string{
-				"type":                   "kwok",
-				corev1.LabelHostname:     name,
-				corev1.LabelOSStable:     "linux",
-				corev1.LabelArchStable:   "amd64",
+				"type":                 "kwok",
+				corev1.LabelHostname:   name,
+				corev1.LabelOSStable:   "linux",
+				corev1.LabelArchStable: "amd64",
 			},
 		},
 		// The API server keeps a new Node's status, and kwok's stages

@@ -76,4 +76,3 @@ func TestStrategyOf(t *testing.T) {
 		})
 	}
 }
-

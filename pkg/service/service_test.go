@@ -153,4 +153,3 @@ func TestMatches(t *testing.T) {
 }
 
 func itoa(i int32) string { return strconv.Itoa(int(i)) }
-
