@@ -162,11 +162,11 @@ func (e *Env) startComponents(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("generating credentials: %w", err)
 	}
-	ports, err := freePorts(4)
+	ports, err := freePorts(3)
 	if err != nil {
 		return err
 	}
-	etcdClient, etcdPeer, apiPort, kwokPort := ports[0], ports[1], ports[2], ports[3]
+	etcdClient, etcdPeer, apiPort := ports[0], ports[1], ports[2]
 	bin := func(name string) string { return filepath.Join(opts.BinDir, name) }
 
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(etcdClient)
@@ -237,7 +237,7 @@ func (e *Env) startComponents(ctx context.Context, opts Options) error {
 	}
 
 	if opts.Mode == Full {
-		if err := e.startFull(ctx, opts, creds, kwokPort, client); err != nil {
+		if err := e.startFull(ctx, opts, creds, client); err != nil {
 			return err
 		}
 	}
@@ -295,8 +295,8 @@ func (e *Env) stopRequested() bool {
 }
 
 // errStopped reports that Stop was called, e.g. by the interrupt handler,
-// while Start was still waiting.
-var errStopped = errors.New("environment stopped while starting")
+// while Start or InstallCRDs was still waiting.
+var errStopped = errors.New("environment stopped")
 
 // deadComponent returns an error for the first component that has exited.
 func (e *Env) deadComponent() error {

@@ -22,7 +22,7 @@ const (
 )
 
 // startFull adds the controllers, the scheduler and kwok with its nodes.
-func (e *Env) startFull(ctx context.Context, opts Options, creds *credentials, kwokPort int, client kubernetes.Interface) error {
+func (e *Env) startFull(ctx context.Context, opts Options, creds *credentials, client kubernetes.Interface) error {
 	stages, err := filepath.Glob(filepath.Join(filepath.Dir(opts.BinDir), "kwok-stages", "*.yaml"))
 	if err != nil {
 		return err
@@ -42,11 +42,11 @@ func (e *Env) startFull(ctx context.Context, opts Options, creds *credentials, k
 		"--root-ca-file="+creds.certFile,
 		"--use-service-account-credentials=false",
 		"--leader-elect=false",
-		// Nothing scrapes it; port 0 turns serving (and its authn setup) off.
+		// Nothing scrapes metrics; port 0 turns serving (and the authn
+		// delegation it needs) off.
 		"--secure-port=0",
 		"--kube-api-qps=100",
 		"--kube-api-burst=200",
-		"--profiling=false",
 	); err != nil {
 		return err
 	}
@@ -54,15 +54,18 @@ func (e *Env) startFull(ctx context.Context, opts Options, creds *credentials, k
 		"--kubeconfig="+e.KubeconfigPath,
 		"--leader-elect=false",
 		"--secure-port=0",
-		"--profiling=false",
 	); err != nil {
+		return err
+	}
+	kwokPort, err := freePorts(1)
+	if err != nil {
 		return err
 	}
 	kwokArgs := []string{
 		"--kubeconfig=" + e.KubeconfigPath,
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector=" + kwokNodeAnnotation + "=" + kwokNodeValue,
-		"--server-address=127.0.0.1:" + strconv.Itoa(kwokPort),
+		"--server-address=127.0.0.1:" + strconv.Itoa(kwokPort[0]),
 		"--cidr=" + podCIDR,
 		"--node-ip=127.0.0.1",
 	}

@@ -6,8 +6,9 @@ import (
 )
 
 // StartForTest starts an Env for t and stops it when t ends. A failing start
-// fails t. If t has failed by then, the logs are kept and their location and
-// last lines are written to the test log.
+// fails t, and so does a component that died during the test. If t has
+// failed by then, the logs are kept and their location and last lines are
+// written to the test log.
 func StartForTest(t testing.TB, opts Options) *Env {
 	t.Helper()
 	e, err := Start(t.Context(), opts)
@@ -15,7 +16,8 @@ func StartForTest(t testing.TB, opts Options) *Env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if t.Failed() {
+		// Stop reports a crashed component as an error, failing t.
+		if t.Failed() || e.deadComponent() != nil {
 			e.KeepLogs()
 			t.Log(e.failureReport())
 		}
