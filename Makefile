@@ -9,7 +9,7 @@ GO_TEST_FLAGS ?= -race -count=1 -parallel 8 -timeout 30m
 # The control-plane binaries are cached outside the repo (see e2e/testbin/build.sh).
 TESTBIN = $(shell e2e/testbin/build.sh)
 
-.PHONY: all build test generate verify testbin run fmt vet
+.PHONY: all build test generate verify testbin testdeps run
 
 all: build
 
@@ -33,8 +33,14 @@ verify: generate
 testbin:
 	@e2e/testbin/build.sh
 
-## test: the whole module with the race detector, against the local control plane
-test: testbin
+## testdeps: Prometheus for the metric tests (Debian's package, installed when missing)
+testdeps:
+	@command -v prometheus >/dev/null 2>&1 || [ -n "$$SERIN_PROMETHEUS" ] || { \
+		echo "installing Debian's prometheus package for the metric tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+## test: the whole module with the race detector, against the local control plane and a real Prometheus
+test: testbin testdeps
 	SERIN_TESTBIN_DIR="$(TESTBIN)" go test $(GO_TEST_FLAGS) ./...
 
 ## run: the controller against the current kubeconfig

@@ -24,6 +24,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/checks/metrics"
 	"github.com/serin-dev/serin/pkg/controller"
 	"github.com/serin-dev/serin/pkg/workload"
 )
@@ -53,6 +54,9 @@ type options struct {
 	selectorLabels          []string
 	labelPrefixes           []string
 	annotationPrefixes      []string
+	metricsServer           string
+	metricErrorLimit        int
+	noCrossNamespaceRefs    bool
 
 	client         client.Options
 	logger         logger.Options
@@ -71,6 +75,9 @@ func bindFlags(fs *flag.FlagSet, o *options) {
 	fs.StringSliceVar(&o.selectorLabels, "selector-labels", workload.DefaultSelectorLabels, "Selector label keys tried, in order, to tell primary pods from canary pods.")
 	fs.StringSliceVar(&o.labelPrefixes, "include-label-prefix", []string{"*"}, "Prefixes of the target's labels copied to the primary; * copies all.")
 	fs.StringSliceVar(&o.annotationPrefixes, "include-annotation-prefix", []string{"*"}, "Prefixes of the target's annotations copied to the primary; * copies all.")
+	fs.StringVar(&o.metricsServer, "metrics-server", "http://prometheus:9090", "The Prometheus of Canaries without spec.metricsServer (built-in and inline queries).")
+	fs.IntVar(&o.metricErrorLimit, "metric-error-limit", metrics.DefaultErrorLimit, "How many no-data or failed queries in a row count as one failed metric check.")
+	fs.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", false, "Forbid Canaries to use MetricTemplates of other namespaces.")
 	o.client.BindFlags(fs)
 	o.rateLimiter.BindFlags(fs)
 	o.logger.BindFlags(fs)
@@ -130,7 +137,10 @@ func controllerConfig(o options) controller.Config {
 			IncludeAnnotationPrefixes: o.annotationPrefixes,
 			FieldManager:              controller.FieldManager,
 		},
-		Options: controller.CanaryReconcilerOptions{RateLimiter: runtimectrl.GetRateLimiter(o.rateLimiter)},
+		Options:              controller.CanaryReconcilerOptions{RateLimiter: runtimectrl.GetRateLimiter(o.rateLimiter)},
+		MetricsServer:        o.metricsServer,
+		MetricErrorLimit:     o.metricErrorLimit,
+		NoCrossNamespaceRefs: o.noCrossNamespaceRefs,
 	}
 }
 
@@ -140,6 +150,9 @@ func managerOptions(o options) (ctrl.Options, error) {
 	case serinv1.ProviderKubernetes, serinv1.ProviderIstio, serinv1.ProviderNGINX, serinv1.ProviderContour, serinv1.ProviderGatewayAPI, "gatewayapi:v1", "gatewayapi:v1beta1":
 	default:
 		return ctrl.Options{}, fmt.Errorf("--provider %q is not one of kubernetes, istio, nginx, contour, gatewayapi", o.provider)
+	}
+	if o.metricErrorLimit < 1 {
+		return ctrl.Options{}, fmt.Errorf("--metric-error-limit must be at least 1, got %d", o.metricErrorLimit)
 	}
 	if o.concurrent < 1 {
 		return ctrl.Options{}, fmt.Errorf("--concurrent must be at least 1, got %d", o.concurrent)

@@ -117,12 +117,12 @@ func TestManagerOptions(t *testing.T) {
 	}{
 		{
 			name:  "defaults elect one leader for all Canaries",
-			opts:  options{concurrent: 4, provider: "kubernetes"},
+			opts:  options{concurrent: 4, metricErrorLimit: 3, provider: "kubernetes"},
 			check: func(g *WithT, got managerResult) { g.Expect(got.leaderElectionID).To(Equal("serin-leader-election")) },
 		},
 		{
 			name: "a label selector gets its own leader and filters Canaries",
-			opts: options{concurrent: 4, provider: "kubernetes", watchLabelSelector: "serin.dev/shard=a"},
+			opts: options{concurrent: 4, metricErrorLimit: 3, provider: "kubernetes", watchLabelSelector: "serin.dev/shard=a"},
 			check: func(g *WithT, got managerResult) {
 				g.Expect(got.leaderElectionID).To(HavePrefix("serin-leader-election-"))
 				g.Expect(got.canarySelector).To(Equal("serin.dev/shard=a"))
@@ -130,12 +130,12 @@ func TestManagerOptions(t *testing.T) {
 		},
 		{
 			name:  "a watch namespace limits the cache",
-			opts:  options{concurrent: 1, provider: "istio", watchNamespace: "apps"},
+			opts:  options{concurrent: 1, metricErrorLimit: 3, provider: "istio", watchNamespace: "apps"},
 			check: func(g *WithT, got managerResult) { g.Expect(got.namespaces).To(ConsistOf("apps")) },
 		},
-		{name: "concurrent must be positive", opts: options{concurrent: 0, provider: "kubernetes"}, wantErr: "--concurrent"},
-		{name: "an unknown provider is refused", opts: options{concurrent: 1, provider: "linkerd"}, wantErr: "--provider"},
-		{name: "a bad selector is refused", opts: options{concurrent: 1, provider: "kubernetes", watchLabelSelector: "a=(b"}, wantErr: "--watch-label-selector"},
+		{name: "concurrent must be positive", opts: options{concurrent: 0, metricErrorLimit: 3, provider: "kubernetes"}, wantErr: "--concurrent"},
+		{name: "an unknown provider is refused", opts: options{concurrent: 1, metricErrorLimit: 3, provider: "linkerd"}, wantErr: "--provider"},
+		{name: "a bad selector is refused", opts: options{concurrent: 1, metricErrorLimit: 3, provider: "kubernetes", watchLabelSelector: "a=(b"}, wantErr: "--watch-label-selector"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

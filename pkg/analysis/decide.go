@@ -276,6 +276,7 @@ func (d *decider) start() Decision {
 func (d *decider) resetFor(rev string) {
 	d.next.LastAppliedSpec = rev
 	d.next.Iterations, d.next.FailedChecks, d.next.CanaryWeight = 0, 0, 0
+	d.next.Metrics = nil
 	d.next.LastIterationTime = d.now()
 }
 
@@ -365,6 +366,9 @@ func (d *decider) stepChecks(req CheckRequest) (CheckResults, *Decision) {
 		return res, &dec
 	}
 	d.next.LastIterationTime = d.now()
+	if req.Analysis {
+		d.next.Metrics = res.Metrics
+	}
 	if res.RollbackRequested {
 		dec := d.rollback("a rollback webhook asked for it")
 		return res, &dec

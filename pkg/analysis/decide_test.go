@@ -533,3 +533,23 @@ func formatEvents(events []Event) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+func TestDecideRecordsMetrics(t *testing.T) {
+	measured := []serinv1.MetricStatus{{Name: serinv1.MetricRequestSuccessRate, Verdict: serinv1.MetricPassed, Value: new(99.5)}}
+	in := Input{
+		Spec: canarySpec(metric), Status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)),
+		Now: t0.Add(now), Revision: "rev2", Primary: ready, Canary: ready,
+		Checks: &CheckResults{GateOpen: true, Metrics: measured},
+	}
+	got := Decide(in)
+	if !reflect.DeepEqual(got.Status.Metrics, measured) {
+		t.Errorf("metrics %+v, want %+v", got.Status.Metrics, measured)
+	}
+
+	// A new release starts with no measurements.
+	in.Status = got.Status
+	in.Revision, in.Checks = "rev3", nil
+	if restarted := Decide(in); restarted.Status.Metrics != nil {
+		t.Errorf("a new revision kept the metrics %+v", restarted.Status.Metrics)
+	}
+}

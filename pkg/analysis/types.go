@@ -64,6 +64,8 @@ type CheckResults struct {
 	RollbackRequested bool
 	// Failures has one line per failed pre-rollout, rollout or metric check.
 	Failures []string
+	// Metrics is the status of each metric check that ran.
+	Metrics []serinv1.MetricStatus
 }
 
 // Decision is the outcome of Decide.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -31,9 +32,10 @@ func (r *CanaryReconciler) payload(c *serinv1.Canary, revision string, h serinv1
 	}
 }
 
-// runChecks calls the webhooks (and, with metrics, the metric checks) that
-// the analysis asked for and reports their outcomes.
-func (r *CanaryReconciler) runChecks(ctx context.Context, c *serinv1.Canary, revision string, req analysis.CheckRequest) analysis.CheckResults {
+// runChecks calls the webhooks and runs the metric checks that the analysis
+// asked for and reports their outcomes. An error is a metric that cannot run
+// as written (metrics.ConfigError).
+func (r *CanaryReconciler) runChecks(ctx context.Context, c *serinv1.Canary, revision string, req analysis.CheckRequest) (analysis.CheckResults, error) {
 	logger := log.FromContext(ctx)
 	res := analysis.CheckResults{GateOpen: true}
 	for _, h := range c.Spec.Analysis.Webhooks {
@@ -62,14 +64,22 @@ func (r *CanaryReconciler) runChecks(ctx context.Context, c *serinv1.Canary, rev
 			}
 		}
 	}
-	if req.Analysis {
-		// Metric providers arrive with the metrics work; until then a
-		// metric cannot pass, so it is never silently ignored.
-		for _, m := range c.Spec.Analysis.Metrics {
-			res.Failures = append(res.Failures, fmt.Sprintf("metric %s: no metric provider is available in this version of Serin", m.Name))
+	if req.Analysis && len(c.Spec.Analysis.Metrics) > 0 {
+		out, err := r.MetricChecks.Run(ctx, c, r.provider(c), r.Now())
+		if err != nil {
+			return res, err
+		}
+		res.Metrics = out.Metrics
+		res.Failures = append(res.Failures, out.Failures...)
+		for _, m := range out.Metrics {
+			eventType := corev1.EventTypeNormal
+			if m.Verdict != serinv1.MetricPassed {
+				eventType = corev1.EventTypeWarning
+			}
+			r.eventf(ctx, c, eventType, "Metric"+string(m.Verdict), "metric %s: %s", m.Name, m.Message)
 		}
 	}
-	return res
+	return res, nil
 }
 
 // runPostRollout calls the post-rollout webhooks; their outcome is only

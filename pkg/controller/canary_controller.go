@@ -23,6 +23,7 @@ import (
 
 	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/checks/metrics"
 	"github.com/serin-dev/serin/pkg/checks/webhook"
 	"github.com/serin-dev/serin/pkg/router"
 	"github.com/serin-dev/serin/pkg/service"
@@ -47,6 +48,7 @@ type Workloads interface {
 // +kubebuilder:rbac:groups=serin.dev,resources=canaries,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=serin.dev,resources=canaries/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=serin.dev,resources=canaries/finalizers,verbs=update
+// +kubebuilder:rbac:groups=serin.dev,resources=metrictemplates,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=deployments;daemonsets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services;configmaps;secrets,verbs=get;list;watch;create;update;patch;delete
@@ -57,9 +59,10 @@ type CanaryReconciler struct {
 	events.EventRecorder
 	runtimectrl.Metrics
 
-	Workloads Workloads
-	Services  *service.Applier
-	Webhooks  webhook.Caller
+	Workloads    Workloads
+	Services     *service.Applier
+	Webhooks     webhook.Caller
+	MetricChecks *metrics.Checker
 
 	// DefaultProvider is used when spec.provider is empty.
 	DefaultProvider serinv1.Provider
@@ -176,7 +179,19 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, c *serinv1.Canary) (ct
 	}
 	decision := analysis.Decide(in)
 	if decision.Run != nil {
-		results := r.runChecks(ctx, c, obs.Revision, *decision.Run)
+		results, err := r.runChecks(ctx, c, obs.Revision, *decision.Run)
+		var invalid *metrics.ConfigError
+		if errors.As(err, &invalid) {
+			// The release holds where it is until the metric can run; the
+			// next interval looks again (for example once the template
+			// exists).
+			r.eventf(ctx, c, corev1.EventTypeWarning, serinv1.InvalidMetricReason, "%s", err)
+			markStalled(c, serinv1.InvalidMetricReason, err.Error())
+			return ctrl.Result{RequeueAfter: analysisInterval(c)}, nil
+		}
+		if err != nil {
+			return r.retry(ctx, c, serinv1.ReconciliationFailedReason, err)
+		}
 		in.Checks = &results
 		decision = analysis.Decide(in)
 		if decision.Run != nil {
@@ -212,6 +227,15 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, c *serinv1.Canary) (ct
 	}
 	setPhaseConditions(c, message)
 	return ctrl.Result{RequeueAfter: decision.RequeueAfter}, nil
+}
+
+// analysisInterval is the Canary's analysis interval, for requeues outside
+// the state machine.
+func analysisInterval(c *serinv1.Canary) time.Duration {
+	if d, err := time.ParseDuration(c.Spec.Analysis.Interval); err == nil && d > 0 {
+		return d
+	}
+	return time.Minute
 }
 
 // retry records a runtime problem and returns it, so the work queue retries

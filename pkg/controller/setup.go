@@ -7,12 +7,14 @@ import (
 
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/events"
-	"github.com/fluxcd/pkg/runtime/metrics"
+	runtimemetrics "github.com/fluxcd/pkg/runtime/metrics"
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/checks/metrics"
+	"github.com/serin-dev/serin/pkg/checks/metrics/providers"
 	"github.com/serin-dev/serin/pkg/checks/webhook"
 	"github.com/serin-dev/serin/pkg/service"
 	"github.com/serin-dev/serin/pkg/workload"
@@ -26,6 +28,14 @@ type Config struct {
 	Workload workload.Options
 	// Options tunes the controller (rate limiter).
 	Options CanaryReconcilerOptions
+	// MetricsServer is the Prometheus of Canaries without metricsServer.
+	MetricsServer string
+	// MetricErrorLimit is how many no-data or error results in a row count
+	// as a failed check.
+	MetricErrorLimit int
+	// NoCrossNamespaceRefs forbids MetricTemplate references to other
+	// namespaces.
+	NoCrossNamespaceRefs bool
 }
 
 // ClientOptions keeps ConfigMaps and Secrets out of the informer cache:
@@ -44,12 +54,19 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	}
 	kube := mgr.GetClient()
 	r := &CanaryReconciler{
-		Client:          kube,
-		EventRecorder:   recorder,
-		Metrics:         runtimectrl.NewMetrics(mgr, metrics.MustMakeRecorder(), serinv1.CanaryFinalizer),
-		Workloads:       workload.New(kube, kube, cfg.Workload),
-		Services:        &service.Applier{Reader: kube, Client: kube, FieldManager: FieldManager},
-		Webhooks:        webhook.NewClient(),
+		Client:        kube,
+		EventRecorder: recorder,
+		Metrics:       runtimectrl.NewMetrics(mgr, runtimemetrics.MustMakeRecorder(), serinv1.CanaryFinalizer),
+		Workloads:     workload.New(kube, kube, cfg.Workload),
+		Services:      &service.Applier{Reader: kube, Client: kube, FieldManager: FieldManager},
+		Webhooks:      webhook.NewClient(),
+		MetricChecks: &metrics.Checker{
+			Reader:               kube,
+			DefaultAddress:       cfg.MetricsServer,
+			ErrorLimit:           cfg.MetricErrorLimit,
+			NoCrossNamespaceRefs: cfg.NoCrossNamespaceRefs,
+			NewProvider:          providers.New,
+		},
 		DefaultProvider: cfg.DefaultProvider,
 		Now:             time.Now,
 	}

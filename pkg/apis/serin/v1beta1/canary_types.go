@@ -470,6 +470,19 @@ type CanaryMetric struct {
 	// TemplateVariables fill {{ variables.<name> }} in the template's query.
 	// +optional
 	TemplateVariables map[string]string `json:"templateVariables,omitempty"`
+
+	// SuccessCondition is a CEL expression on the measured value, `result`
+	// (a double), that must hold for the check to pass, for example
+	// "result < 0.5 && result >= 0". It applies next to thresholdRange.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	SuccessCondition string `json:"successCondition,omitempty"`
+
+	// FailureCondition is a CEL expression on `result` that fails the check
+	// when it holds.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	FailureCondition string `json:"failureCondition,omitempty"`
 }
 
 // CanaryThresholdRange bounds a metric's passing values; an unset bound is
@@ -622,10 +635,65 @@ type CanaryStatus struct {
 	// +optional
 	LastIterationTime metav1.Time `json:"lastIterationTime,omitempty"`
 
+	// Metrics holds the last measurement of each metric check of the
+	// current release.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Metrics []MetricStatus `json:"metrics,omitempty"`
+
 	// +listType=map
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// MetricVerdict is the outcome of one metric check.
+//
+// +kubebuilder:validation:Enum=Passed;Failed;NoData;Error
+type MetricVerdict string
+
+// The outcomes of a metric check. NoData and Error are not failures until
+// they repeat past the controller's error limit.
+const (
+	MetricPassed MetricVerdict = "Passed"
+	MetricFailed MetricVerdict = "Failed"
+	MetricNoData MetricVerdict = "NoData"
+	MetricError  MetricVerdict = "Error"
+)
+
+// MetricStatus is the last measurement of a metric check.
+type MetricStatus struct {
+	// Name of the metric check.
+	Name string `json:"name"`
+
+	// Value measured; unset when there was no data or an error.
+	// +optional
+	Value *float64 `json:"value,omitempty"`
+
+	// Verdict of the last check.
+	Verdict MetricVerdict `json:"verdict"`
+
+	// Message explains the verdict.
+	// +optional
+	Message string `json:"message,omitempty"`
+
+	// Time of the last check.
+	Time metav1.Time `json:"time"`
+
+	// NoData counts the checks of this release that found no data.
+	// +optional
+	NoData int `json:"noData,omitempty"`
+
+	// Errors counts the checks of this release whose query failed.
+	// +optional
+	Errors int `json:"errors,omitempty"`
+
+	// ConsecutiveErrors counts the no-data and error checks since the last
+	// measured value; at the controller's limit they count as a failed
+	// check.
+	// +optional
+	ConsecutiveErrors int `json:"consecutiveErrors,omitempty"`
 }
 
 // GetConditions returns the status conditions, for fluxcd/pkg/runtime.

@@ -24,6 +24,9 @@ const (
 	// UnsupportedStrategyReason: the provider cannot carry the analysis's
 	// strategy (the kubernetes provider supports blue/green only).
 	UnsupportedStrategyReason = "UnsupportedStrategy"
+	// InvalidMetricReason: a metric check cannot run as written (for
+	// example its MetricTemplate does not exist).
+	InvalidMetricReason = "InvalidMetric"
 	// ReconciliationFailedReason: an API call failed; it is retried.
 	ReconciliationFailedReason = "ReconciliationFailed"
 )

@@ -1,0 +1,212 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/checks/metrics/providers"
+)
+
+// DefaultInterval is the query window of a metric without an interval.
+const DefaultInterval = time.Minute
+
+// ConfigError says that a metric cannot run as written (a missing
+// MetricTemplate, a forbidden cross-namespace reference, an invalid
+// condition); retrying does not help until the user changes something.
+type ConfigError struct {
+	Metric string
+	Err    error
+}
+
+func (e *ConfigError) Error() string { return fmt.Sprintf("metric %s: %v", e.Metric, e.Err) }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Checker runs the metric checks of a Canary.
+type Checker struct {
+	// Reader reads MetricTemplates and the Secrets they name.
+	Reader client.Reader
+	// DefaultAddress is the Prometheus of built-in and inline queries when
+	// the Canary has no metricsServer.
+	DefaultAddress string
+	// ErrorLimit is how many no-data or error results in a row make a
+	// failed check (DefaultErrorLimit when zero).
+	ErrorLimit int
+	// NoCrossNamespaceRefs forbids templateRefs to other namespaces.
+	NoCrossNamespaceRefs bool
+	// NewProvider builds a backend client; providers.New unless a test
+	// replaces it.
+	NewProvider func(providers.Config) (providers.Provider, error)
+}
+
+// Result is the outcome of one round of metric checks.
+type Result struct {
+	// Metrics is the new status of every metric.
+	Metrics []serinv1.MetricStatus
+	// Failures has one line per failed check.
+	Failures []string
+}
+
+// Run queries every metric of the Canary once. provider is the Canary's
+// effective traffic provider, which selects the built-in queries.
+func (c *Checker) Run(ctx context.Context, canary *serinv1.Canary, provider serinv1.Provider, now time.Time) (Result, error) {
+	var res Result
+	for _, m := range canary.Spec.Analysis.Metrics {
+		meas, err := c.measure(ctx, canary, provider, m)
+		if err != nil {
+			return Result{}, &ConfigError{Metric: m.Name, Err: err}
+		}
+		st, failed, err := Judge(m, meas, previous(canary, m.Name), c.ErrorLimit, now)
+		if err != nil {
+			return Result{}, &ConfigError{Metric: m.Name, Err: err}
+		}
+		res.Metrics = append(res.Metrics, st)
+		if failed {
+			res.Failures = append(res.Failures, fmt.Sprintf("metric %s: %s", m.Name, st.Message))
+		}
+	}
+	return res, nil
+}
+
+func previous(canary *serinv1.Canary, name string) *serinv1.MetricStatus {
+	for i := range canary.Status.Metrics {
+		if canary.Status.Metrics[i].Name == name {
+			return &canary.Status.Metrics[i]
+		}
+	}
+	return nil
+}
+
+// measure renders the metric's query and runs it. Query failures are part
+// of the Measurement; only configuration problems are returned as errors.
+func (c *Checker) measure(ctx context.Context, canary *serinv1.Canary, provider serinv1.Provider, m serinv1.CanaryMetric) (Measurement, error) {
+	window := DefaultInterval
+	interval := m.Interval
+	if interval == "" {
+		interval = "1m"
+	} else if d, err := time.ParseDuration(interval); err == nil {
+		window = d
+	}
+	cfg := providers.Config{Type: "prometheus", Address: canary.Spec.MetricsServer}
+	if cfg.Address == "" {
+		cfg.Address = c.DefaultAddress
+	}
+
+	var query string
+	switch {
+	case m.TemplateRef != nil:
+		tmpl, err := c.template(ctx, canary, m.TemplateRef)
+		var transient *transientError
+		if errors.As(err, &transient) {
+			return Measurement{Err: transient.err}, nil
+		}
+		if err != nil {
+			return Measurement{}, err
+		}
+		query = tmpl.Spec.Query
+		p := tmpl.Spec.Provider
+		cfg.Type = string(p.Type)
+		if cfg.Type == "" {
+			cfg.Type = "prometheus"
+		}
+		if p.Address != "" || cfg.Type != "prometheus" {
+			cfg.Address = p.Address
+		}
+		cfg.Headers = p.Headers
+		cfg.InsecureSkipVerify = p.InsecureSkipVerify
+		cfg.Region = p.Region
+		if p.Timeout != "" {
+			if d, err := time.ParseDuration(p.Timeout); err == nil {
+				cfg.Timeout = d
+			}
+		}
+		if p.SecretRef != nil {
+			var secret corev1.Secret
+			if err := c.Reader.Get(ctx, client.ObjectKey{Namespace: tmpl.Namespace, Name: p.SecretRef.Name}, &secret); err != nil {
+				if apierrors.IsNotFound(err) {
+					return Measurement{}, fmt.Errorf("Secret %s/%s of MetricTemplate %s not found", tmpl.Namespace, p.SecretRef.Name, tmpl.Name)
+				}
+				return Measurement{Err: fmt.Errorf("reading the Secret of MetricTemplate %s: %w", tmpl.Name, err)}, nil
+			}
+			cfg.Credentials = secret.Data
+		}
+	case m.Query != "":
+		query = m.Query
+	default:
+		q, ok := BuiltinQuery(provider, m.Name)
+		if !ok {
+			return Measurement{}, fmt.Errorf("%q is not a built-in metric; set templateRef or query", m.Name)
+		}
+		query = q
+	}
+	if cfg.Type == "prometheus" && cfg.Address == "" {
+		return Measurement{}, errors.New("no Prometheus address: set spec.metricsServer or the controller's --metrics-server")
+	}
+
+	rendered, err := Render(query, varsOf(canary, m, interval))
+	if err != nil {
+		return Measurement{}, err
+	}
+	backend, err := c.NewProvider(cfg)
+	if err != nil {
+		return Measurement{}, err
+	}
+	v, err := backend.Query(ctx, rendered, window)
+	switch {
+	case errors.Is(err, providers.ErrNoData):
+		return Measurement{NoData: true}, nil
+	case err != nil:
+		return Measurement{Err: err}, nil
+	}
+	return Measurement{Value: v}, nil
+}
+
+func (c *Checker) template(ctx context.Context, canary *serinv1.Canary, ref *serinv1.CrossNamespaceObjectReference) (*serinv1.MetricTemplate, error) {
+	ns := ref.Namespace
+	if ns == "" {
+		ns = canary.Namespace
+	}
+	if ns != canary.Namespace && c.NoCrossNamespaceRefs {
+		return nil, fmt.Errorf("MetricTemplate %s/%s is in another namespace, which this controller forbids (--no-cross-namespace-refs)", ns, ref.Name)
+	}
+	var tmpl serinv1.MetricTemplate
+	if err := c.Reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, &tmpl); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("MetricTemplate %s/%s not found", ns, ref.Name)
+		}
+		return nil, &transientError{fmt.Errorf("reading MetricTemplate %s/%s: %w", ns, ref.Name, err)}
+	}
+	return &tmpl, nil
+}
+
+// transientError is an API failure that the next check may not see.
+type transientError struct{ err error }
+
+func (e *transientError) Error() string { return e.err.Error() }
+
+func varsOf(canary *serinv1.Canary, m serinv1.CanaryMetric, interval string) Vars {
+	service := canary.Spec.Service.Name
+	if service == "" {
+		service = canary.Spec.TargetRef.Name
+	}
+	ingress := ""
+	if canary.Spec.IngressRef != nil {
+		ingress = canary.Spec.IngressRef.Name
+	}
+	return Vars{
+		Name:      canary.Name,
+		Namespace: canary.Namespace,
+		Target:    canary.Spec.TargetRef.Name,
+		Service:   service,
+		Ingress:   ingress,
+		Route:     service,
+		Interval:  interval,
+		Variables: m.TemplateVariables,
+	}
+}

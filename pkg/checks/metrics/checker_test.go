@@ -1,0 +1,182 @@
+package metrics_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/checks/metrics"
+	"github.com/serin-dev/serin/pkg/checks/metrics/providers"
+
+	"github.com/serin-dev/serin/e2e/prometheus"
+	"github.com/serin-dev/serin/e2e/testenv"
+)
+
+func canaryWith(ns string, ms ...serinv1.CanaryMetric) *serinv1.Canary {
+	return &serinv1.Canary{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+		Spec: serinv1.CanarySpec{
+			TargetRef: serinv1.TargetReference{Kind: "Deployment", Name: "web"},
+			Service:   serinv1.CanaryService{Port: 80},
+			Analysis:  serinv1.CanaryAnalysis{Interval: "10s", Iterations: 1, Metrics: ms},
+		},
+	}
+}
+
+// TestBuiltinChecksOnRealPrometheus runs the Istio built-in checks against a
+// real Prometheus scraping Istio-shaped series every second.
+func TestBuiltinChecksOnRealPrometheus(t *testing.T) {
+	g := NewWithT(t)
+	exporter := prometheus.NewExporter()
+	t.Cleanup(exporter.Close)
+	exporter.SetIstioWorkload("apps", "web", 20, 0.995, 50*time.Millisecond)
+	exporter.SetIstioWorkload("apps", "bad", 20, 0.90, 50*time.Millisecond)
+	prom := prometheus.StartForTest(t, prometheus.Options{Targets: []string{exporter.Addr()}})
+	ctx := context.Background()
+	// Two scrapes at least are needed for rate().
+	g.Expect(prom.WaitForSeries(ctx, `count_over_time(istio_requests_total{destination_workload="web"}[30s]) > 2`)).To(Succeed())
+
+	checker := &metrics.Checker{DefaultAddress: prom.URL, NewProvider: providers.New}
+	successRate := serinv1.CanaryMetric{Name: serinv1.MetricRequestSuccessRate, Interval: "30s", ThresholdRange: &serinv1.CanaryThresholdRange{Min: new(99.0)}}
+	duration := serinv1.CanaryMetric{Name: serinv1.MetricRequestDuration, Interval: "30s", ThresholdRange: &serinv1.CanaryThresholdRange{Max: new(100.0)}}
+
+	res, err := checker.Run(ctx, canaryWith("apps", successRate, duration), serinv1.ProviderIstio, time.Now())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Failures).To(BeEmpty())
+	g.Expect(res.Metrics).To(HaveLen(2))
+	g.Expect(res.Metrics[0].Verdict).To(Equal(serinv1.MetricPassed), res.Metrics[0].Message)
+	g.Expect(*res.Metrics[0].Value).To(BeNumerically("~", 99.5, 0.3))
+	g.Expect(res.Metrics[1].Verdict).To(Equal(serinv1.MetricPassed), res.Metrics[1].Message)
+	g.Expect(*res.Metrics[1].Value).To(And(BeNumerically(">", 25), BeNumerically("<=", 50)), "p99 within the bucket holding 50ms")
+
+	bad := canaryWith("apps", successRate)
+	bad.Spec.TargetRef.Name = "bad"
+	res, err = checker.Run(ctx, bad, serinv1.ProviderIstio, time.Now())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Metrics[0].Verdict).To(Equal(serinv1.MetricFailed))
+	g.Expect(*res.Metrics[0].Value).To(BeNumerically("~", 90, 0.5))
+	g.Expect(res.Failures).To(ConsistOf(ContainSubstring("is below the minimum 99")))
+
+	missing := canaryWith("apps", successRate)
+	missing.Spec.TargetRef.Name = "absent"
+	res, err = checker.Run(ctx, missing, serinv1.ProviderIstio, time.Now())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Metrics[0].Verdict).To(Equal(serinv1.MetricNoData))
+	g.Expect(res.Failures).To(BeEmpty(), "no data is not a failure")
+
+	// A stopped Prometheus is an error result, not a failure and not a
+	// configuration problem.
+	g.Expect(prom.Stop()).To(Succeed())
+	res, err = checker.Run(ctx, canaryWith("apps", successRate), serinv1.ProviderIstio, time.Now())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Metrics[0].Verdict).To(Equal(serinv1.MetricError))
+	g.Expect(res.Metrics[0].Errors).To(Equal(1))
+	g.Expect(res.Failures).To(BeEmpty())
+}
+
+// TestMetricTemplate resolves a MetricTemplate and its Secret from a real
+// apiserver and checks what reaches the backend.
+func TestMetricTemplate(t *testing.T) {
+	g := NewWithT(t)
+	env := testenv.StartForTest(t, testenv.Options{Mode: testenv.APIServer, CRDPaths: []string{"../../../artifacts/crds"}})
+	scheme := runtime.NewScheme()
+	g.Expect(serinv1.AddToScheme(scheme)).To(Succeed())
+	g.Expect(corev1.AddToScheme(scheme)).To(Succeed())
+	kube, err := client.New(env.Config, client.Options{Scheme: scheme})
+	g.Expect(err).NotTo(HaveOccurred())
+	ctx := context.Background()
+
+	var (
+		mu       sync.Mutex
+		gotQuery string
+		gotAuth  string
+	)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		mu.Lock()
+		gotQuery, gotAuth = r.Form.Get("query"), r.Header.Get("Authorization")
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"status": "success",
+			"data": map[string]any{
+				"resultType": "vector",
+				"result":     []any{map[string]any{"metric": map[string]string{}, "value": []any{float64(time.Now().Unix()), "0.25"}}},
+			},
+		})
+	}))
+	t.Cleanup(backend.Close)
+
+	for _, ns := range []string{"apps", "shared"} {
+		g.Expect(kube.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	}
+	g.Expect(kube.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shared", Name: "prom-auth"},
+		Data:       map[string][]byte{"token": []byte("s3cr3t-token")},
+	})).To(Succeed())
+	g.Expect(kube.Create(ctx, &serinv1.MetricTemplate{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shared", Name: "error-rate"},
+		Spec: serinv1.MetricTemplateSpec{
+			Provider: serinv1.MetricTemplateProvider{Type: "prometheus", Address: backend.URL, SecretRef: &corev1.LocalObjectReference{Name: "prom-auth"}},
+			Query:    `sum(rate(errors{namespace="{{ namespace }}",workload="{{ target }}",cluster="{{ variables.cluster }}"}[{{ interval }}]))`,
+		},
+	})).To(Succeed())
+
+	metric := serinv1.CanaryMetric{
+		Name:              "error-rate",
+		Interval:          "2m",
+		TemplateRef:       &serinv1.CrossNamespaceObjectReference{Name: "error-rate", Namespace: "shared"},
+		TemplateVariables: map[string]string{"cluster": "eu-1"},
+		SuccessCondition:  "result < 0.5 && result >= 0",
+	}
+	checker := &metrics.Checker{Reader: kube, NewProvider: providers.New}
+	res, err := checker.Run(ctx, canaryWith("apps", metric), serinv1.ProviderKubernetes, time.Now())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Metrics[0].Verdict).To(Equal(serinv1.MetricPassed), res.Metrics[0].Message)
+	g.Expect(*res.Metrics[0].Value).To(Equal(0.25))
+	mu.Lock()
+	g.Expect(gotQuery).To(Equal(`sum(rate(errors{namespace="apps",workload="web",cluster="eu-1"}[2m]))`))
+	g.Expect(gotAuth).To(Equal("Bearer s3cr3t-token"))
+	mu.Unlock()
+
+	t.Run("cross-namespace references can be forbidden", func(t *testing.T) {
+		g := NewWithT(t)
+		strict := &metrics.Checker{Reader: kube, NewProvider: providers.New, NoCrossNamespaceRefs: true}
+		_, err := strict.Run(ctx, canaryWith("apps", metric), serinv1.ProviderKubernetes, time.Now())
+		var invalid *metrics.ConfigError
+		g.Expect(errors.As(err, &invalid)).To(BeTrue())
+		g.Expect(err.Error()).To(ContainSubstring("shared/error-rate is in another namespace"))
+	})
+
+	t.Run("a missing template is a configuration error naming it", func(t *testing.T) {
+		g := NewWithT(t)
+		gone := metric
+		gone.TemplateRef = &serinv1.CrossNamespaceObjectReference{Name: "latency"}
+		_, err := checker.Run(ctx, canaryWith("apps", gone), serinv1.ProviderKubernetes, time.Now())
+		var invalid *metrics.ConfigError
+		g.Expect(errors.As(err, &invalid)).To(BeTrue())
+		g.Expect(err.Error()).To(ContainSubstring("MetricTemplate apps/latency not found"))
+	})
+
+	t.Run("a missing template variable is a configuration error", func(t *testing.T) {
+		g := NewWithT(t)
+		noVars := metric
+		noVars.TemplateVariables = nil
+		_, err := checker.Run(ctx, canaryWith("apps", noVars), serinv1.ProviderKubernetes, time.Now())
+		var invalid *metrics.ConfigError
+		g.Expect(errors.As(err, &invalid)).To(BeTrue())
+		g.Expect(err.Error()).To(ContainSubstring("cluster"))
+	})
+}
