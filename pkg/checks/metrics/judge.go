@@ -139,7 +139,9 @@ func program(expr string) (cel.Program, error) {
 	if p, ok := programs.Load(expr); ok {
 		return p.(cel.Program), nil
 	}
-	celEnvOnce.Do(func() { celEnv, celEnvErr = cel.NewEnv(cel.Variable("result", cel.DoubleType), cel.CrossTypeNumericComparisons(true)) })
+	celEnvOnce.Do(func() {
+		celEnv, celEnvErr = cel.NewEnv(cel.Variable("result", cel.DoubleType), cel.CrossTypeNumericComparisons(true))
+	})
 	if celEnvErr != nil {
 		return nil, celEnvErr
 	}
