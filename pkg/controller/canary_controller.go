@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/patch"
@@ -221,9 +220,11 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, c *serinv1.Canary) (ct
 		}
 		r.eventf(ctx, c, eventType, e.Reason, "%s", e.Message)
 	}
-	if c.Status.Phase == serinv1.CanaryPhaseFailed && conditions.IsStalled(c) && len(decision.Events) == 0 {
-		// Keep the reason of the rollback until a new revision arrives.
-		message = conditions.GetMessage(c, meta.StalledCondition)
+	if c.Status.Phase == serinv1.CanaryPhaseFailed && len(decision.Events) == 0 &&
+		conditions.GetReason(c, serinv1.PromotedCondition) == string(serinv1.CanaryPhaseFailed) {
+		// Keep the reason of the rollback until a new revision arrives;
+		// Promoted holds it even when a retry replaced Stalled meanwhile.
+		message = conditions.GetMessage(c, serinv1.PromotedCondition)
 	}
 	setPhaseConditions(c, message)
 	return ctrl.Result{RequeueAfter: decision.RequeueAfter}, nil

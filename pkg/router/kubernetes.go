@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/serin-dev/serin/pkg/analysis"
 	"github.com/serin-dev/serin/pkg/service"
 )
@@ -25,6 +28,23 @@ func (k *KubernetesRouter) SetRoutes(ctx context.Context, r Route, t analysis.Tr
 	_, err := k.Services.Apply(ctx, apex)
 	return err
 }
+
+// Routes reads which pods the apex Service selects.
+func (k *KubernetesRouter) Routes(ctx context.Context, r Route) (analysis.Traffic, error) {
+	var apex corev1.Service
+	name := service.NamesOf(r.Canary).Apex
+	if err := k.Services.Reader.Get(ctx, client.ObjectKey{Namespace: r.Canary.Namespace, Name: name}, &apex); err != nil {
+		return analysis.Traffic{}, fmt.Errorf("reading Service %s: %w", name, err)
+	}
+	if apex.Spec.Selector[r.Selector.Key] == r.Selector.Value {
+		return analysis.Traffic{CanaryWeight: 100}, nil
+	}
+	return analysis.Traffic{}, nil
+}
+
+// Revert is done by the engine, which hands the apex Service back to the
+// target when it releases the Services.
+func (k *KubernetesRouter) Revert(context.Context, Route) error { return nil }
 
 // ApexSelectsCanary is true when the kubernetes router points the apex
 // Service at the canary pods.

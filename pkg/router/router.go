@@ -1,5 +1,5 @@
 // Package router moves traffic between a Canary's primary and canary. Each
-// provider is one file implementing Router.
+// provider is one file implementing Router; routing.go holds what they share.
 package router
 
 import (
@@ -23,9 +23,16 @@ type Route struct {
 
 // Router applies the traffic split that the analysis decided.
 type Router interface {
-	// SetRoutes routes traffic as t says. It is idempotent and writes
-	// nothing when the routing already matches.
+	// SetRoutes creates or updates the routing objects so that they route
+	// as t says. It is idempotent, applies server-side with Serin's field
+	// manager and writes nothing when the objects already match.
 	SetRoutes(ctx context.Context, r Route, t analysis.Traffic) error
+	// Routes reads the split back from the routing objects, so the engine
+	// can verify that what it set is what is there.
+	Routes(ctx context.Context, r Route) (analysis.Traffic, error)
+	// Revert hands routing back to the state before Serin (revertOnDeletion):
+	// generated routing objects are removed and user objects are restored.
+	Revert(ctx context.Context, r Route) error
 }
 
 // UnsupportedStrategyError says that a provider cannot carry a strategy.

@@ -1,0 +1,59 @@
+package router
+
+import (
+	"fmt"
+
+	istionetworking "istio.io/api/networking/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+
+	"github.com/serin-dev/serin/pkg/analysis"
+)
+
+// Split returns the primary and canary weights of t, in percent.
+func Split(t analysis.Traffic) (primary, canary int32) {
+	c := int32(min(max(t.CanaryWeight, 0), 100))
+	return 100 - c, c
+}
+
+// ParseMatches turns the Istio-shaped match rules of a Canary
+// (analysis.match, service.match) into Istio's typed HTTPMatchRequests, the
+// one parser every router uses.
+func ParseMatches(raw []apiextensionsv1.JSON) ([]*istionetworking.HTTPMatchRequest, error) {
+	out := make([]*istionetworking.HTTPMatchRequest, 0, len(raw))
+	for i, r := range raw {
+		m := &istionetworking.HTTPMatchRequest{}
+		// protojson refuses unknown fields, so a typo fails loudly.
+		if err := protojson.Unmarshal(r.Raw, m); err != nil {
+			return nil, fmt.Errorf("match[%d]: %w", i, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// MatchKind is how a string is compared.
+type MatchKind string
+
+// The string comparisons of Istio's StringMatch.
+const (
+	MatchExact  MatchKind = "Exact"
+	MatchPrefix MatchKind = "Prefix"
+	MatchRegex  MatchKind = "Regex"
+)
+
+// StringMatchOf flattens an Istio StringMatch for routers that do not speak
+// Istio; ok is false for an empty match.
+func StringMatchOf(m *istionetworking.StringMatch) (kind MatchKind, value string, ok bool) {
+	switch {
+	case m == nil:
+		return "", "", false
+	case m.GetExact() != "":
+		return MatchExact, m.GetExact(), true
+	case m.GetPrefix() != "":
+		return MatchPrefix, m.GetPrefix(), true
+	case m.GetRegex() != "":
+		return MatchRegex, m.GetRegex(), true
+	}
+	return "", "", false
+}
