@@ -3,8 +3,8 @@ package router
 import (
 	"fmt"
 
-	istionetworking "istio.io/api/networking/v1"
 	"google.golang.org/protobuf/encoding/protojson"
+	istionetworking "istio.io/api/networking/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 	"github.com/serin-dev/serin/pkg/analysis"
