@@ -161,6 +161,15 @@ func (d *decider) checks(req CheckRequest) (CheckResults, bool) {
 
 func run(req CheckRequest) Decision { return Decision{Run: &req} }
 
+// capped limits a canary weight to the share of canary pods that are ready.
+func (d *decider) capped(w int) int {
+	c := d.in.Canary
+	if c.Pods > 0 && c.ReadyPods < c.Pods {
+		return w * int(c.ReadyPods) / int(c.Pods)
+	}
+	return w
+}
+
 // analysisTraffic is the routing while the canary is analysed at weight w.
 func (d *decider) analysisTraffic(w int) Traffic {
 	a := d.in.Spec.Analysis
@@ -417,11 +426,24 @@ func (d *decider) canaryStep() Decision {
 	if weight >= maxWeight {
 		return d.promote()
 	}
-	next := NextWeight(d.in.Spec.Analysis, weight)
+	scheduled := NextWeight(d.in.Spec.Analysis, weight)
+	next := d.capped(scheduled)
+	d.next.CanaryWeightCap = 0
+	if next < scheduled {
+		d.next.CanaryWeightCap = scheduled
+	}
+	if next <= weight {
+		d.event(ReasonWeightCapped, "Holding %s at weight %d: %d of %d canary pods are ready", d.target(), weight, d.in.Canary.ReadyPods, d.in.Canary.Pods)
+		return d.done(d.interval())
+	}
 	d.next.CanaryWeight = next
 	d.next.Iterations++
 	d.route(d.analysisTraffic(next))
-	d.event(ReasonAdvanced, "Advancing %s canary weight to %d", d.target(), next)
+	if next < scheduled {
+		d.event(ReasonWeightCapped, "Advancing %s canary weight to %d instead of %d: %d of %d canary pods are ready", d.target(), next, scheduled, d.in.Canary.ReadyPods, d.in.Canary.Pods)
+	} else {
+		d.event(ReasonAdvanced, "Advancing %s canary weight to %d", d.target(), next)
+	}
 	return d.done(d.interval())
 }
 

@@ -553,3 +553,38 @@ func TestDecideRecordsMetrics(t *testing.T) {
 		t.Errorf("a new revision kept the metrics %+v", restarted.Status.Metrics)
 	}
 }
+
+func TestDecideCapsWeightToReadyCanaryPods(t *testing.T) {
+	tests := []struct {
+		name        string
+		ready       int32
+		wantWeight  int
+		wantCap     int
+		wantActions string
+		wantEvents  string
+	}{
+		{"all pods ready: no cap", 4, 40, 0, "SetTraffic(40)", "Advanced"},
+		{"3 of 4 ready: 3/4 of the step", 3, 30, 40, "SetTraffic(30)", "WeightCapped"},
+		{"1 of 4 ready: the weight holds", 1, 20, 40, "", "WeightCapped"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := Input{
+				Spec: canarySpec(metric), Status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)),
+				Now: t0.Add(now), Revision: "rev2", Primary: ready,
+				Canary: Workload{Exists: true, Ready: true, Pods: 4, ReadyPods: tt.ready},
+				Checks: &CheckResults{GateOpen: true},
+			}
+			got := Decide(in)
+			if got.Status.CanaryWeight != tt.wantWeight || got.Status.CanaryWeightCap != tt.wantCap {
+				t.Errorf("weight %d cap %d, want %d %d", got.Status.CanaryWeight, got.Status.CanaryWeightCap, tt.wantWeight, tt.wantCap)
+			}
+			if a := formatActions(got.Actions); a != tt.wantActions {
+				t.Errorf("actions %q, want %q", a, tt.wantActions)
+			}
+			if e := formatEvents(got.Events); e != tt.wantEvents {
+				t.Errorf("events %q, want %q", e, tt.wantEvents)
+			}
+		})
+	}
+}

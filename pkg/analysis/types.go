@@ -40,6 +40,10 @@ type Workload struct {
 	Ready bool
 	// Message says why it is not ready.
 	Message string
+	// Pods is how many pods it wants and ReadyPods how many are
+	// available. The canary's weight is capped at ReadyPods/Pods of the
+	// scheduled step, so traffic never outgrows the ready share.
+	Pods, ReadyPods int32
 }
 
 // CheckRequest lists the checks to run at this step. Gates do not count
@@ -147,6 +151,7 @@ const (
 	ReasonRestarted          = "AnalysisRestarted"
 	ReasonWaitingApproval    = "WaitingForApproval"
 	ReasonAdvanced           = "Advanced"
+	ReasonWeightCapped       = "WeightCapped"
 	ReasonChecksFailed       = "ChecksFailed"
 	ReasonWaitingPromotion   = "WaitingForPromotion"
 	ReasonPromoting          = "Promoting"

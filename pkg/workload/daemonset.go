@@ -76,7 +76,7 @@ func daemonSetScaledToZero(ds *appsv1.DaemonSet) bool {
 func daemonSetState(ds *appsv1.DaemonSet, readyThreshold int) State {
 	st := ds.Status
 	want := st.DesiredNumberScheduled
-	s := State{Exists: true}
+	s := State{Exists: true, Pods: want, ReadyPods: min(st.NumberReady, want)}
 	need := readyNeeded(want, readyThreshold)
 	switch {
 	case st.ObservedGeneration < ds.Generation:

@@ -71,7 +71,7 @@ func deploymentScaledTo(d *appsv1.Deployment, replicas int32) client.Object {
 func deploymentState(d *appsv1.Deployment, readyThreshold int) State {
 	want := ptr.Deref(d.Spec.Replicas, 1)
 	st := d.Status
-	s := State{Exists: true}
+	s := State{Exists: true, Pods: want, ReadyPods: min(st.AvailableReplicas, want)}
 	need := readyNeeded(want, readyThreshold)
 	switch {
 	case want == 0:

@@ -151,6 +151,10 @@ type State struct {
 	Ready bool
 	// Message says why the workload is not ready, with the pod counts.
 	Message string
+	// Pods is how many pods the workload wants and ReadyPods how many of
+	// those are available; the engine caps the canary's traffic share by
+	// their ratio.
+	Pods, ReadyPods int32
 }
 
 // PrimaryName returns the name of the primary copy of an object named name,

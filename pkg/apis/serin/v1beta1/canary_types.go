@@ -603,6 +603,12 @@ type CanaryStatus struct {
 	// +optional
 	CanaryWeight int `json:"canaryWeight,omitempty"`
 
+	// CanaryWeightCap is set when the last weight step was capped because
+	// only part of the canary's pods were ready: it is the weight the step
+	// would have had.
+	// +optional
+	CanaryWeightCap int `json:"canaryWeightCap,omitempty"`
+
 	// Iterations counts the analysis runs of the current release.
 	// +optional
 	Iterations int `json:"iterations,omitempty"`
