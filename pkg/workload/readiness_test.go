@@ -1,6 +1,8 @@
 package workload
 
 import (
+	"k8s.io/utils/ptr"
+
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -91,7 +93,12 @@ func TestDeploymentState(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			NewWithT(t).Expect(deploymentState(tt.d, tt.threshold)).To(Equal(tt.want))
+			g := NewWithT(t)
+			got := deploymentState(tt.d, tt.threshold)
+			g.Expect(got.Pods).To(Equal(ptr.Deref(tt.d.Spec.Replicas, 1)))
+			g.Expect(got.ReadyPods).To(Equal(min(tt.d.Status.AvailableReplicas, got.Pods)))
+			got.Pods, got.ReadyPods = 0, 0
+			g.Expect(got).To(Equal(tt.want))
 		})
 	}
 }
@@ -132,7 +139,12 @@ func TestDaemonSetState(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			NewWithT(t).Expect(daemonSetState(tt.ds, tt.threshold)).To(Equal(tt.want))
+			g := NewWithT(t)
+			got := daemonSetState(tt.ds, tt.threshold)
+			g.Expect(got.Pods).To(Equal(tt.ds.Status.DesiredNumberScheduled))
+			g.Expect(got.ReadyPods).To(Equal(min(tt.ds.Status.NumberReady, got.Pods)))
+			got.Pods, got.ReadyPods = 0, 0
+			g.Expect(got).To(Equal(tt.want))
 		})
 	}
 }
