@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
@@ -37,8 +36,7 @@ var (
 )
 
 func init() {
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(serinv1.AddToScheme(scheme))
+	utilruntime.Must(controller.AddToScheme(scheme))
 }
 
 // options are the controller's own flags; client, logger and leader
@@ -57,6 +55,8 @@ type options struct {
 	metricsServer           string
 	metricErrorLimit        int
 	noCrossNamespaceRefs    bool
+	nginxAnnotationPrefix   string
+	contourIngressClass     string
 
 	client         client.Options
 	logger         logger.Options
@@ -78,6 +78,8 @@ func bindFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.metricsServer, "metrics-server", "http://prometheus:9090", "The Prometheus of Canaries without spec.metricsServer (built-in and inline queries).")
 	fs.IntVar(&o.metricErrorLimit, "metric-error-limit", metrics.DefaultErrorLimit, "How many no-data or failed queries in a row count as one failed metric check.")
 	fs.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", false, "Forbid Canaries to use MetricTemplates of other namespaces.")
+	fs.StringVar(&o.nginxAnnotationPrefix, "nginx-annotation-prefix", "nginx.ingress.kubernetes.io", "The annotation prefix of the NGINX ingress controller.")
+	fs.StringVar(&o.contourIngressClass, "contour-ingress-class", "", "The ingress class set on generated HTTPProxies.")
 	o.client.BindFlags(fs)
 	o.rateLimiter.BindFlags(fs)
 	o.logger.BindFlags(fs)
@@ -131,6 +133,10 @@ func main() {
 func controllerConfig(o options) controller.Config {
 	return controller.Config{
 		DefaultProvider: serinv1.Provider(o.provider),
+		Routers: controller.RouterOptions{
+			NginxAnnotationPrefix: o.nginxAnnotationPrefix,
+			ContourIngressClass:   o.contourIngressClass,
+		},
 		Workload: workload.Options{
 			SelectorLabels:            o.selectorLabels,
 			IncludeLabelPrefixes:      o.labelPrefixes,

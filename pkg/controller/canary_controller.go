@@ -13,6 +13,7 @@ import (
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/patch"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -31,6 +32,10 @@ import (
 
 // FieldManager owns the fields Serin writes with server-side apply.
 const FieldManager = "serin"
+
+// routerRetry is how soon a Canary whose router CRDs are missing is looked
+// at again.
+const routerRetry = time.Minute
 
 // Workloads is the workload I/O the reconciler needs (pkg/workload).
 type Workloads interface {
@@ -65,6 +70,8 @@ type CanaryReconciler struct {
 
 	// DefaultProvider is used when spec.provider is empty.
 	DefaultProvider serinv1.Provider
+	// Routers tunes the routers.
+	Routers RouterOptions
 
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
@@ -129,12 +136,29 @@ func (r *CanaryReconciler) router(c *serinv1.Canary) (router.Router, error) {
 	if err := router.Supports(p, analysis.StrategyOf(c.Spec.Analysis)); err != nil {
 		return nil, err
 	}
+	kube := r.Client
 	switch p {
 	case serinv1.ProviderKubernetes:
 		return &router.KubernetesRouter{Services: r.Services}, nil
+	case serinv1.ProviderIstio:
+		return &router.IstioRouter{Reader: kube, Client: kube, FieldManager: FieldManager}, nil
+	case serinv1.ProviderNGINX:
+		return &router.NginxRouter{Reader: kube, Client: kube, FieldManager: FieldManager, AnnotationPrefix: r.Routers.NginxAnnotationPrefix}, nil
+	case serinv1.ProviderContour:
+		return &router.ContourRouter{Reader: kube, Client: kube, FieldManager: FieldManager, IngressClass: r.Routers.ContourIngressClass}, nil
+	case serinv1.ProviderGatewayAPI, "gatewayapi:v1", "gatewayapi:v1beta1":
+		return &router.GatewayAPIRouter{Reader: kube, Client: kube, FieldManager: FieldManager}, nil
 	default:
-		return nil, fmt.Errorf("provider %q has no router in this version of Serin", p)
+		return nil, fmt.Errorf("provider %q has no router", p)
 	}
+}
+
+// RouterOptions tune the routers.
+type RouterOptions struct {
+	// NginxAnnotationPrefix is the annotation prefix of ingress-nginx.
+	NginxAnnotationPrefix string
+	// ContourIngressClass is the ingress class of generated HTTPProxies.
+	ContourIngressClass string
 }
 
 func (r *CanaryReconciler) reconcile(ctx context.Context, c *serinv1.Canary) (ctrl.Result, error) {
@@ -200,6 +224,15 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, c *serinv1.Canary) (ct
 
 	for _, a := range decision.Actions {
 		if err := r.act(ctx, c, rt, route, a, obs.Revision); err != nil {
+			if meta.IsNoMatchError(err) {
+				// The router's CRDs are not installed. Nothing was routed,
+				// so the primary keeps its traffic; look again later, in
+				// case they get installed.
+				err = fmt.Errorf("provider %s: its routing CRDs are not installed in the cluster: %w", r.provider(c), err)
+				r.eventf(ctx, c, corev1.EventTypeWarning, serinv1.RouterUnavailableReason, "%s", err)
+				markStalled(c, serinv1.RouterUnavailableReason, err.Error())
+				return ctrl.Result{RequeueAfter: routerRetry}, nil
+			}
 			return r.retry(ctx, c, serinv1.ReconciliationFailedReason, fmt.Errorf("%s: %w", a.Kind, err))
 		}
 	}

@@ -3,14 +3,20 @@ package controller
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/events"
 	runtimemetrics "github.com/fluxcd/pkg/runtime/metrics"
+	contourv1 "github.com/projectcontour/contour/apis/projectcontour/v1"
+	istionetworkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 	"github.com/serin-dev/serin/pkg/checks/metrics"
@@ -24,6 +30,8 @@ import (
 type Config struct {
 	// DefaultProvider is used by Canaries without spec.provider.
 	DefaultProvider serinv1.Provider
+	// Routers tunes the routers.
+	Routers RouterOptions
 	// Workload tunes how primaries are copied from targets.
 	Workload workload.Options
 	// Options tunes the controller (rate limiter).
@@ -38,12 +46,34 @@ type Config struct {
 	NoCrossNamespaceRefs bool
 }
 
+// AddToScheme registers every API the controller reads or writes: the
+// built-in kinds, Serin's own, and the routers' (Istio, Contour, Gateway
+// API). Registering a kind needs no CRD; using it does.
+func AddToScheme(s *runtime.Scheme) error {
+	for _, add := range []func(*runtime.Scheme) error{
+		clientgoscheme.AddToScheme,
+		serinv1.AddToScheme,
+		istionetworkingv1.AddToScheme,
+		contourv1.AddToScheme,
+		gatewayv1.Install,
+	} {
+		if err := add(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ClientOptions keeps ConfigMaps and Secrets out of the informer cache:
 // Serin reads only the few a target references, and caching every Secret of
 // the cluster would cost memory and widen what the process holds.
 func ClientOptions() client.Options {
 	return client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.ConfigMap{}, &corev1.Secret{}}}}
 }
+
+// metricsRecorder registers the reconcile metrics once per process, however
+// many managers a process runs (tests run several).
+var metricsRecorder = sync.OnceValue(runtimemetrics.MustMakeRecorder)
 
 // Setup builds the Canary reconciler with its collaborators and registers it
 // with the manager.
@@ -68,6 +98,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 			NewProvider:          providers.New,
 		},
 		DefaultProvider: cfg.DefaultProvider,
+		Routers:         cfg.Routers,
 		Now:             time.Now,
 	}
 	return r.SetupWithManager(ctx, mgr, cfg.Options)

@@ -21,7 +21,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -47,15 +46,17 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		panic(err)
-	}
-	if err := serinv1.AddToScheme(scheme); err != nil {
+	if err := controller.AddToScheme(scheme); err != nil {
 		panic(err)
 	}
 
 	var err error
-	env, err = testenv.Start(ctx, testenv.Options{Mode: testenv.Full, Nodes: 2, CRDPaths: []string{"../../artifacts/crds"}})
+	crds, err := routerCRDs()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	env, err = testenv.Start(ctx, testenv.Options{Mode: testenv.Full, Nodes: 2, CRDPaths: append(crds, "../../artifacts/crds")})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the local cluster:", err)
 		return 1
@@ -104,6 +105,24 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "component logs kept in", env.Dir)
 	}
 	return code
+}
+
+// routerCRDs are the CRDs the routers write, from the YAML shipped in the
+// Istio, Contour and Gateway API modules.
+func routerCRDs() ([]string, error) {
+	var paths []string
+	for module, path := range map[string]string{
+		"istio.io/api":                      "kubernetes/customresourcedefinitions.gen.yaml",
+		"github.com/projectcontour/contour": "examples/contour/01-crds.yaml",
+		"sigs.k8s.io/gateway-api":           "config/crd/experimental",
+	} {
+		dir, err := testenv.ModuleDir(module)
+		if err != nil {
+			return nil, err
+		}
+		paths = append(paths, filepath.Join(dir, path))
+	}
+	return paths, nil
 }
 
 // newNamespace creates a namespace for one test.

@@ -1,13 +1,12 @@
 package workload
 
 import (
-	"k8s.io/utils/ptr"
-
 	"testing"
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
 func TestDeploymentState(t *testing.T) {
