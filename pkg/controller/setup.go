@@ -86,7 +86,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	r := &CanaryReconciler{
 		Client:        kube,
 		EventRecorder: recorder,
-		Metrics:       runtimectrl.NewMetrics(mgr, runtimemetrics.MustMakeRecorder(), serinv1.CanaryFinalizer),
+		Metrics:       runtimectrl.NewMetrics(mgr, metricsRecorder(), serinv1.CanaryFinalizer),
 		Workloads:     workload.New(kube, kube, cfg.Workload),
 		Services:      &service.Applier{Reader: kube, Client: kube, FieldManager: FieldManager},
 		Webhooks:      webhook.NewClient(),

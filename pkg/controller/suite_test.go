@@ -114,7 +114,7 @@ func routerCRDs() ([]string, error) {
 	for module, path := range map[string]string{
 		"istio.io/api":                      "kubernetes/customresourcedefinitions.gen.yaml",
 		"github.com/projectcontour/contour": "examples/contour/01-crds.yaml",
-		"sigs.k8s.io/gateway-api":           "config/crd/experimental",
+		"sigs.k8s.io/gateway-api":           "config/crd/standard",
 	} {
 		dir, err := testenv.ModuleDir(module)
 		if err != nil {

@@ -1,0 +1,290 @@
+package router
+
+import (
+	"path/filepath"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	contourv1 "github.com/projectcontour/contour/apis/projectcontour/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/serin-dev/serin/e2e/testenv"
+	"github.com/serin-dev/serin/pkg/analysis"
+	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+)
+
+const gcTestFieldManager = "serin"
+
+// gcTestClient returns a client for the Serin, core, Gateway API and
+// Contour kinds.
+func gcTestClient(t *testing.T, cfg *rest.Config) client.Client {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	for _, f := range []func(*runtime.Scheme) error{serinv1.AddToScheme, corev1.AddToScheme, gatewayv1.Install, contourv1.AddToScheme} {
+		if err := f(scheme); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// gcTestCanary creates a namespace and a Canary "podinfo" in it, with
+// status.lastAppliedSpec set, and returns the live Canary.
+func gcTestCanary(t *testing.T, c client.Client, ns string, mutate func(*serinv1.Canary)) *serinv1.Canary {
+	t.Helper()
+	ctx := t.Context()
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	canary := &serinv1.Canary{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "podinfo"},
+		Spec: serinv1.CanarySpec{
+			TargetRef: serinv1.TargetReference{Name: "podinfo"},
+			Service: serinv1.CanaryService{
+				Port:    9898,
+				Hosts:   []string{"app.example.com"},
+				Timeout: "1.5s",
+			},
+			Analysis: serinv1.CanaryAnalysis{
+				Interval:   "30s",
+				StepWeight: 10,
+				Match: []apiextensionsv1.JSON{
+					{Raw: []byte(`{"headers":{"x-canary":{"exact":"insider"},"user-agent":{"regex":".*Firefox.*"}}}`)},
+					{Raw: []byte(`{"queryParams":{"canary":{"exact":"true"}}}`)},
+				},
+			},
+		},
+	}
+	if mutate != nil {
+		mutate(canary)
+	}
+	if err := c.Create(ctx, canary); err != nil {
+		t.Fatal(err)
+	}
+	canary.Status.LastAppliedSpec = "rev1"
+	if err := c.Status().Update(ctx, canary); err != nil {
+		t.Fatal(err)
+	}
+	return canary
+}
+
+// gcTestCRDDir returns a CRD path inside a required module.
+func gcTestCRDDir(t *testing.T, module string, elem ...string) string {
+	t.Helper()
+	dir, err := testenv.ModuleDir(module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(append([]string{dir}, elem...)...)
+}
+
+// TestGatewayAPIRouter runs the router against a real kube-apiserver with
+// the standard-channel Gateway API CRDs (RequestMirror's percent is in the
+// standard channel since v1.3).
+func TestGatewayAPIRouter(t *testing.T) {
+	env := testenv.StartForTest(t, testenv.Options{Mode: testenv.APIServer, CRDPaths: []string{
+		gcTestCRDDir(t, "sigs.k8s.io/gateway-api", "config", "crd", "standard"),
+		"../../artifacts/crds",
+	}})
+	c := gcTestClient(t, env.Config)
+	ctx := t.Context()
+	canary := gcTestCanary(t, c, "gatewayapi", func(c *serinv1.Canary) {
+		c.Spec.Service.GatewayRefs = []gatewayv1.ParentReference{{Name: "public", Namespace: new(gatewayv1.Namespace("gateways"))}}
+		c.Spec.Service.Match = []apiextensionsv1.JSON{{Raw: []byte(`{"uri":{"prefix":"/api"}}`)}}
+		c.Spec.Analysis.SessionAffinity = &serinv1.SessionAffinity{CookieName: "canary-session", MaxAge: 60}
+	})
+	gw := &GatewayAPIRouter{Reader: c, Client: c, FieldManager: gcTestFieldManager}
+	route := Route{Canary: canary}
+	key := client.ObjectKey{Namespace: canary.Namespace, Name: "podinfo"}
+	get := func(t *testing.T) *gatewayv1.HTTPRoute {
+		t.Helper()
+		var hr gatewayv1.HTTPRoute
+		if err := c.Get(ctx, key, &hr); err != nil {
+			t.Fatal(err)
+		}
+		return &hr
+	}
+	weights := func(rule gatewayv1.HTTPRouteRule) map[string]int32 {
+		w := map[string]int32{}
+		for _, b := range rule.BackendRefs {
+			w[string(b.Name)] = *b.Weight
+		}
+		return w
+	}
+	pathAPI := gatewayv1.HTTPPathMatch{Type: new(gatewayv1.PathMatchPathPrefix), Value: new("/api")}
+	canaryAffinity := func(g Gomega, hr *gatewayv1.HTTPRoute, want bool) {
+		def := hr.Spec.Rules[len(hr.Spec.Rules)-1]
+		var filters []gatewayv1.HTTPRouteFilter
+		for _, b := range def.BackendRefs {
+			if b.Name == "podinfo-canary" {
+				filters = b.Filters
+			}
+		}
+		if !want {
+			g.Expect(filters).To(BeEmpty())
+			return
+		}
+		g.Expect(filters).To(HaveLen(1))
+		g.Expect(filters[0].ResponseHeaderModifier.Add).To(Equal([]gatewayv1.HTTPHeader{{Name: "Set-Cookie", Value: "canary-session=rev1; Max-Age=60"}}))
+		sa := hr.Spec.Rules[len(hr.Spec.Rules)-2]
+		g.Expect(sa.Matches).To(HaveLen(1))
+		g.Expect(sa.Matches[0].Path).To(Equal(&pathAPI))
+		g.Expect(sa.Matches[0].Headers).To(Equal([]gatewayv1.HTTPHeaderMatch{{
+			Type: new(gatewayv1.HeaderMatchRegularExpression), Name: "Cookie", Value: `^(.*?;)?(canary-session=rev1)(;.*)?$`,
+		}}))
+		g.Expect(sa.BackendRefs).To(HaveLen(1))
+		g.Expect(sa.BackendRefs[0].Name).To(BeEquivalentTo("podinfo-canary"))
+	}
+
+	for _, tt := range []struct {
+		name    string
+		traffic analysis.Traffic
+		rules   int
+		check   func(g Gomega, hr *gatewayv1.HTTPRoute)
+	}{
+		{name: "initialisation", traffic: analysis.Traffic{}, rules: 1, check: func(g Gomega, hr *gatewayv1.HTTPRoute) {
+			g.Expect(hr.Spec.ParentRefs).To(HaveLen(1))
+			g.Expect(hr.Spec.ParentRefs[0].Name).To(BeEquivalentTo("public"))
+			g.Expect(*hr.Spec.ParentRefs[0].Namespace).To(BeEquivalentTo("gateways"))
+			g.Expect(hr.Spec.Hostnames).To(Equal([]gatewayv1.Hostname{"app.example.com"}))
+			g.Expect(hr.OwnerReferences).To(HaveLen(1))
+			g.Expect(hr.OwnerReferences[0].UID).To(Equal(canary.UID))
+			g.Expect(*hr.OwnerReferences[0].Controller).To(BeTrue())
+			def := hr.Spec.Rules[0]
+			g.Expect(def.Matches).To(HaveLen(1))
+			g.Expect(def.Matches[0].Path).To(Equal(&pathAPI))
+			g.Expect(*def.Timeouts.Request).To(BeEquivalentTo("1s500ms"))
+			g.Expect(def.BackendRefs[0].Port).To(Equal(new(gatewayv1.PortNumber(9898))))
+			g.Expect(def.Filters).To(BeEmpty())
+			canaryAffinity(g, hr, false)
+		}},
+		{name: "weight 10", traffic: analysis.Traffic{CanaryWeight: 10}, rules: 2, check: func(g Gomega, hr *gatewayv1.HTTPRoute) {
+			canaryAffinity(g, hr, true)
+		}},
+		{name: "weight 50", traffic: analysis.Traffic{CanaryWeight: 50}, rules: 2, check: func(g Gomega, hr *gatewayv1.HTTPRoute) {
+			canaryAffinity(g, hr, true)
+		}},
+		{name: "weight 100", traffic: analysis.Traffic{CanaryWeight: 100}, rules: 1, check: func(g Gomega, hr *gatewayv1.HTTPRoute) {
+			canaryAffinity(g, hr, false)
+		}},
+		{name: "A/B", traffic: analysis.Traffic{MatchToCanary: true}, rules: 3, check: func(g Gomega, hr *gatewayv1.HTTPRoute) {
+			for _, rule := range hr.Spec.Rules[:2] {
+				g.Expect(weights(rule)).To(Equal(map[string]int32{"podinfo-primary": 0, "podinfo-canary": 100}))
+				g.Expect(rule.Matches).To(HaveLen(1))
+				g.Expect(rule.Matches[0].Path).To(Equal(&pathAPI))
+				g.Expect(*rule.Timeouts.Request).To(BeEquivalentTo("1s500ms"))
+			}
+			g.Expect(hr.Spec.Rules[0].Matches[0].Headers).To(Equal([]gatewayv1.HTTPHeaderMatch{
+				{Type: new(gatewayv1.HeaderMatchRegularExpression), Name: "user-agent", Value: ".*Firefox.*"},
+				{Type: new(gatewayv1.HeaderMatchExact), Name: "x-canary", Value: "insider"},
+			}))
+			g.Expect(hr.Spec.Rules[1].Matches[0].QueryParams).To(Equal([]gatewayv1.HTTPQueryParamMatch{
+				{Type: new(gatewayv1.QueryParamMatchExact), Name: "canary", Value: "true"},
+			}))
+		}},
+		{name: "mirroring", traffic: analysis.Traffic{Mirror: true, MirrorWeight: 30}, rules: 1, check: func(g Gomega, hr *gatewayv1.HTTPRoute) {
+			def := hr.Spec.Rules[0]
+			g.Expect(def.Filters).To(HaveLen(1))
+			g.Expect(def.Filters[0].Type).To(Equal(gatewayv1.HTTPRouteFilterRequestMirror))
+			g.Expect(def.Filters[0].RequestMirror.BackendRef.Name).To(BeEquivalentTo("podinfo-canary"))
+			g.Expect(def.Filters[0].RequestMirror.Percent).To(Equal(new(int32(30))))
+		}},
+		{name: "back to the primary", traffic: analysis.Traffic{}, rules: 1, check: func(g Gomega, hr *gatewayv1.HTTPRoute) {
+			g.Expect(hr.Spec.Rules[0].Filters).To(BeEmpty())
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			g.Expect(gw.SetRoutes(ctx, route, tt.traffic)).To(Succeed())
+			hr := get(t)
+			g.Expect(hr.Spec.Rules).To(HaveLen(tt.rules))
+			p, cw := Split(tt.traffic)
+			g.Expect(weights(hr.Spec.Rules[len(hr.Spec.Rules)-1])).To(Equal(map[string]int32{"podinfo-primary": p, "podinfo-canary": cw}))
+			tt.check(g, hr)
+
+			got, err := gw.Routes(ctx, route)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(got).To(Equal(tt.traffic))
+
+			g.Expect(gw.SetRoutes(ctx, route, tt.traffic)).To(Succeed())
+			g.Expect(get(t).ResourceVersion).To(Equal(hr.ResourceVersion), "a second SetRoutes wrote")
+		})
+	}
+
+	t.Run("user filters survive", func(t *testing.T) {
+		g := NewWithT(t)
+		hr := get(t)
+		def := &hr.Spec.Rules[len(hr.Spec.Rules)-1]
+		userFilter := gatewayv1.HTTPRouteFilter{
+			Type:                  gatewayv1.HTTPRouteFilterRequestHeaderModifier,
+			RequestHeaderModifier: &gatewayv1.HTTPHeaderFilter{Set: []gatewayv1.HTTPHeader{{Name: "X-Team", Value: "a"}}},
+		}
+		def.Filters = append(def.Filters, userFilter)
+		def.Timeouts.BackendRequest = new(gatewayv1.Duration("1s"))
+		g.Expect(c.Update(ctx, hr, client.FieldOwner("kubectl-edit"))).To(Succeed())
+
+		for _, tr := range []analysis.Traffic{{CanaryWeight: 10}, {CanaryWeight: 50}, {Mirror: true}, {CanaryWeight: 100}, {}} {
+			g.Expect(gw.SetRoutes(ctx, route, tr)).To(Succeed())
+			hr := get(t)
+			def := hr.Spec.Rules[len(hr.Spec.Rules)-1]
+			p, cw := Split(tr)
+			g.Expect(weights(def)).To(Equal(map[string]int32{"podinfo-primary": p, "podinfo-canary": cw}), "%+v", tr)
+			g.Expect(def.Filters).To(ContainElement(userFilter), "%+v", tr)
+			g.Expect(def.Timeouts.BackendRequest).To(Equal(new(gatewayv1.Duration("1s"))), "%+v", tr)
+			g.Expect(*def.Timeouts.Request).To(BeEquivalentTo("1s500ms"))
+			got, err := gw.Routes(ctx, route)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(got).To(Equal(tr))
+		}
+	})
+
+	t.Run("drift is corrected", func(t *testing.T) {
+		g := NewWithT(t)
+		hr := get(t)
+		hr.Spec.Rules[len(hr.Spec.Rules)-1].BackendRefs[1].Weight = new(int32(70))
+		g.Expect(c.Update(ctx, hr, client.FieldOwner("kubectl-edit"))).To(Succeed())
+		g.Expect(gw.SetRoutes(ctx, route, analysis.Traffic{})).To(Succeed())
+		got, err := gw.Routes(ctx, route)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(got).To(Equal(analysis.Traffic{}))
+	})
+
+	t.Run("revert", func(t *testing.T) {
+		g := NewWithT(t)
+		g.Expect(gw.Revert(ctx, route)).To(Succeed())
+		err := c.Get(ctx, key, &gatewayv1.HTTPRoute{})
+		g.Expect(client.IgnoreNotFound(err)).To(Succeed())
+		g.Expect(err).To(HaveOccurred())
+		g.Expect(gw.Revert(ctx, route)).To(Succeed(), "a second Revert")
+	})
+}
+
+// TestGatewayAPIAndContourWithoutCRDs checks that a missing CRD surfaces as
+// a no-match error, which the controller reports as a missing provider.
+func TestGatewayAPIAndContourWithoutCRDs(t *testing.T) {
+	env := testenv.StartForTest(t, testenv.Options{Mode: testenv.APIServer, CRDPaths: []string{"../../artifacts/crds"}})
+	c := gcTestClient(t, env.Config)
+	canary := gcTestCanary(t, c, "nocrds", nil)
+	for name, r := range map[string]Router{
+		"gatewayapi": &GatewayAPIRouter{Reader: c, Client: c, FieldManager: gcTestFieldManager},
+		"contour":    &ContourRouter{Reader: c, Client: c, FieldManager: gcTestFieldManager},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := r.SetRoutes(t.Context(), Route{Canary: canary}, analysis.Traffic{CanaryWeight: 10})
+			if !meta.IsNoMatchError(err) {
+				t.Fatalf("SetRoutes error %v is not a no-match error", err)
+			}
+		})
+	}
+}

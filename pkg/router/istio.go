@@ -1,0 +1,476 @@
+package router
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	istionetworking "istio.io/api/networking/v1"
+	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/serin-dev/serin/pkg/analysis"
+	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/service"
+)
+
+// IstioRouter routes with Istio, as Flagger does: a VirtualService <apex>
+// splits traffic between the <apex>-primary and <apex>-canary Services, and
+// a DestinationRule per Service carries service.trafficPolicy.
+type IstioRouter struct {
+	Reader       client.Reader
+	Client       client.Client
+	FieldManager string
+}
+
+const (
+	// istioHashAnnotation holds the hash of what Serin last applied: an
+	// object that carries it (and still has Serin's fields) is not written
+	// again, and a field Serin stopped setting changes it, so the next apply
+	// removes that field.
+	istioHashAnnotation = "serin.dev/applied-hash"
+
+	// Route names tell Routes which generated HTTP route is which; the
+	// default route is always the last one.
+	istioMatchRoutePrefix = "canary-match-"
+	istioAffinityRoute    = "canary-affinity"
+	istioDefaultRoute     = "default"
+
+	// istioMeshGateway is Istio's name for the sidecars of the mesh.
+	istioMeshGateway = "mesh"
+	// istioDefaultMaxAge is sessionAffinity.maxAge when the API default did
+	// not fill it in.
+	istioDefaultMaxAge = 86400
+)
+
+// SetRoutes applies the two DestinationRules, then the VirtualService, so
+// the routes never point at hosts without their policy.
+func (ir *IstioRouter) SetRoutes(ctx context.Context, r Route, t analysis.Traffic) error {
+	drs, err := istioDestinationRules(r)
+	if err != nil {
+		return err
+	}
+	vs, err := istioVirtualService(r, t)
+	if err != nil {
+		return err
+	}
+	for _, dr := range drs {
+		if err := ir.apply(ctx, dr, &istiov1.DestinationRule{}); err != nil {
+			return err
+		}
+	}
+	return ir.apply(ctx, vs, &istiov1.VirtualService{})
+}
+
+// Routes reads the weights from the default (last) route of the
+// VirtualService, the mirror from the same route and A/B testing from the
+// presence of match routes above it.
+func (ir *IstioRouter) Routes(ctx context.Context, r Route) (analysis.Traffic, error) {
+	names := service.NamesOf(r.Canary)
+	var vs istiov1.VirtualService
+	if err := ir.Reader.Get(ctx, client.ObjectKey{Namespace: r.Canary.Namespace, Name: names.Apex}, &vs); err != nil {
+		return analysis.Traffic{}, fmt.Errorf("reading VirtualService %s: %w", names.Apex, err)
+	}
+	var t analysis.Traffic
+	if tcp := vs.Spec.GetTcp(); len(tcp) > 0 {
+		for _, d := range tcp[len(tcp)-1].GetRoute() {
+			if d.GetDestination().GetHost() == names.Canary {
+				t.CanaryWeight = int(d.GetWeight())
+			}
+		}
+		return t, nil
+	}
+	routes := vs.Spec.GetHttp()
+	if len(routes) == 0 {
+		return t, fmt.Errorf("VirtualService %s has no routes", names.Apex)
+	}
+	def := routes[len(routes)-1]
+	for _, d := range def.GetRoute() {
+		if d.GetDestination().GetHost() == names.Canary {
+			t.CanaryWeight = int(d.GetWeight())
+		}
+	}
+	if def.GetMirror().GetHost() == names.Canary {
+		t.Mirror, t.MirrorWeight = true, int(def.GetMirrorPercentage().GetValue())
+	}
+	for _, m := range def.GetMirrors() {
+		if m.GetDestination().GetHost() == names.Canary {
+			t.Mirror, t.MirrorWeight = true, int(m.GetPercentage().GetValue())
+		}
+	}
+	for _, route := range routes[:len(routes)-1] {
+		if strings.HasPrefix(route.GetName(), istioMatchRoutePrefix) {
+			t.MatchToCanary = true
+		}
+	}
+	return t, nil
+}
+
+// Revert deletes the VirtualService and the DestinationRules. Without the
+// Istio CRDs none of them can exist, so that is not an error either: it
+// would keep the Canary's finalizer forever once Istio is uninstalled.
+func (ir *IstioRouter) Revert(ctx context.Context, r Route) error {
+	names := service.NamesOf(r.Canary)
+	key := func(name string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Namespace: r.Canary.Namespace, Name: name}
+	}
+	objs := []client.Object{
+		&istiov1.VirtualService{ObjectMeta: key(names.Apex)},
+		&istiov1.DestinationRule{ObjectMeta: key(names.Primary)},
+		&istiov1.DestinationRule{ObjectMeta: key(names.Canary)},
+	}
+	kinds := []string{"VirtualService", "DestinationRule", "DestinationRule"}
+	for i, obj := range objs {
+		err := ir.Client.Delete(ctx, obj)
+		if err != nil && !apierrors.IsNotFound(err) && !meta.IsNoMatchError(err) {
+			return fmt.Errorf("deleting %s %s: %w", kinds[i], obj.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// istioVirtualService builds the VirtualService <apex> for t.
+func istioVirtualService(r Route, t analysis.Traffic) (*istiov1.VirtualService, error) {
+	c := r.Canary
+	s := c.Spec.Service
+	names := service.NamesOf(c)
+	primaryWeight, canaryWeight := Split(t)
+	vs := &istiov1.VirtualService{
+		TypeMeta:   metav1.TypeMeta{APIVersion: istiov1.SchemeGroupVersion.String(), Kind: "VirtualService"},
+		ObjectMeta: istioObjectMeta(c, names.Apex, s.Apex),
+	}
+	vs.Spec.Hosts = istioHosts(names.Apex, s.Hosts)
+	vs.Spec.Gateways = istioGateways(s.Gateways)
+
+	if s.AppProtocol == "tcp" {
+		if t.MatchToCanary || t.Mirror || c.Spec.Analysis.SessionAffinity != nil {
+			return nil, fmt.Errorf("VirtualService %s: tcp routes carry weights only, not match, mirror or sessionAffinity", names.Apex)
+		}
+		vs.Spec.Tcp = []*istionetworking.TCPRoute{{Route: []*istionetworking.RouteDestination{
+			{Destination: istioDestination(names.Primary, s.Port), Weight: primaryWeight},
+			{Destination: istioDestination(names.Canary, s.Port), Weight: canaryWeight},
+		}}}
+		return vs, nil
+	}
+
+	base, err := istioBaseRoute(s)
+	if err != nil {
+		return nil, fmt.Errorf("VirtualService %s: %w", names.Apex, err)
+	}
+	serviceMatch, err := ParseMatches(s.Match)
+	if err != nil {
+		return nil, fmt.Errorf("VirtualService %s: service.%w", names.Apex, err)
+	}
+	route := func(name string, match []*istionetworking.HTTPMatchRequest, primary, canary int32) *istionetworking.HTTPRoute {
+		h := proto.Clone(base).(*istionetworking.HTTPRoute)
+		h.Name, h.Match = name, match
+		h.Route = []*istionetworking.HTTPRouteDestination{
+			{Destination: istioDestination(names.Primary, s.Port), Weight: primary},
+			{Destination: istioDestination(names.Canary, s.Port), Weight: canary},
+		}
+		return h
+	}
+
+	var routes []*istionetworking.HTTPRoute
+	if t.MatchToCanary {
+		abMatch, err := ParseMatches(c.Spec.Analysis.Match)
+		if err != nil {
+			return nil, fmt.Errorf("VirtualService %s: analysis.%w", names.Apex, err)
+		}
+		if len(abMatch) == 0 {
+			return nil, fmt.Errorf("VirtualService %s: A/B testing needs analysis.match", names.Apex)
+		}
+		for i, m := range abMatch {
+			routes = append(routes, route(istioMatchRoutePrefix+strconv.Itoa(i), istioMergeMatch(m, serviceMatch), 0, 100))
+		}
+	}
+	def := route(istioDefaultRoute, serviceMatch, primaryWeight, canaryWeight)
+	if sa := c.Spec.Analysis.SessionAffinity; sa != nil && canaryWeight > 0 && canaryWeight < 100 {
+		// The cookie names the release, so it stops matching once the
+		// next release (or none) is analysed.
+		if c.Status.LastAppliedSpec == "" {
+			return nil, fmt.Errorf("VirtualService %s: sessionAffinity needs status.lastAppliedSpec", names.Apex)
+		}
+		cookie := sa.CookieName + "=" + c.Status.LastAppliedSpec
+		maxAge := sa.MaxAge
+		if maxAge == 0 {
+			maxAge = istioDefaultMaxAge
+		}
+		// Istio wants lower-case header names in matches.
+		sticky := &istionetworking.HTTPMatchRequest{Headers: map[string]*istionetworking.StringMatch{
+			"cookie": {MatchType: &istionetworking.StringMatch_Regex{Regex: "^(.*?;)?(" + regexp.QuoteMeta(cookie) + ")(;.*)?$"}},
+		}}
+		routes = append(routes, route(istioAffinityRoute, istioMergeMatch(sticky, serviceMatch), 0, 100))
+		def.Route[1].Headers = &istionetworking.Headers{Response: &istionetworking.Headers_HeaderOperations{
+			Add: map[string]string{"Set-Cookie": fmt.Sprintf("%s; Max-Age=%d", cookie, maxAge)},
+		}}
+	}
+	if t.Mirror {
+		mirror := &istionetworking.Destination{Host: names.Canary}
+		var pct *istionetworking.Percent
+		if t.MirrorWeight > 0 {
+			pct = &istionetworking.Percent{Value: float64(t.MirrorWeight)}
+		}
+		// Istio accepts mirror or mirrors, not both: with service.mirror
+		// set, the canary joins that list.
+		if len(def.Mirrors) > 0 {
+			def.Mirrors = append(def.Mirrors, &istionetworking.HTTPMirrorPolicy{Destination: mirror, Percentage: pct})
+		} else {
+			def.Mirror, def.MirrorPercentage = mirror, pct
+		}
+	}
+	vs.Spec.Http = append(routes, def)
+	return vs, nil
+}
+
+// istioBaseRoute holds what every generated HTTP route shares: retries,
+// timeout, headers, corsPolicy, rewrite and the user's mirrors.
+func istioBaseRoute(s serinv1.CanaryService) (*istionetworking.HTTPRoute, error) {
+	h := &istionetworking.HTTPRoute{}
+	if s.Retries != nil {
+		h.Retries = &istionetworking.HTTPRetry{}
+		if err := istioUnmarshal("service.retries", s.Retries, h.Retries); err != nil {
+			return nil, err
+		}
+	}
+	if s.Headers != nil {
+		h.Headers = &istionetworking.Headers{}
+		if err := istioUnmarshal("service.headers", s.Headers, h.Headers); err != nil {
+			return nil, err
+		}
+	}
+	if s.CorsPolicy != nil {
+		h.CorsPolicy = &istionetworking.CorsPolicy{}
+		if err := istioUnmarshal("service.corsPolicy", s.CorsPolicy, h.CorsPolicy); err != nil {
+			return nil, err
+		}
+	}
+	for i := range s.Mirror {
+		m := &istionetworking.HTTPMirrorPolicy{}
+		if err := istioUnmarshal(fmt.Sprintf("service.mirror[%d]", i), &s.Mirror[i], m); err != nil {
+			return nil, err
+		}
+		h.Mirrors = append(h.Mirrors, m)
+	}
+	if s.Timeout != "" {
+		d, err := time.ParseDuration(s.Timeout)
+		if err != nil {
+			return nil, fmt.Errorf("service.timeout: %w", err)
+		}
+		h.Timeout = durationpb.New(d)
+	}
+	if rw := s.Rewrite; rw != nil && (rw.URI != "" || rw.Authority != "") {
+		h.Rewrite = &istionetworking.HTTPRewrite{Uri: rw.URI, Authority: rw.Authority}
+	}
+	return h, nil
+}
+
+// istioDestinationRules builds the DestinationRules of the primary and the
+// canary Service.
+func istioDestinationRules(r Route) ([]*istiov1.DestinationRule, error) {
+	c := r.Canary
+	names := service.NamesOf(c)
+	var policy *istionetworking.TrafficPolicy
+	if tp := c.Spec.Service.TrafficPolicy; tp != nil {
+		policy = &istionetworking.TrafficPolicy{}
+		if err := istioUnmarshal("service.trafficPolicy", tp, policy); err != nil {
+			return nil, fmt.Errorf("DestinationRules of %s: %w", names.Apex, err)
+		}
+	}
+	var drs []*istiov1.DestinationRule
+	for _, host := range []string{names.Primary, names.Canary} {
+		dr := &istiov1.DestinationRule{
+			TypeMeta:   metav1.TypeMeta{APIVersion: istiov1.SchemeGroupVersion.String(), Kind: "DestinationRule"},
+			ObjectMeta: istioObjectMeta(c, host, nil),
+		}
+		dr.Spec.Host = host
+		if policy != nil {
+			dr.Spec.TrafficPolicy = proto.Clone(policy).(*istionetworking.TrafficPolicy)
+		}
+		drs = append(drs, dr)
+	}
+	return drs, nil
+}
+
+// istioUnmarshal decodes an Istio-shaped field of the Canary. Like
+// ParseMatches it refuses unknown fields, so a typo fails loudly instead of
+// being pruned by the apiserver.
+func istioUnmarshal(field string, raw *apiextensionsv1.JSON, m proto.Message) error {
+	if err := protojson.Unmarshal(raw.Raw, m); err != nil {
+		return fmt.Errorf("%s: %w", field, err)
+	}
+	return nil
+}
+
+func istioDestination(host string, port int32) *istionetworking.Destination {
+	return &istionetworking.Destination{Host: host, Port: &istionetworking.PortSelector{Number: uint32(port)}}
+}
+
+// istioHosts routes the apex Service's in-mesh name and service.hosts.
+func istioHosts(apex string, hosts []string) []string {
+	out := []string{apex}
+	for _, h := range hosts {
+		if !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// istioGateways keeps Flagger's behaviour: without gateways Istio binds the
+// VirtualService to the mesh only; with gateways, "mesh" is added so
+// in-cluster callers keep being routed too.
+func istioGateways(gateways []string) []string {
+	if len(gateways) == 0 {
+		return nil
+	}
+	out := slices.Clone(gateways)
+	if !slices.Contains(out, istioMeshGateway) {
+		out = append(out, istioMeshGateway)
+	}
+	return out
+}
+
+// istioMergeMatch narrows every service.match rule with m, so an A/B or
+// cookie route only catches requests that the default route would catch.
+// m's fields win where both set one.
+func istioMergeMatch(m *istionetworking.HTTPMatchRequest, serviceMatch []*istionetworking.HTTPMatchRequest) []*istionetworking.HTTPMatchRequest {
+	if len(serviceMatch) == 0 {
+		return []*istionetworking.HTTPMatchRequest{m}
+	}
+	out := make([]*istionetworking.HTTPMatchRequest, 0, len(serviceMatch))
+	for _, s := range serviceMatch {
+		merged := proto.Clone(s).(*istionetworking.HTTPMatchRequest)
+		proto.Merge(merged, m)
+		out = append(out, merged)
+	}
+	return out
+}
+
+// istioObjectMeta names a generated object, owned by the Canary so that
+// deleting the Canary deletes it.
+func istioObjectMeta(c *serinv1.Canary, name string, custom *serinv1.CustomMetadata) metav1.ObjectMeta {
+	om := metav1.ObjectMeta{
+		Namespace: c.Namespace,
+		Name:      name,
+		OwnerReferences: []metav1.OwnerReference{{
+			APIVersion:         serinv1.GroupVersion.String(),
+			Kind:               serinv1.CanaryKind,
+			Name:               c.Name,
+			UID:                c.UID,
+			Controller:         ptr.To(true),
+			BlockOwnerDeletion: ptr.To(true),
+		}},
+	}
+	if custom != nil {
+		om.Labels = maps.Clone(custom.Labels)
+		om.Annotations = maps.Clone(custom.Annotations)
+	}
+	return om
+}
+
+// apply applies desired server-side unless live (an empty object of the
+// same type) shows that it already carries everything desired sets.
+func (ir *IstioRouter) apply(ctx context.Context, desired, live client.Object) error {
+	kind, name := desired.GetObjectKind().GroupVersionKind().Kind, desired.GetName()
+	u, err := istioUnstructured(desired)
+	if err != nil {
+		return fmt.Errorf("encoding %s %s: %w", kind, name, err)
+	}
+	encoded, err := json.Marshal(u.Object)
+	if err != nil {
+		return fmt.Errorf("encoding %s %s: %w", kind, name, err)
+	}
+	sum := sha256.Sum256(encoded)
+	annotations := u.GetAnnotations()
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	annotations[istioHashAnnotation] = hex.EncodeToString(sum[:16])
+	u.SetAnnotations(annotations)
+
+	err = ir.Reader.Get(ctx, client.ObjectKeyFromObject(desired), live)
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return fmt.Errorf("reading %s %s: %w", kind, name, err)
+	default:
+		upToDate, err := istioUpToDate(live, u)
+		if err != nil {
+			return fmt.Errorf("encoding %s %s: %w", kind, name, err)
+		}
+		if upToDate {
+			return nil
+		}
+	}
+	if err := ir.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(ir.FieldManager), client.ForceOwnership); err != nil {
+		return fmt.Errorf("applying %s %s: %w", kind, name, err)
+	}
+	return nil
+}
+
+// istioUpToDate is true when live has the hash, labels, annotations and
+// controller reference of desired and the same spec. Comparing the spec too
+// catches someone else editing Serin's routes without touching the hash.
+func istioUpToDate(live client.Object, desired *unstructured.Unstructured) (bool, error) {
+	if !istioSubset(desired.GetLabels(), live.GetLabels()) || !istioSubset(desired.GetAnnotations(), live.GetAnnotations()) {
+		return false, nil
+	}
+	for _, want := range desired.GetOwnerReferences() {
+		if !slices.ContainsFunc(live.GetOwnerReferences(), func(ref metav1.OwnerReference) bool {
+			return ref.UID == want.UID && ptr.Deref(ref.Controller, false)
+		}) {
+			return false, nil
+		}
+	}
+	l, err := istioUnstructured(live)
+	if err != nil {
+		return false, err
+	}
+	return reflect.DeepEqual(l.Object["spec"], desired.Object["spec"]), nil
+}
+
+func istioSubset(want, have map[string]string) bool {
+	for k, v := range want {
+		if hv, ok := have[k]; !ok || hv != v {
+			return false
+		}
+	}
+	return true
+}
+
+// istioUnstructured encodes an Istio object through its JSON form: the
+// specs are protobuf messages that only their own MarshalJSON encodes
+// correctly. Status and the empty creationTimestamp are dropped, as Serin
+// owns neither.
+func istioUnstructured(obj client.Object) (*unstructured.Unstructured, error) {
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{}
+	if err := json.Unmarshal(b, &u.Object); err != nil {
+		return nil, err
+	}
+	delete(u.Object, "status")
+	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+	return u, nil
+}
