@@ -60,6 +60,8 @@ type Workloads interface {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 type CanaryReconciler struct {
 	client.Client
+	// APIReader reads around the cache (routers).
+	APIReader client.Reader
 	events.EventRecorder
 	runtimectrl.Metrics
 
@@ -136,18 +138,22 @@ func (r *CanaryReconciler) router(c *serinv1.Canary) (router.Router, error) {
 	if err := router.Supports(p, analysis.StrategyOf(c.Spec.Analysis)); err != nil {
 		return nil, err
 	}
-	kube := r.Client
+	// Routers read uncached: they write only at a weight step, right before
+	// reading the split back, which a cache might not have seen yet. It
+	// also keeps the routing kinds out of the informer cache, so a missing
+	// CRD never blocks it.
+	reader, kube := r.APIReader, r.Client
 	switch p {
 	case serinv1.ProviderKubernetes:
-		return &router.KubernetesRouter{Services: r.Services}, nil
+		return &router.KubernetesRouter{Services: &service.Applier{Reader: reader, Client: kube, FieldManager: FieldManager}}, nil
 	case serinv1.ProviderIstio:
-		return &router.IstioRouter{Reader: kube, Client: kube, FieldManager: FieldManager}, nil
+		return &router.IstioRouter{Reader: reader, Client: kube, FieldManager: FieldManager}, nil
 	case serinv1.ProviderNGINX:
-		return &router.NginxRouter{Reader: kube, Client: kube, FieldManager: FieldManager, AnnotationPrefix: r.Routers.NginxAnnotationPrefix}, nil
+		return &router.NginxRouter{Reader: reader, Client: kube, FieldManager: FieldManager, AnnotationPrefix: r.Routers.NginxAnnotationPrefix}, nil
 	case serinv1.ProviderContour:
-		return &router.ContourRouter{Reader: kube, Client: kube, FieldManager: FieldManager, IngressClass: r.Routers.ContourIngressClass}, nil
+		return &router.ContourRouter{Reader: reader, Client: kube, FieldManager: FieldManager, IngressClass: r.Routers.ContourIngressClass}, nil
 	case serinv1.ProviderGatewayAPI, "gatewayapi:v1", "gatewayapi:v1beta1":
-		return &router.GatewayAPIRouter{Reader: kube, Client: kube, FieldManager: FieldManager}, nil
+		return &router.GatewayAPIRouter{Reader: reader, Client: kube, FieldManager: FieldManager}, nil
 	default:
 		return nil, fmt.Errorf("provider %q has no router", p)
 	}
@@ -309,13 +315,30 @@ func (r *CanaryReconciler) act(ctx context.Context, c *serinv1.Canary, rt router
 	case analysis.ScaleCanaryUp:
 		return r.Workloads.ScaleCanaryUp(ctx, c)
 	case analysis.SetTraffic:
-		return rt.SetRoutes(ctx, route, *a.Traffic)
+		return setAndVerify(ctx, rt, route, *a.Traffic)
 	case analysis.RunPostRollout:
 		r.runPostRollout(ctx, c, revision)
 		return nil
 	default:
 		return fmt.Errorf("unknown action %q", a.Kind)
 	}
+}
+
+// setAndVerify applies a split and reads it back, so a router that did not
+// carry the weight (another controller rewrote it, a webhook mutated it)
+// stops the release instead of judging the canary on traffic it never got.
+func setAndVerify(ctx context.Context, rt router.Router, route router.Route, t analysis.Traffic) error {
+	if err := rt.SetRoutes(ctx, route, t); err != nil {
+		return err
+	}
+	got, err := rt.Routes(ctx, route)
+	if err != nil {
+		return fmt.Errorf("reading the routes back: %w", err)
+	}
+	if got.CanaryWeight != t.CanaryWeight {
+		return fmt.Errorf("the routing objects carry canary weight %d after setting %d", got.CanaryWeight, t.CanaryWeight)
+	}
+	return nil
 }
 
 // finalize reverts a Canary with revertOnDeletion. The target is scaled

@@ -20,6 +20,7 @@ import (
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 	"github.com/serin-dev/serin/pkg/controller"
@@ -96,9 +97,17 @@ func TestCanaryReconciler_Routers(t *testing.T) {
 			}
 			initialized(t, g, ns, name, mods...)
 			weights := weightRecorder(t, rt, ns, name)
+			if provider == serinv1.ProviderGatewayAPI {
+				addUserFilter(g, ns, name)
+			}
 
 			setImage(g, ns, name, "example.com/app:v2")
 			g.Eventually(phaseOf(ns, name), release, poll).Should(Equal(serinv1.CanaryPhaseSucceeded))
+			if provider == serinv1.ProviderGatewayAPI {
+				route := get(g, ns, name, &gatewayv1.HTTPRoute{})
+				rules := route.Spec.Rules
+				g.Expect(rules[len(rules)-1].Filters).To(ContainElement(HaveField("RequestHeaderModifier", Not(BeNil()))), "a filter the user added survives the release")
+			}
 			g.Eventually(func() int { w := weights(); return w[len(w)-1] }, 10*time.Second, poll).Should(BeZero())
 			g.Expect(weights()).To(Equal([]int{0, 10, 20, 30, 40, 50, 0}), "each step is visible in the routing objects, and promotion restores 100/0")
 			g.Expect(image(g, ns, name+"-primary")).To(Equal("example.com/app:v2"))
@@ -123,6 +132,25 @@ func TestCanaryReconciler_RouterRollback(t *testing.T) {
 	g.Eventually(phaseOf(ns, name), release, poll).Should(Equal(serinv1.CanaryPhaseFailed))
 	g.Eventually(func() int { w := weights(); return w[len(w)-1] }, 10*time.Second, poll).Should(BeZero(), "rollback restores 100/0")
 	g.Expect(image(g, ns, name+"-primary")).To(Equal("example.com/app:v1"))
+}
+
+// addUserFilter adds a request header to the default rule of the HTTPRoute,
+// as a user (or another controller) would.
+func addUserFilter(g Gomega, ns, name string) {
+	g.Eventually(func() error {
+		route := &gatewayv1.HTTPRoute{}
+		if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, route); err != nil {
+			return err
+		}
+		last := &route.Spec.Rules[len(route.Spec.Rules)-1]
+		last.Filters = append(last.Filters, gatewayv1.HTTPRouteFilter{
+			Type: gatewayv1.HTTPRouteFilterRequestHeaderModifier,
+			RequestHeaderModifier: &gatewayv1.HTTPHeaderFilter{
+				Set: []gatewayv1.HTTPHeader{{Name: "x-team", Value: "shop"}},
+			},
+		})
+		return k8sClient.Update(context.Background(), route, client.FieldOwner("platform-team"))
+	}, release, poll).Should(Succeed())
 }
 
 func userIngress(ns, name string) *networkingv1.Ingress {

@@ -85,6 +85,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	kube := mgr.GetClient()
 	r := &CanaryReconciler{
 		Client:        kube,
+		APIReader:     mgr.GetAPIReader(),
 		EventRecorder: recorder,
 		Metrics:       runtimectrl.NewMetrics(mgr, metricsRecorder(), serinv1.CanaryFinalizer),
 		Workloads:     workload.New(kube, kube, cfg.Workload),
