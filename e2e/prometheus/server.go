@@ -9,22 +9,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+
+	"github.com/serin-dev/serin/e2e/internal/proc"
 )
 
 // BinaryEnv names the environment variable that points at the prometheus
@@ -43,8 +42,6 @@ const (
 	startAttempts = 3
 	// pollInterval paces readiness checks and WaitForSeries.
 	pollInterval = 100 * time.Millisecond
-	// tailLines is how much of the log errors and test output show.
-	tailLines = 40
 )
 
 // Options configures a Server.
@@ -70,7 +67,7 @@ type Server struct {
 	api  promv1.API
 
 	mu   sync.Mutex
-	proc *process // nil while stopped
+	proc *proc.Process // nil while stopped
 }
 
 // Start runs Prometheus on a free loopback port with a new temporary
@@ -128,7 +125,7 @@ func StartForTest(t testing.TB, opts Options) *Server {
 	}
 	t.Cleanup(func() {
 		if t.Failed() || s.crashErr() != nil {
-			t.Logf("last lines of %s:\n%s", s.logPath(), logTail(s.logPath(), tailLines))
+			t.Logf("last lines of %s:\n%s", s.logPath(), proc.LogTail(s.logPath(), proc.TailLines))
 		}
 		if err := s.Close(); err != nil {
 			t.Errorf("closing prometheus: %v", err)
@@ -224,12 +221,12 @@ func (s *Server) run(ctx context.Context) error {
 	if s.proc != nil {
 		return errors.New("prometheus is already running")
 	}
-	p, err := startProcess(s.bin, s.logPath(), s.args...)
+	p, err := proc.Start("prometheus", s.bin, s.logPath(), s.args...)
 	if err != nil {
 		return err
 	}
 	if err := s.waitReady(ctx, p); err != nil {
-		_ = p.terminate()
+		_ = p.Terminate(stopGrace)
 		return err
 	}
 	s.proc = p
@@ -238,7 +235,7 @@ func (s *Server) run(ctx context.Context) error {
 
 // waitReady polls /-/ready, then checks that the server answering is p and
 // not some other process that held the port first.
-func (s *Server) waitReady(ctx context.Context, p *process) error {
+func (s *Server) waitReady(ctx context.Context, p *proc.Process) error {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	client := &http.Client{Timeout: time.Second}
@@ -246,13 +243,13 @@ func (s *Server) waitReady(ctx context.Context, p *process) error {
 	defer tick.Stop()
 	for {
 		select {
-		case <-p.done:
-			if p.logContains("address already in use") {
-				return fmt.Errorf("%w; last lines of %s:\n%s", errAddrInUse, s.logPath(), logTail(s.logPath(), tailLines))
+		case <-p.Done():
+			if p.LogContains("address already in use") {
+				return fmt.Errorf("%w; last lines of %s:\n%s", errAddrInUse, s.logPath(), proc.LogTail(s.logPath(), proc.TailLines))
 			}
-			return p.exitError()
+			return p.ExitError()
 		case <-ctx.Done():
-			return fmt.Errorf("prometheus at %s not ready: %w; last lines of %s:\n%s", s.URL, context.Cause(ctx), s.logPath(), logTail(s.logPath(), tailLines))
+			return fmt.Errorf("prometheus at %s not ready: %w; last lines of %s:\n%s", s.URL, context.Cause(ctx), s.logPath(), proc.LogTail(s.logPath(), proc.TailLines))
 		case <-tick.C:
 		}
 		resp, err := client.Get(s.URL + "/-/ready")
@@ -283,11 +280,11 @@ func (s *Server) Stop() error {
 	}
 	p := s.proc
 	s.proc = nil
-	if p.exited() {
-		return p.exitError()
+	if p.Exited() {
+		return p.ExitError()
 	}
-	if err := p.terminate(); err != nil {
-		return fmt.Errorf("%w; last lines of %s:\n%s", err, s.logPath(), logTail(s.logPath(), tailLines))
+	if err := p.Terminate(stopGrace); err != nil {
+		return fmt.Errorf("%w; last lines of %s:\n%s", err, s.logPath(), proc.LogTail(s.logPath(), proc.TailLines))
 	}
 	return nil
 }
@@ -351,10 +348,10 @@ func (s *Server) logPath() string {
 func (s *Server) crashErr() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc == nil || !s.proc.exited() {
+	if s.proc == nil || !s.proc.Exited() {
 		return nil
 	}
-	return s.proc.exitError()
+	return s.proc.ExitError()
 }
 
 // pid is the process id of the running Prometheus, or 0 while stopped.
@@ -364,119 +361,5 @@ func (s *Server) pid() int {
 	if s.proc == nil {
 		return 0
 	}
-	return s.proc.cmd.Process.Pid
-}
-
-// process is one Prometheus run.
-type process struct {
-	logPath  string
-	logStart int64 // size of the log before this run
-	cmd      *exec.Cmd
-	done     chan struct{} // closed once the process has been reaped
-	waitErr  error         // valid after done is closed
-}
-
-// startProcess runs bin with args, appending stdout and stderr to logPath.
-func startProcess(bin, logPath string, args ...string) (*process, error) {
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	// The child writes straight into the file, so no output is lost when
-	// the test binary dies.
-	defer logFile.Close()
-	st, err := logFile.Stat()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		// Own process group: Ctrl-C in the terminal does not reach it, and
-		// terminate can signal the whole group.
-		Setpgid: true,
-		// Nothing must outlive a test binary that crashes or times out.
-		// (Pdeathsig follows the forking OS thread, which the Go runtime
-		// only retires for goroutines that exit while locked to it.)
-		Pdeathsig: syscall.SIGKILL,
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting prometheus: %w", err)
-	}
-	p := &process{logPath: logPath, logStart: st.Size(), cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.waitErr = cmd.Wait()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *process) exitError() error {
-	return fmt.Errorf("prometheus exited unexpectedly (%v); last lines of %s:\n%s", p.waitErr, p.logPath, logTail(p.logPath, tailLines))
-}
-
-// terminate stops the process group, SIGTERM then SIGKILL after stopGrace,
-// and reports an exit that was not clean.
-func (p *process) terminate() error {
-	if p.exited() {
-		// Its process group id may belong to someone else by now.
-		return nil
-	}
-	pgid := p.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	var err error
-	select {
-	case <-p.done:
-		if p.waitErr != nil {
-			err = fmt.Errorf("prometheus exited with %v after SIGTERM", p.waitErr)
-		}
-	case <-time.After(stopGrace):
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-p.done
-		err = fmt.Errorf("prometheus ignored SIGTERM for %v and was killed", stopGrace)
-	}
-	// Anything it forked into its group goes too.
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	return err
-}
-
-// logTail returns the last n lines of the file at path.
-func logTail(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Sprintf("(cannot read log: %v)", err)
-	}
-	defer f.Close()
-	// Reading only the end keeps this cheap for long runs.
-	const window = 64 << 10
-	if st, err := f.Stat(); err == nil && st.Size() > window {
-		if _, err := f.Seek(-window, io.SeekEnd); err != nil {
-			return fmt.Sprintf("(cannot read log: %v)", err)
-		}
-	}
-	data, err := io.ReadAll(f)
-	if err != nil {
-		return fmt.Sprintf("(cannot read log: %v)", err)
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// logContains reports whether this run wrote s to the log.
-func (p *process) logContains(s string) bool {
-	data, err := os.ReadFile(p.logPath)
-	return err == nil && int64(len(data)) >= p.logStart && strings.Contains(string(data[p.logStart:]), s)
+	return s.proc.PID()
 }

@@ -22,6 +22,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/serin-dev/serin/e2e/internal/proc"
 )
 
 // Mode selects which components Start runs.
@@ -69,7 +71,7 @@ type Env struct {
 	Dir string
 
 	mu       sync.Mutex
-	procs    []*process // in start order
+	procs    []*proc.Process // in start order
 	stopping bool
 	keepLogs bool
 
@@ -256,7 +258,7 @@ func (e *Env) run(name, bin string, args ...string) error {
 	if e.stopping {
 		return errStopped
 	}
-	p, err := startProcess(name, bin, logPath(e.Dir, name), args...)
+	p, err := proc.Start(name, bin, logPath(e.Dir, name), args...)
 	if err != nil {
 		return err
 	}
@@ -308,11 +310,11 @@ func (e *Env) deadComponent() error {
 		return errStopped
 	}
 	for _, p := range e.procs {
-		if p.exited() {
-			if logContains(p.logPath, "address already in use") {
-				return fmt.Errorf("%w: %w", errAddrInUse, p.exitError())
+		if p.Exited() {
+			if p.LogContains("address already in use") {
+				return fmt.Errorf("%w: %w", errAddrInUse, p.ExitError())
 			}
-			return p.exitError()
+			return p.ExitError()
 		}
 	}
 	return nil
@@ -361,10 +363,10 @@ func (e *Env) stop() error {
 	// Reverse start order: clients first, etcd last, so no component spends
 	// its shutdown retrying a dependency that is already gone.
 	for _, p := range slices.Backward(procs) {
-		if p.exited() {
-			errs = append(errs, p.exitError())
+		if p.Exited() {
+			errs = append(errs, p.ExitError())
 		}
-		p.terminate()
+		_ = p.Terminate(stopGrace)
 	}
 	e.mu.Lock()
 	keep := e.keepLogs
@@ -390,7 +392,7 @@ func (e *Env) Logs() map[string]string {
 	defer e.mu.Unlock()
 	logs := make(map[string]string, len(e.procs))
 	for _, p := range e.procs {
-		logs[p.name] = p.logPath
+		logs[p.Name] = p.LogPath
 	}
 	return logs
 }
@@ -401,7 +403,7 @@ func (e *Env) PIDs() map[string]int {
 	defer e.mu.Unlock()
 	pids := make(map[string]int, len(e.procs))
 	for _, p := range e.procs {
-		pids[p.name] = p.cmd.Process.Pid
+		pids[p.Name] = p.PID()
 	}
 	return pids
 }
@@ -412,7 +414,7 @@ func (e *Env) components() []string {
 	defer e.mu.Unlock()
 	names := make([]string, len(e.procs))
 	for i, p := range e.procs {
-		names[i] = p.name
+		names[i] = p.Name
 	}
 	return names
 }

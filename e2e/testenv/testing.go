@@ -3,6 +3,8 @@ package testenv
 import (
 	"strings"
 	"testing"
+
+	"github.com/serin-dev/serin/e2e/internal/proc"
 )
 
 // StartForTest starts an Env for t and stops it when t ends. A failing start
@@ -35,7 +37,7 @@ func (e *Env) failureReport() string {
 	logs := e.Logs()
 	for _, name := range e.components() {
 		b.WriteString("=== last lines of " + logs[name] + " ===\n")
-		b.WriteString(logTail(logs[name], tailLines))
+		b.WriteString(proc.LogTail(logs[name], proc.TailLines))
 		b.WriteString("\n")
 	}
 	return b.String()

@@ -28,9 +28,6 @@ import (
 // IngressClass for its HTTPProxy.
 const ContourIngressClassAnnotation = "projectcontour.io/ingress.class"
 
-// contourHashAnnotation holds the hash of the HTTPProxy Serin last applied.
-const contourHashAnnotation = "serin.dev/applied-hash"
-
 // ContourRouter routes with a Contour HTTPProxy named after the apex
 // Service: a root proxy for service.hosts[0], or a proxy to be included by
 // another one when the Canary has no hosts.
@@ -71,7 +68,7 @@ func (k *ContourRouter) SetRoutes(ctx context.Context, r Route, t analysis.Traff
 	case apierrors.IsNotFound(err):
 	case err != nil:
 		return fmt.Errorf("reading HTTPProxy %s: %w", name, err)
-	case live.Annotations[contourHashAnnotation] == hash && managerOwnsField(live.ManagedFields, k.FieldManager, "f:spec", "f:routes"):
+	case live.Annotations[appliedHashAnnotation] == hash && managerOwnsField(live.ManagedFields, k.FieldManager, "f:spec", "f:routes"):
 		return nil
 	}
 
@@ -80,7 +77,7 @@ func (k *ContourRouter) SetRoutes(ctx context.Context, r Route, t analysis.Traff
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace:   r.Canary.Namespace,
 			Name:        name,
-			Annotations: map[string]string{contourHashAnnotation: hash},
+			Annotations: map[string]string{appliedHashAnnotation: hash},
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion:         serinv1.GroupVersion.String(),
 				Kind:               serinv1.CanaryKind,

@@ -25,10 +25,6 @@ import (
 	"github.com/serin-dev/serin/pkg/service"
 )
 
-// gatewayAPIHashAnnotation holds the hash of the HTTPRoute Serin last
-// applied, so an unchanged route is not written again.
-const gatewayAPIHashAnnotation = "serin.dev/applied-hash"
-
 // gatewayAPIDefaultMaxAge is the session affinity cookie's Max-Age when
 // analysis.sessionAffinity.maxAge is unset.
 const gatewayAPIDefaultMaxAge = 86400
@@ -69,7 +65,7 @@ func (g *GatewayAPIRouter) SetRoutes(ctx context.Context, r Route, t analysis.Tr
 	if err != nil {
 		return err
 	}
-	if exists && live.Annotations[gatewayAPIHashAnnotation] == hash && managerOwnsField(live.ManagedFields, g.FieldManager, "f:spec", "f:rules") {
+	if exists && live.Annotations[appliedHashAnnotation] == hash && managerOwnsField(live.ManagedFields, g.FieldManager, "f:spec", "f:rules") {
 		return nil
 	}
 	specAC := &gatewayv1ac.HTTPRouteSpecApplyConfiguration{}
@@ -77,7 +73,7 @@ func (g *GatewayAPIRouter) SetRoutes(ctx context.Context, r Route, t analysis.Tr
 		return fmt.Errorf("HTTPRoute %s: %w", name, err)
 	}
 	ac := gatewayv1ac.HTTPRoute(name, r.Canary.Namespace).
-		WithAnnotations(map[string]string{gatewayAPIHashAnnotation: hash}).
+		WithAnnotations(map[string]string{appliedHashAnnotation: hash}).
 		WithOwnerReferences(gatewayAPIOwnerReference(r.Canary)).
 		WithSpec(specAC)
 	if err := g.Client.Apply(ctx, ac, client.FieldOwner(g.FieldManager), client.ForceOwnership); err != nil {

@@ -42,12 +42,6 @@ type IstioRouter struct {
 }
 
 const (
-	// istioHashAnnotation holds the hash of what Serin last applied: an
-	// object that carries it (and still has Serin's fields) is not written
-	// again, and a field Serin stopped setting changes it, so the next apply
-	// removes that field.
-	istioHashAnnotation = "serin.dev/applied-hash"
-
 	// Route names tell Routes which generated HTTP route is which; the
 	// default route is always the last one.
 	istioMatchRoutePrefix = "canary-match-"
@@ -404,7 +398,7 @@ func (ir *IstioRouter) apply(ctx context.Context, desired, live client.Object) e
 	if annotations == nil {
 		annotations = map[string]string{}
 	}
-	annotations[istioHashAnnotation] = hex.EncodeToString(sum[:16])
+	annotations[appliedHashAnnotation] = hex.EncodeToString(sum[:16])
 	u.SetAnnotations(annotations)
 
 	err = ir.Reader.Get(ctx, client.ObjectKeyFromObject(desired), live)

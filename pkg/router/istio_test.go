@@ -253,8 +253,8 @@ func TestIstioRouter(t *testing.T) {
 				if refs := obj.GetOwnerReferences(); len(refs) != 1 || refs[0].UID != canary.UID || refs[0].Controller == nil || !*refs[0].Controller {
 					t.Errorf("%s owner references = %+v, want the Canary as controller", obj.GetName(), refs)
 				}
-				if obj.GetAnnotations()[istioHashAnnotation] == "" {
-					t.Errorf("%s has no %s annotation", obj.GetName(), istioHashAnnotation)
+				if obj.GetAnnotations()[appliedHashAnnotation] == "" {
+					t.Errorf("%s has no %s annotation", obj.GetName(), appliedHashAnnotation)
 				}
 			}
 
