@@ -13,9 +13,10 @@ TESTBIN = $(shell e2e/testbin/build.sh)
 
 all: build
 
-## build: the controller binary into bin/
+## build: the controller and serin-tester binaries into bin/
 build:
 	go build -o $(BIN_DIR)/serin ./cmd/serin
+	go build -o $(BIN_DIR)/serin-tester ./cmd/serin-tester
 
 ## generate: deepcopy functions and CRD manifests (artifacts/crds) from pkg/apis
 generate:
