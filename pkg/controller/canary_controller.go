@@ -65,7 +65,7 @@ type Workloads interface {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 type CanaryReconciler struct {
 	client.Client
-	// APIReader reads around the cache (routers).
+	// APIReader reads around the cache (the Canary itself, routers).
 	APIReader client.Reader
 	events.EventRecorder
 	runtimectrl.Metrics
@@ -88,7 +88,11 @@ type CanaryReconciler struct {
 func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	start := time.Now()
 	obj := &serinv1.Canary{}
-	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+	// Read around the cache: a reconcile triggered by the target's own
+	// change can arrive before the cache has seen the last status patch,
+	// and deciding from a stale status would repeat a step (call the
+	// webhooks again, count a failure twice).
+	if err := r.APIReader.Get(ctx, req.NamespacedName, obj); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	patcher := patch.NewSerialPatcher(obj, r.Client)
