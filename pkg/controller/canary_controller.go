@@ -88,10 +88,16 @@ type CanaryReconciler struct {
 func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	start := time.Now()
 	obj := &serinv1.Canary{}
-	// Read around the cache: a reconcile triggered by the target's own
-	// change can arrive before the cache has seen the last status patch,
-	// and deciding from a stale status would repeat a step (call the
-	// webhooks again, count a failure twice).
+	// The cache holds only the Canaries this controller serves (its
+	// namespace and label selector shard): a request for another one, as
+	// an owned primary's event can bring, is not ours.
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	// Then read around the cache: a reconcile triggered by the target's
+	// own change can arrive before the cache has seen the last status
+	// patch, and deciding from a stale status would repeat a step (call
+	// the webhooks again, count a failure twice).
 	if err := r.APIReader.Get(ctx, req.NamespacedName, obj); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}

@@ -70,7 +70,11 @@ func (r *CanaryReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manage
 		// keeps their data out of the cache.
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.canariesOfConfig("configmap")), builder.OnlyMetadata).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.canariesOfConfig("secret")), builder.OnlyMetadata).
-		WithOptions(controller.Options{RateLimiter: opts.RateLimiter}).
+		// The plain work queue: controller-runtime's priority queue ranks
+		// the requeue of a Canary waiting for its primary below the
+		// stream of workload events from other Canaries, which can delay
+		// it for minutes on a busy controller.
+		WithOptions(controller.Options{RateLimiter: opts.RateLimiter, UsePriorityQueue: new(false)}).
 		Complete(r)
 }
 

@@ -24,6 +24,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -86,6 +87,8 @@ func run(m *testing.M) int {
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		Client:  controller.ClientOptions(),
 		Cache:   cache.Options{ByObject: map[client.Object]cache.ByObject{&serinv1.Canary{}: {Label: notRestartShard}}},
+		// As many workers as the controller runs by default (--concurrent).
+		Controller: ctrlconfig.Controller{MaxConcurrentReconciles: 4},
 	})
 	if err != nil {
 		panic(err)
