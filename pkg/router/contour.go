@@ -75,17 +75,10 @@ func (k *ContourRouter) SetRoutes(ctx context.Context, r Route, t analysis.Traff
 	proxy := &contourv1.HTTPProxy{
 		TypeMeta: metav1.TypeMeta{APIVersion: contourv1.GroupVersion.String(), Kind: "HTTPProxy"},
 		ObjectMeta: metav1.ObjectMeta{
-			Namespace:   r.Canary.Namespace,
-			Name:        name,
-			Annotations: map[string]string{appliedHashAnnotation: hash},
-			OwnerReferences: []metav1.OwnerReference{{
-				APIVersion:         serinv1.GroupVersion.String(),
-				Kind:               serinv1.CanaryKind,
-				Name:               r.Canary.Name,
-				UID:                r.Canary.UID,
-				Controller:         new(true),
-				BlockOwnerDeletion: new(true),
-			}},
+			Namespace:       r.Canary.Namespace,
+			Name:            name,
+			Annotations:     map[string]string{appliedHashAnnotation: hash},
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(r.Canary, serinv1.GroupVersion.WithKind(serinv1.CanaryKind))},
 		},
 		Spec: spec,
 	}

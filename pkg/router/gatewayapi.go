@@ -15,7 +15,6 @@ import (
 	istionetworking "istio.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayv1ac "sigs.k8s.io/gateway-api/applyconfiguration/apis/v1"
@@ -74,7 +73,7 @@ func (g *GatewayAPIRouter) SetRoutes(ctx context.Context, r Route, t analysis.Tr
 	}
 	ac := gatewayv1ac.HTTPRoute(name, r.Canary.Namespace).
 		WithAnnotations(map[string]string{appliedHashAnnotation: hash}).
-		WithOwnerReferences(gatewayAPIOwnerReference(r.Canary)).
+		WithOwnerReferences(service.OwnerReference(r.Canary)).
 		WithSpec(specAC)
 	if err := g.Client.Apply(ctx, ac, client.FieldOwner(g.FieldManager), client.ForceOwnership); err != nil {
 		return fmt.Errorf("applying HTTPRoute %s: %w", name, err)
@@ -413,15 +412,4 @@ func managerOwnsField(entries []metav1.ManagedFieldsEntry, manager string, path 
 		return true
 	}
 	return false
-}
-
-// gatewayAPIOwnerReference makes the Canary the controller of a route.
-func gatewayAPIOwnerReference(c *serinv1.Canary) *metav1ac.OwnerReferenceApplyConfiguration {
-	return metav1ac.OwnerReference().
-		WithAPIVersion(serinv1.GroupVersion.String()).
-		WithKind(serinv1.CanaryKind).
-		WithName(c.Name).
-		WithUID(c.UID).
-		WithController(true).
-		WithBlockOwnerDeletion(true)
 }

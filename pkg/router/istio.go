@@ -363,16 +363,9 @@ func istioMergeMatch(m *istionetworking.HTTPMatchRequest, serviceMatch []*istion
 // deleting the Canary deletes it.
 func istioObjectMeta(c *serinv1.Canary, name string, custom *serinv1.CustomMetadata) metav1.ObjectMeta {
 	om := metav1.ObjectMeta{
-		Namespace: c.Namespace,
-		Name:      name,
-		OwnerReferences: []metav1.OwnerReference{{
-			APIVersion:         serinv1.GroupVersion.String(),
-			Kind:               serinv1.CanaryKind,
-			Name:               c.Name,
-			UID:                c.UID,
-			Controller:         ptr.To(true),
-			BlockOwnerDeletion: ptr.To(true),
-		}},
+		Namespace:       c.Namespace,
+		Name:            name,
+		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(c, serinv1.GroupVersion.WithKind(serinv1.CanaryKind))},
 	}
 	if custom != nil {
 		om.Labels = maps.Clone(custom.Labels)

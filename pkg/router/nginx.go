@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -197,13 +196,7 @@ func (n *NginxRouter) desired(c *serinv1.Canary, user *networkingv1.Ingress, t a
 
 	ing := networkingv1ac.Ingress(user.Name+"-canary", c.Namespace).
 		WithAnnotations(annotations).
-		WithOwnerReferences(metav1ac.OwnerReference().
-			WithAPIVersion(serinv1.GroupVersion.String()).
-			WithKind(serinv1.CanaryKind).
-			WithName(c.Name).
-			WithUID(c.UID).
-			WithController(true).
-			WithBlockOwnerDeletion(true)).
+		WithOwnerReferences(service.OwnerReference(c)).
 		WithSpec(specAC)
 	if len(user.Labels) > 0 {
 		ing.WithLabels(user.Labels)

@@ -96,7 +96,7 @@ func Desired(c *serinv1.Canary, role Role, sel Selector, apexToCanary bool, port
 		WithPorts(servicePorts(s, ports)...)
 	svc := corev1ac.Service(name, c.Namespace).
 		WithLabels(labels).
-		WithOwnerReferences(ownerReference(c)).
+		WithOwnerReferences(OwnerReference(c)).
 		WithSpec(spec)
 	if len(annotations) > 0 {
 		svc.WithAnnotations(annotations)
@@ -155,7 +155,9 @@ func servicePorts(s serinv1.CanaryService, containerPorts []corev1.ContainerPort
 	return ports
 }
 
-func ownerReference(c *serinv1.Canary) *metav1ac.OwnerReferenceApplyConfiguration {
+// OwnerReference makes the Canary the controller of an object Serin applies,
+// so it is garbage-collected with the Canary.
+func OwnerReference(c *serinv1.Canary) *metav1ac.OwnerReferenceApplyConfiguration {
 	return metav1ac.OwnerReference().
 		WithAPIVersion(serinv1.GroupVersion.String()).
 		WithKind(serinv1.CanaryKind).
