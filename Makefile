@@ -18,15 +18,16 @@ build:
 	go build -o $(BIN_DIR)/serin ./cmd/serin
 	go build -o $(BIN_DIR)/serin-tester ./cmd/serin-tester
 
-## generate: deepcopy functions and CRD manifests (artifacts/crds) from pkg/apis
+## generate: deepcopy functions and CRD manifests (artifacts/crds, copied to charts/serin/crds) from pkg/apis
 generate:
 	$(CONTROLLER_GEN) object paths=./pkg/apis/...
 	$(CONTROLLER_GEN) crd:allowDangerousTypes=true paths=./pkg/apis/... output:crd:artifacts:config=artifacts/crds
+	@mkdir -p charts/serin/crds && cp artifacts/crds/*.yaml charts/serin/crds/
 
 ## verify: generated files are current, code is gofmt'ed and vetted
 verify: generate
-	@git diff --exit-code -- pkg/apis artifacts/crds || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- pkg/apis artifacts/crds)" || { git status --porcelain -- pkg/apis artifacts/crds; echo "untracked generated files: run 'make generate' and commit"; exit 1; }
+	@git diff --exit-code -- pkg/apis artifacts/crds charts/serin/crds || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- pkg/apis artifacts/crds charts/serin/crds)" || { git status --porcelain -- pkg/apis artifacts/crds charts/serin/crds; echo "untracked generated files: run 'make generate' and commit"; exit 1; }
 	@unformatted="$$(gofmt -l cmd pkg e2e)"; test -z "$$unformatted" || { echo "gofmt needed: $$unformatted"; exit 1; }
 	go vet ./...
 
