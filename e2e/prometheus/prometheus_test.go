@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/checks/metrics"
 )
 
 const (
@@ -139,6 +142,14 @@ func TestMetrics(t *testing.T) {
 	e.SetIstioWorkload("removal", "web", 20, 1, 10*time.Millisecond)
 	e.SetAppPods("removal", []string{"web-canary-5d8f7c9b6-x2x4z"}, 10, 1, 10*time.Millisecond)
 	e.SetAppPods("removal", []string{"web-6b9f8c7d5-abcde"}, 10, 1, 10*time.Millisecond)
+	// Ingress data planes: the canary gets a 10% error ratio and slow
+	// answers, the primary neither.
+	e.SetContourCluster("apps_web-canary_9898", 20, 0.9, 300*time.Millisecond)
+	e.SetContourCluster("apps_web-primary_9898", 20, 1, 10*time.Millisecond)
+	e.SetNGINXIngress("apps", "web", "apps-web-canary-9898", 20, 0.9, 300*time.Millisecond)
+	e.SetNGINXIngress("apps", "web", "", 20, 1, 10*time.Millisecond)
+	// Pod turnover is for the SyncAppPods subtest.
+	e.SyncAppPods("turnover", "web", []string{"web-5d8f7c9b6-aaaaa", "web-5d8f7c9b6-bbbbb"}, 10, 1, 10*time.Millisecond)
 
 	t.Run("Istio", func(t *testing.T) {
 		if err := s.WaitForSeries(waitCtx(t), istioSuccessRate); err != nil {
@@ -184,6 +195,43 @@ func TestMetrics(t *testing.T) {
 		}
 	})
 
+	// The built-in queries Serin runs for these providers see exactly the
+	// canary's traffic.
+	for _, p := range []serinv1.Provider{serinv1.ProviderContour, serinv1.ProviderNGINX} {
+		t.Run(string(p), func(t *testing.T) {
+			vars := metrics.Vars{Namespace: "apps", Target: "web", Service: "web", Ingress: "web", Interval: "30s"}
+			successRate := render(t, p, serinv1.MetricRequestSuccessRate, vars)
+			if err := s.WaitForSeries(waitCtx(t), successRate); err != nil {
+				t.Fatal(err)
+			}
+			assertNear(t, "success rate", value(t, s, successRate), 90, 0.3)
+			// Both bucket sets hold 300ms in (250, 500] milliseconds.
+			assertIn(t, "p99 latency (ms)", value(t, s, render(t, p, serinv1.MetricRequestDuration, vars)), 250, 500)
+		})
+	}
+
+	t.Run("SyncAppPods", func(t *testing.T) {
+		const (
+			pods     = `http_request_duration_seconds_count{namespace="turnover"}`
+			newPods  = `http_request_duration_seconds_count{namespace="turnover",pod=~"web-5d8f7c9b6-bbbbb|web-7c9f6d5b8-ccccc"}`
+			survivor = `http_request_duration_seconds_count{namespace="turnover",pod="web-5d8f7c9b6-bbbbb"}`
+		)
+		if err := s.WaitForSeries(waitCtx(t), `count(`+pods+`) == 2`); err != nil {
+			t.Fatal(err)
+		}
+		// A rollout replaced one pod: its series goes, the new pod's comes,
+		// and the surviving pod's counter keeps growing without a reset.
+		e.SyncAppPods("turnover", "web", []string{"web-5d8f7c9b6-bbbbb", "web-7c9f6d5b8-ccccc"}, 10, 1, 10*time.Millisecond)
+		if err := s.WaitForSeries(waitCtx(t), `count(`+newPods+`) == 2 and count(`+pods+`) == 2`); err != nil {
+			t.Fatal(err)
+		}
+		if n := value(t, s, `sum(resets(`+survivor+`[1m]))`); n != 0 {
+			t.Errorf("the surviving pod's counter was reset %v times", n)
+		}
+		e.SyncAppPods("turnover", "web", nil, 10, 1, 10*time.Millisecond)
+		waitGone(t, s, pods)
+	})
+
 	t.Run("Remove", func(t *testing.T) {
 		const (
 			canaryIstio = `istio_requests_total{destination_workload_namespace="removal",destination_workload="web-canary"}`
@@ -209,6 +257,20 @@ func TestMetrics(t *testing.T) {
 			}
 		}
 	})
+}
+
+// render is the built-in query of provider p for metric name.
+func render(t *testing.T, p serinv1.Provider, name string, vars metrics.Vars) string {
+	t.Helper()
+	tmpl, ok := metrics.BuiltinQuery(p, name)
+	if !ok {
+		t.Fatalf("no built-in %s query for %s", name, p)
+	}
+	q, err := metrics.Render(tmpl, vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
 }
 
 func TestStopRestart(t *testing.T) {

@@ -1,7 +1,7 @@
 // Package telemetry stands in for a data plane in tests: there is no Envoy
-// here, so it reads the routing that Serin wrote and the behaviour each
-// version declares, and exports the series Istio's sidecars would, split by
-// the current weights, for a real Prometheus to scrape.
+// or NGINX here, so it reads the routing that Serin wrote and the behaviour
+// each version declares, and exports the series each provider's data plane
+// would, split by the current weights, for a real Prometheus to scrape.
 package telemetry
 
 import (
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
@@ -31,60 +32,200 @@ const (
 	LatencyAnnotation = "telemetry.serin.dev/latency"
 )
 
-const defaultLatency = 20 * time.Millisecond
+const (
+	defaultLatency = 20 * time.Millisecond
+	// defaultMatchPercent is the share of requests that match an A/B
+	// Canary's analysis.match.
+	defaultMatchPercent = 10
+)
 
-// Source exports Istio-shaped series for the primary and the canary of a
-// Canary, at RPS requests per second split by the routed weights.
+// Source exports the series of a Canary's primary and canary, at RPS
+// requests per second split as its router routes them.
 type Source struct {
-	Reader   client.Reader
+	// Client reads the routing objects, the workloads and their pods.
+	Client   client.Client
 	Exporter *prometheus.Exporter
 	RPS      float64
+	// MatchPercent is the share of requests that match analysis.match and
+	// so reach the canary of an A/B release; default 10.
+	MatchPercent int32
+	// DefaultProvider is the provider of Canaries without spec.provider;
+	// default kubernetes, as the controller's.
+	DefaultProvider serinv1.Provider
 }
 
-// Sync reads the weights through the Canary's router and the declared
-// behaviour of both workloads, and updates the exported traffic.
-func (s *Source) Sync(ctx context.Context, rt router.Router, c *serinv1.Canary) error {
-	route := router.Route{Canary: c, Selector: service.Selector{Key: "app", Value: c.Spec.TargetRef.Name}}
-	t, err := rt.Routes(ctx, route)
+// version is the primary or the canary of a Canary.
+type version struct {
+	workload string // the Deployment
+	service  string // its Service
+	weight   int32  // percent of the requests
+}
+
+// Sync reads the routing of c and the declared behaviour of both of its
+// workloads, and updates the exported traffic.
+func (s *Source) Sync(ctx context.Context, c *serinv1.Canary) error {
+	provider := c.Spec.Provider
+	if provider == "" {
+		provider = s.DefaultProvider
+	}
+	if provider == "" {
+		provider = serinv1.ProviderKubernetes
+	}
+	rt, err := s.router(provider)
+	if err != nil {
+		return err
+	}
+	target := c.Spec.TargetRef.Name
+	t, err := rt.Routes(ctx, router.Route{Canary: c, Selector: service.Selector{Key: "app", Value: target}})
 	if err != nil {
 		return fmt.Errorf("reading the routes of %s/%s: %w", c.Namespace, c.Name, err)
 	}
 	primaryWeight, canaryWeight := router.Split(t)
-	target := c.Spec.TargetRef.Name
-	for _, w := range []struct {
-		workload string
-		weight   int32
-	}{{target + "-primary", primaryWeight}, {target, canaryWeight}} {
-		success, latency, err := s.behaviour(ctx, c.Namespace, w.workload)
+	if t.MatchToCanary {
+		canaryWeight = s.MatchPercent
+		if canaryWeight == 0 {
+			canaryWeight = defaultMatchPercent
+		}
+		primaryWeight = 100 - canaryWeight
+	}
+	names := service.NamesOf(c)
+	for _, v := range []version{
+		{workload: target + "-primary", service: names.Primary, weight: primaryWeight},
+		{workload: target, service: names.Canary, weight: canaryWeight},
+	} {
+		d, err := s.deployment(ctx, c.Namespace, v.workload)
 		if err != nil {
 			return err
 		}
-		s.Exporter.SetIstioWorkload(c.Namespace, w.workload, s.RPS*float64(w.weight)/100, success, latency)
+		success, latency, err := behaviour(d)
+		if err != nil {
+			return err
+		}
+		if err := s.export(ctx, provider, c, d, v, s.RPS*float64(v.weight)/100, success, latency); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// behaviour reads the success ratio and latency a Deployment's pods declare.
-func (s *Source) behaviour(ctx context.Context, namespace, name string) (float64, time.Duration, error) {
-	var d appsv1.Deployment
-	if err := s.Reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &d); err != nil {
-		return 0, 0, fmt.Errorf("reading Deployment %s/%s: %w", namespace, name, err)
+// router reads the routing objects of provider.
+func (s *Source) router(p serinv1.Provider) (router.Router, error) {
+	const fieldManager = "serin-telemetry" // never writes: Sync only reads routes
+	switch p {
+	case serinv1.ProviderKubernetes:
+		return &router.KubernetesRouter{Services: &service.Applier{Reader: s.Client, Client: s.Client, FieldManager: fieldManager}}, nil
+	case serinv1.ProviderIstio:
+		return &router.IstioRouter{Reader: s.Client, Client: s.Client, FieldManager: fieldManager}, nil
+	case serinv1.ProviderNGINX:
+		return &router.NginxRouter{Reader: s.Client, Client: s.Client, FieldManager: fieldManager}, nil
+	case serinv1.ProviderContour:
+		return &router.ContourRouter{Reader: s.Client, Client: s.Client, FieldManager: fieldManager}, nil
+	case serinv1.ProviderGatewayAPI:
+		return &router.GatewayAPIRouter{Reader: s.Client, Client: s.Client, FieldManager: fieldManager}, nil
 	}
+	return nil, fmt.Errorf("no telemetry for provider %q", p)
+}
+
+// export declares the traffic of one version as provider p's data plane
+// reports it.
+func (s *Source) export(ctx context.Context, p serinv1.Provider, c *serinv1.Canary, d *appsv1.Deployment, v version, rps, success float64, latency time.Duration) error {
+	switch p {
+	case serinv1.ProviderIstio:
+		s.Exporter.SetIstioWorkload(c.Namespace, v.workload, rps, success, latency)
+	case serinv1.ProviderContour:
+		// Contour names Envoy clusters <namespace>/<service>/<port>, with
+		// underscores in the stats.
+		s.Exporter.SetContourCluster(fmt.Sprintf("%s_%s_%d", c.Namespace, v.service, c.Spec.Service.Port), rps, success, latency)
+	case serinv1.ProviderNGINX:
+		// ingress-nginx labels requests sent to the canary backend with
+		// its upstream, <namespace>-<service>-<port>, under the main Ingress.
+		if c.Spec.IngressRef == nil {
+			return fmt.Errorf("Canary %s/%s has provider nginx but no ingressRef", c.Namespace, c.Name)
+		}
+		upstream := ""
+		if v.workload == c.Spec.TargetRef.Name {
+			upstream = fmt.Sprintf("%s-%s-%d", c.Namespace, v.service, c.Spec.Service.Port)
+		}
+		s.Exporter.SetNGINXIngress(c.Namespace, c.Spec.IngressRef.Name, upstream, rps, success, latency)
+	default:
+		// Without per-workload series from the data plane, the application's
+		// own pods report what they serve.
+		pods, err := s.pods(ctx, d)
+		if err != nil {
+			return err
+		}
+		s.Exporter.SyncAppPods(c.Namespace, v.workload, pods, rps, success, latency)
+	}
+	return nil
+}
+
+func (s *Source) deployment(ctx context.Context, namespace, name string) (*appsv1.Deployment, error) {
+	var d appsv1.Deployment
+	if err := s.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &d); err != nil {
+		return nil, fmt.Errorf("reading Deployment %s/%s: %w", namespace, name, err)
+	}
+	return &d, nil
+}
+
+// pods are the names of a Deployment's running pods.
+func (s *Source) pods(ctx context.Context, d *appsv1.Deployment) ([]string, error) {
+	if d.Spec.Selector == nil {
+		return nil, nil
+	}
+	var list corev1.PodList
+	if err := s.Client.List(ctx, &list, client.InNamespace(d.Namespace), client.MatchingLabels(d.Spec.Selector.MatchLabels)); err != nil {
+		return nil, fmt.Errorf("listing the pods of Deployment %s/%s: %w", d.Namespace, d.Name, err)
+	}
+	var names []string
+	for _, p := range list.Items {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+			names = append(names, p.Name)
+		}
+	}
+	return names, nil
+}
+
+// behaviour reads the success ratio and latency a Deployment's pods declare.
+func behaviour(d *appsv1.Deployment) (float64, time.Duration, error) {
 	annotations := d.Spec.Template.Annotations
 	success, latency := 1.0, defaultLatency
 	if v, ok := annotations[ErrorRatioAnnotation]; ok {
 		ratio, err := strconv.ParseFloat(v, 64)
 		if err != nil || ratio < 0 || ratio > 1 {
-			return 0, 0, fmt.Errorf("Deployment %s/%s: %s must be a number in [0, 1], got %q", namespace, name, ErrorRatioAnnotation, v)
+			return 0, 0, fmt.Errorf("Deployment %s/%s: %s must be a number in [0, 1], got %q", d.Namespace, d.Name, ErrorRatioAnnotation, v)
 		}
 		success = 1 - ratio
 	}
 	if v, ok := annotations[LatencyAnnotation]; ok {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			return 0, 0, fmt.Errorf("Deployment %s/%s: %s must be a duration, got %q", namespace, name, LatencyAnnotation, v)
+		l, err := time.ParseDuration(v)
+		if err != nil || l < 0 {
+			return 0, 0, fmt.Errorf("Deployment %s/%s: %s must be a duration, got %q", d.Namespace, d.Name, LatencyAnnotation, v)
 		}
-		latency = d
+		latency = l
 	}
 	return success, latency, nil
+}
+
+// Run syncs every Canary each period until ctx ends. A Canary that cannot
+// be synced yet (its routing objects are not written) is reported to
+// onError and tried again next period.
+func (s *Source) Run(ctx context.Context, period time.Duration, onError func(error)) {
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		var list serinv1.CanaryList
+		if err := s.Client.List(ctx, &list); err != nil && ctx.Err() == nil {
+			onError(fmt.Errorf("listing Canaries: %w", err))
+		}
+		for i := range list.Items {
+			if err := s.Sync(ctx, &list.Items[i]); err != nil && ctx.Err() == nil {
+				onError(err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }

@@ -75,8 +75,8 @@ func TestSourceFollowsTheRouting(t *testing.T) {
 
 	exporter := prometheus.NewExporter()
 	t.Cleanup(exporter.Close)
-	source := &telemetry.Source{Reader: kube, Exporter: exporter, RPS: 100}
-	g.Expect(source.Sync(ctx, rt, canary)).To(Succeed())
+	source := &telemetry.Source{Client: kube, Exporter: exporter, RPS: 100}
+	g.Expect(source.Sync(ctx, canary)).To(Succeed())
 
 	prom := prometheus.StartForTest(t, prometheus.Options{Targets: []string{exporter.Addr()}})
 	g.Expect(prom.WaitForSeries(ctx, `count_over_time(istio_requests_total{destination_workload="web"}[20s]) > 2`)).To(Succeed())
