@@ -52,7 +52,7 @@ func run(m *testing.M) int {
 	}
 
 	var err error
-	crds, err := routerCRDs()
+	crds, err := testenv.RouterCRDPaths()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -108,24 +108,6 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "component logs kept in", env.Dir)
 	}
 	return code
-}
-
-// routerCRDs are the CRDs the routers write, from the YAML shipped in the
-// Istio, Contour and Gateway API modules.
-func routerCRDs() ([]string, error) {
-	var paths []string
-	for module, path := range map[string]string{
-		"istio.io/api":                      "kubernetes/customresourcedefinitions.gen.yaml",
-		"github.com/projectcontour/contour": "examples/contour/01-crds.yaml",
-		"sigs.k8s.io/gateway-api":           "config/crd/standard",
-	} {
-		dir, err := testenv.ModuleDir(module)
-		if err != nil {
-			return nil, err
-		}
-		paths = append(paths, filepath.Join(dir, path))
-	}
-	return paths, nil
 }
 
 // newNamespace creates a namespace for one test.
