@@ -1,0 +1,157 @@
+package alerts
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+const (
+	contentTypeJSON = "application/json"
+
+	// maxBodyBytes caps what is read of a response: success is the status
+	// code, the body only explains a refusal.
+	maxBodyBytes = 64 << 10
+	// maxErrorBodyBytes is how much of a refusal an error quotes.
+	maxErrorBodyBytes = 256
+)
+
+// endpoint is where a Notifier posts, and how.
+type endpoint struct {
+	kind        Type
+	client      *http.Client
+	timeout     time.Duration
+	target      string // may differ from the address (Discord)
+	contentType string
+	token       string // set only by the types that send it
+	// host is all that errors may say of the address.
+	host string
+	// secrets are redacted from errors, which quote response bodies.
+	secrets []string
+}
+
+// newEndpoint posts JSON to address, through proxy when set.
+func newEndpoint(cfg Config, address, proxy *url.URL) *endpoint {
+	transport := http.DefaultTransport.(*http.Transport).Clone() // proxy from the environment by default
+	if proxy != nil {
+		transport.Proxy = http.ProxyURL(proxy)
+	}
+	// Alerts are rare, and the caller may build a Notifier per event:
+	// idle connections would outlive it for nothing.
+	transport.DisableKeepAlives = true
+
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	secrets := []string{cfg.Address, cfg.Token, cfg.Proxy, address.RawQuery}
+	if len(address.EscapedPath()) > 1 {
+		secrets = append(secrets, address.EscapedPath(), address.Path)
+	}
+	return &endpoint{
+		kind: cfg.Type,
+		client: &http.Client{
+			Transport: transport,
+			// A redirect is not followed: these services answer in place,
+			// and a redirect elsewhere would carry the payload (and for
+			// same-host redirects the token) where it was not meant to go.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		timeout:     timeout,
+		target:      address.String(),
+		contentType: contentTypeJSON,
+		host:        address.Host,
+		secrets:     secrets,
+	}
+}
+
+// send posts payload as the alert for m; a 2xx answer is success.
+func (e *endpoint) send(parent context.Context, m Message, payload any) error {
+	if err := m.validate(); err != nil {
+		return e.fail(err)
+	}
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return e.fail(fmt.Errorf("encoding payload: %w", err))
+	}
+
+	ctx, cancel := context.WithTimeout(parent, e.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.target, bytes.NewReader(body))
+	if err != nil {
+		return e.fail(err)
+	}
+	req.Header.Set("Content-Type", e.contentType)
+	if e.token != "" {
+		req.Header.Set("Authorization", "Bearer "+e.token)
+	}
+
+	resp, err := e.client.Do(req)
+	if err != nil {
+		// url.Error quotes the URL; what went wrong is the error inside.
+		if uerr := (*url.Error)(nil); errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		if ctx.Err() != nil && parent.Err() == nil {
+			err = fmt.Errorf("timed out after %s: %w", e.timeout, err)
+		}
+		return e.fail(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes)) // the status decides
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// Redacted before statusError truncates it, which could cut a
+		// secret short of matching.
+		return e.fail(statusError(resp.StatusCode, []byte(e.redact(string(data)))))
+	}
+	return nil
+}
+
+// fail names the provider type and host in err and redacts the secrets
+// from its message, keeping err for errors.Is.
+func (e *endpoint) fail(err error) error {
+	return &alertError{msg: e.redact(fmt.Sprintf("%s alert to %s: %v", e.kind, e.host, err)), err: err}
+}
+
+func (e *endpoint) redact(s string) string {
+	for _, secret := range e.secrets {
+		if secret != "" {
+			s = strings.ReplaceAll(s, secret, "[redacted]")
+		}
+	}
+	return s
+}
+
+// alertError is an error whose message was redacted.
+type alertError struct {
+	msg string
+	err error
+}
+
+func (e *alertError) Error() string { return e.msg }
+func (e *alertError) Unwrap() error { return e.err }
+
+// statusError explains a refusal with the status and the start of the
+// body, as one line of valid UTF-8 fit for an event.
+func statusError(code int, body []byte) error {
+	msg := fmt.Sprintf("status %d %s", code, http.StatusText(code))
+	if code >= 300 && code < 400 {
+		msg += " (redirects are not followed)"
+	}
+	s := string(body[:min(len(body), maxErrorBodyBytes)])
+	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "")), " ")
+	if s == "" {
+		return errors.New(msg)
+	}
+	if len(body) > maxErrorBodyBytes {
+		s += "…"
+	}
+	return fmt.Errorf("%s: %s", msg, s)
+}
