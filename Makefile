@@ -9,14 +9,15 @@ GO_TEST_FLAGS ?= -race -count=1 -parallel 8 -timeout 30m
 # The control-plane binaries are cached outside the repo (see e2e/testbin/build.sh).
 TESTBIN = $(shell e2e/testbin/build.sh)
 
-.PHONY: all build test generate verify testbin testdeps run
+.PHONY: all build test e2e demo generate verify testbin testdeps run
 
 all: build
 
-## build: the controller and serin-tester binaries into bin/
+## build: the controller, serin-tester and kubectl-serin binaries into bin/
 build:
 	go build -o $(BIN_DIR)/serin ./cmd/serin
 	go build -o $(BIN_DIR)/serin-tester ./cmd/serin-tester
+	go build -o $(BIN_DIR)/kubectl-serin ./cmd/kubectl-serin
 
 ## generate: deepcopy functions and CRD manifests (artifacts/crds, copied to charts/serin/crds) from pkg/apis
 generate:
@@ -30,6 +31,7 @@ verify: generate
 	@test -z "$$(git status --porcelain -- pkg/apis artifacts/crds charts/serin/crds)" || { git status --porcelain -- pkg/apis artifacts/crds charts/serin/crds; echo "untracked generated files: run 'make generate' and commit"; exit 1; }
 	@unformatted="$$(gofmt -l cmd pkg e2e)"; test -z "$$unformatted" || { echo "gofmt needed: $$unformatted"; exit 1; }
 	go vet ./...
+	go vet -tags e2e ./e2e/...
 
 ## testbin: build (once) the local control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok
 testbin:
@@ -39,11 +41,20 @@ testbin:
 testdeps:
 	@command -v prometheus >/dev/null 2>&1 || [ -n "$$SERIN_PROMETHEUS" ] || { \
 		echo "installing Debian's prometheus package for the metric tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } || \
+		{ echo "missing prerequisite: prometheus (apt-get install prometheus failed; install it or set SERIN_PROMETHEUS to a prometheus binary)"; exit 1; }; }
 
 ## test: the whole module with the race detector, against the local control plane and a real Prometheus
 test: testbin testdeps
 	SERIN_TESTBIN_DIR="$(TESTBIN)" go test $(GO_TEST_FLAGS) ./...
+
+## e2e: the end-to-end suite (build tag e2e): releases on every provider against the local cluster, a real Prometheus, serin-tester and the controller binary
+e2e: testbin testdeps
+	SERIN_TESTBIN_DIR="$(TESTBIN)" go test -tags e2e -count=1 -timeout 20m -parallel 32 $(E2E_FLAGS) ./e2e/suite/
+
+## demo: Serin's main job on one machine: starts a local cluster, Prometheus, serin-tester and the controller, promotes a good release, rolls back a bad one, and stops it all
+demo: testbin testdeps
+	@SERIN_TESTBIN_DIR="$(TESTBIN)" go run ./e2e/demo
 
 ## run: the controller against the current kubeconfig
 run:

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 	"github.com/serin-dev/serin/pkg/router"
 	"github.com/serin-dev/serin/pkg/service"
@@ -34,9 +35,8 @@ const (
 
 const (
 	defaultLatency = 20 * time.Millisecond
-	// defaultMatchPercent is the share of requests that match an A/B
-	// Canary's analysis.match.
-	defaultMatchPercent = 10
+	// defaultTestPercent is the default of Source.TestPercent.
+	defaultTestPercent = 10
 )
 
 // Source exports the series of a Canary's primary and canary, at RPS
@@ -46,9 +46,12 @@ type Source struct {
 	Client   client.Client
 	Exporter *prometheus.Exporter
 	RPS      float64
-	// MatchPercent is the share of requests that match analysis.match and
-	// so reach the canary of an A/B release; default 10.
-	MatchPercent int32
+	// TestPercent is the share of requests (default 10) that reach the
+	// canary apart from the weights: in an A/B release those that match
+	// analysis.match, and in a blue/green release on the kubernetes
+	// provider, where the apex Service stays on the primary until
+	// promotion, the load tests sent to the <name>-canary Service.
+	TestPercent int32
 	// DefaultProvider is the provider of Canaries without spec.provider;
 	// default kubernetes, as the controller's.
 	DefaultProvider serinv1.Provider
@@ -64,29 +67,22 @@ type version struct {
 // Sync reads the routing of c and the declared behaviour of both of its
 // workloads, and updates the exported traffic.
 func (s *Source) Sync(ctx context.Context, c *serinv1.Canary) error {
-	provider := c.Spec.Provider
-	if provider == "" {
-		provider = s.DefaultProvider
-	}
-	if provider == "" {
-		provider = serinv1.ProviderKubernetes
-	}
-	rt, err := s.router(provider)
+	provider := s.provider(c)
+	t, err := s.Routes(ctx, c)
 	if err != nil {
 		return err
 	}
 	target := c.Spec.TargetRef.Name
-	t, err := rt.Routes(ctx, router.Route{Canary: c, Selector: service.Selector{Key: "app", Value: target}})
-	if err != nil {
-		return fmt.Errorf("reading the routes of %s/%s: %w", c.Namespace, c.Name, err)
+	testPercent := s.TestPercent
+	if testPercent == 0 {
+		testPercent = defaultTestPercent
 	}
 	primaryWeight, canaryWeight := router.Split(t)
-	if t.MatchToCanary {
-		canaryWeight = s.MatchPercent
-		if canaryWeight == 0 {
-			canaryWeight = defaultMatchPercent
-		}
-		primaryWeight = 100 - canaryWeight
+	switch {
+	case t.MatchToCanary:
+		primaryWeight, canaryWeight = 100-testPercent, testPercent
+	case provider == serinv1.ProviderKubernetes && canaryWeight == 0:
+		canaryWeight = testPercent
 	}
 	names := service.NamesOf(c)
 	for _, v := range []version{
@@ -106,6 +102,29 @@ func (s *Source) Sync(ctx context.Context, c *serinv1.Canary) error {
 		}
 	}
 	return nil
+}
+
+// Routes reads the routing of c from its router's objects.
+func (s *Source) Routes(ctx context.Context, c *serinv1.Canary) (analysis.Traffic, error) {
+	rt, err := s.router(s.provider(c))
+	if err != nil {
+		return analysis.Traffic{}, err
+	}
+	t, err := rt.Routes(ctx, router.Route{Canary: c, Selector: service.Selector{Key: "app", Value: c.Spec.TargetRef.Name}})
+	if err != nil {
+		return analysis.Traffic{}, fmt.Errorf("reading the routes of %s/%s: %w", c.Namespace, c.Name, err)
+	}
+	return t, nil
+}
+
+func (s *Source) provider(c *serinv1.Canary) serinv1.Provider {
+	switch {
+	case c.Spec.Provider != "":
+		return c.Spec.Provider
+	case s.DefaultProvider != "":
+		return s.DefaultProvider
+	}
+	return serinv1.ProviderKubernetes
 }
 
 // router reads the routing objects of provider.

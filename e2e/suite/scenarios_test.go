@@ -1,0 +1,237 @@
+//go:build e2e
+
+package suite
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+
+	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+
+	"github.com/serin-dev/serin/e2e/stack"
+)
+
+const (
+	appName = "podinfo"
+	v2      = "ghcr.io/serin-dev/podinfo:6.0.1"
+)
+
+var providers = []serinv1.Provider{
+	serinv1.ProviderIstio, serinv1.ProviderContour, serinv1.ProviderNGINX, serinv1.ProviderGatewayAPI, serinv1.ProviderKubernetes,
+}
+
+func interval(c *serinv1.Canary) time.Duration {
+	d, err := time.ParseDuration(c.Spec.Analysis.Interval)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+// promotionFloor is the least time a release can take: one interval per
+// step (weight step or iteration).
+func promotionFloor(c *serinv1.Canary) time.Duration {
+	a := c.Spec.Analysis
+	steps := a.Iterations
+	if steps == 0 {
+		steps = a.MaxWeight / a.StepWeight
+	}
+	return time.Duration(steps) * interval(c)
+}
+
+// rollbackFloor is the least time a failing release takes: one interval
+// per failed check up to the threshold.
+func rollbackFloor(c *serinv1.Canary) time.Duration {
+	return time.Duration(c.Spec.Analysis.Threshold) * interval(c)
+}
+
+func image(g Gomega, ns, name string) string {
+	img, err := st.Image(context.Background(), ns, name)
+	g.Expect(err).NotTo(HaveOccurred())
+	return img
+}
+
+// TestRelease runs, on every provider, a healthy release that is promoted
+// and two bad ones that are rolled back by the built-in checks.
+func TestRelease(t *testing.T) {
+	for _, p := range providers {
+		t.Run(string(p)+"/healthy", func(t *testing.T) {
+			c := stack.NewCanary("", appName, p)
+			s := newScenario(t, c)
+			s.release(v2, stack.Behaviour{})
+			got := s.finish(serinv1.CanaryPhaseSucceeded, promotionFloor(c))
+
+			g := s.g
+			g.Expect(s.primaryImage()).To(Equal(v2), "promotion copies the canary into the primary")
+			sr := metric(g, got, serinv1.MetricRequestSuccessRate)
+			g.Expect(sr.Verdict).To(Equal(serinv1.MetricPassed), sr.Message)
+			g.Expect(*sr.Value).To(BeNumerically(">=", 99.9))
+			d := metric(g, got, serinv1.MetricRequestDuration)
+			g.Expect(d.Verdict).To(Equal(serinv1.MetricPassed), d.Message)
+			// 20ms requests fall in the (10ms, 25ms] bucket of every data plane.
+			g.Expect(*d.Value).To(And(BeNumerically(">", 10), BeNumerically("<=", 25)))
+			g.Expect(got.Status.FailedChecks).To(BeZero())
+
+			weights, routed, _, _ := s.seen()
+			if p == serinv1.ProviderKubernetes {
+				// Blue/green: the apex Service selects the canary while it
+				// is tested, then the promoted primary again.
+				g.Expect(routed).To(ContainElement(100))
+			} else {
+				g.Expect(weights).To(ContainElements(25, 50))
+				g.Expect(routed).To(ContainElements(25, 50), "each step reached the routing objects")
+			}
+			g.Eventually(func() int { _, r, _, _ := s.seen(); return r[len(r)-1] }, 10*time.Second, poll).Should(BeZero())
+		})
+
+		t.Run(string(p)+"/errors", func(t *testing.T) {
+			c := stack.NewCanary("", appName, p)
+			s := newScenario(t, c)
+			s.release(v2, stack.Behaviour{ErrorRatio: 0.1})
+			got := s.finish(serinv1.CanaryPhaseFailed, rollbackFloor(c))
+
+			g := s.g
+			g.Expect(got.Status.FailedChecks).To(Equal(c.Spec.Analysis.Threshold))
+			sr := metric(g, got, serinv1.MetricRequestSuccessRate)
+			g.Expect(sr.Verdict).To(Equal(serinv1.MetricFailed), sr.Message)
+			g.Expect(*sr.Value).To(BeNumerically("~", 90, 1), "the canary's 10% errors")
+			g.Expect(s.primaryImage()).To(Equal(stack.AppImage), "the primary keeps the old version")
+			g.Eventually(func() int { _, r, _, _ := s.seen(); return r[len(r)-1] }, 10*time.Second, poll).Should(BeZero(), "traffic is back on the primary")
+		})
+
+		t.Run(string(p)+"/latency", func(t *testing.T) {
+			c := stack.NewCanary("", appName, p)
+			s := newScenario(t, c)
+			s.release(v2, stack.Behaviour{Latency: 600 * time.Millisecond})
+			got := s.finish(serinv1.CanaryPhaseFailed, rollbackFloor(c))
+
+			g := s.g
+			d := metric(g, got, serinv1.MetricRequestDuration)
+			g.Expect(d.Verdict).To(Equal(serinv1.MetricFailed), d.Message)
+			// 600ms requests fall in the (500ms, 1s] bucket.
+			g.Expect(*d.Value).To(And(BeNumerically(">", 500), BeNumerically("<=", 1000)))
+			g.Expect(metric(g, got, serinv1.MetricRequestSuccessRate).Verdict).To(Equal(serinv1.MetricPassed), "only the latency regressed")
+			g.Expect(s.primaryImage()).To(Equal(stack.AppImage))
+			g.Eventually(func() int { _, r, _, _ := s.seen(); return r[len(r)-1] }, 10*time.Second, poll).Should(BeZero())
+		})
+	}
+}
+
+// TestABTesting sends requests with a header to the canary, on the
+// providers whose routes can match headers.
+func TestABTesting(t *testing.T) {
+	for _, p := range []serinv1.Provider{serinv1.ProviderIstio, serinv1.ProviderGatewayAPI} {
+		t.Run(string(p), func(t *testing.T) {
+			c := stack.NewCanary("", appName, p)
+			c.Spec.Analysis.StepWeight, c.Spec.Analysis.MaxWeight = 0, 0
+			c.Spec.Analysis.Iterations = 2
+			c.Spec.Analysis.Match = []apiextensionsv1.JSON{{Raw: []byte(`{"headers":{"x-canary":{"exact":"insider"}}}`)}}
+			s := newScenario(t, c)
+			s.release(v2, stack.Behaviour{})
+			got := s.finish(serinv1.CanaryPhaseSucceeded, promotionFloor(c))
+
+			g := s.g
+			_, _, analysed, matched := s.seen()
+			g.Expect(matched).To(BeTrue(), "the routes sent requests with x-canary: insider to the canary")
+			g.Expect(analysed).To(HaveEach(BeZero()), "A/B testing shifts no weight while it analyses")
+			sr := metric(g, got, serinv1.MetricRequestSuccessRate)
+			g.Expect(sr.Verdict).To(Equal(serinv1.MetricPassed), "the matching requests reached the canary: %s", sr.Message)
+			g.Expect(s.primaryImage()).To(Equal(v2))
+		})
+	}
+}
+
+// app stands in for the app where serin-tester sends load: it answers a
+// fixed status and counts requests.
+type app struct {
+	url      string
+	requests atomic.Int64
+}
+
+func newApp(t *testing.T, status int) *app {
+	a := &app{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		a.requests.Add(1)
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(srv.Close)
+	a.url = srv.URL
+	return a
+}
+
+// TestSmokeTestFails runs a blocking load test through serin-tester before
+// the rollout; the app answers 500, so the release is rolled back before
+// any traffic moves.
+func TestSmokeTestFails(t *testing.T) {
+	c := stack.NewCanary("", appName, serinv1.ProviderIstio)
+	app := newApp(t, http.StatusInternalServerError)
+	c.Spec.Analysis.Webhooks = []serinv1.CanaryWebhook{{
+		Name: "smoke", Type: serinv1.PreRolloutHook, URL: st.TesterURL + "/", Timeout: "30s",
+		Metadata: map[string]string{"type": "load", "url": app.url, "blocking": "true", "duration": "2s", "rate": "20", "minSuccessRate": "99"},
+	}}
+	s := newScenario(t, c)
+	s.release(v2, stack.Behaviour{})
+	got := s.finish(serinv1.CanaryPhaseFailed, rollbackFloor(c))
+
+	g := s.g
+	g.Expect(app.requests.Load()).To(BeNumerically(">=", 20), "serin-tester sent the smoke test's load")
+	weights, routed, _, _ := s.seen()
+	g.Expect(weights).To(HaveEach(BeZero()), "no traffic moved to a canary that failed its smoke test")
+	g.Expect(routed).To(HaveEach(BeZero()))
+	g.Expect(got.Status.FailedChecks).To(Equal(c.Spec.Analysis.Threshold))
+	g.Expect(s.primaryImage()).To(Equal(stack.AppImage))
+}
+
+// TestConfirmPromotionGate holds the release at WaitingPromotion behind a
+// closed serin-tester gate, then opens it.
+func TestConfirmPromotionGate(t *testing.T) {
+	const hold = 15 * time.Second
+	c := stack.NewCanary("", appName, serinv1.ProviderIstio)
+	c.Spec.Analysis.Webhooks = []serinv1.CanaryWebhook{{Name: "gate", Type: serinv1.ConfirmPromotionHook, URL: st.TesterURL + "/gate/check"}}
+	s := newScenario(t, c)
+	s.release(v2, stack.Behaviour{})
+
+	g := s.g
+	g.Eventually(s.phase, releaseTimeout, poll).Should(Equal(serinv1.CanaryPhaseWaitingPromotion))
+	g.Consistently(s.phase, hold, poll).Should(Equal(serinv1.CanaryPhaseWaitingPromotion), "a closed gate holds the promotion")
+	g.Expect(s.primaryImage()).To(Equal(stack.AppImage))
+
+	body, err := json.Marshal(map[string]string{"name": c.Name, "namespace": s.ns})
+	g.Expect(err).NotTo(HaveOccurred())
+	resp, err := http.Post(st.TesterURL+"/gate/open", "application/json", bytes.NewReader(body))
+	g.Expect(err).NotTo(HaveOccurred())
+	resp.Body.Close()
+	g.Expect(resp.StatusCode).To(Equal(http.StatusAccepted))
+
+	s.finish(serinv1.CanaryPhaseSucceeded, promotionFloor(c)+hold)
+	g.Expect(s.primaryImage()).To(Equal(v2))
+}
+
+// TestLoadDuringRollout has serin-tester generate traffic at every
+// iteration of the analysis, as a rollout webhook.
+func TestLoadDuringRollout(t *testing.T) {
+	c := stack.NewCanary("", appName, serinv1.ProviderIstio)
+	app := newApp(t, http.StatusOK)
+	c.Spec.Analysis.Webhooks = []serinv1.CanaryWebhook{{
+		Name: "load", Type: serinv1.RolloutHook, URL: st.TesterURL + "/",
+		Metadata: map[string]string{"type": "load", "url": app.url, "duration": "3s", "rate": "10"},
+	}}
+	s := newScenario(t, c)
+	g := s.g
+	g.Expect(app.requests.Load()).To(BeZero(), "no load before the release")
+	s.release(v2, stack.Behaviour{})
+	g.Eventually(app.requests.Load, releaseTimeout, poll).Should(BeNumerically(">=", 10), "load arrives while the canary is analysed")
+	g.Expect(s.phase()).To(BeElementOf(serinv1.CanaryPhaseProgressing, serinv1.CanaryPhasePromoting, serinv1.CanaryPhaseFinalising))
+	s.finish(serinv1.CanaryPhaseSucceeded, promotionFloor(c))
+	// Each of the two steps started a 3s run at 10 requests per second.
+	g.Eventually(app.requests.Load, 10*time.Second, poll).Should(BeNumerically(">=", 50))
+}
