@@ -55,6 +55,11 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl serin"},
 	}
-	root.AddCommand(newConvertCommand(), newVersionCommand())
+	// The commands that talk to the cluster share kubectl's flags.
+	k := newKube()
+	k.flags.AddFlags(root.PersistentFlags())
+	root.AddCommand(newConvertCommand(), newVersionCommand(),
+		newGetCommand(k), newStatusCommand(k),
+		newPromoteCommand(k), newAbortCommand(k), newRetryCommand(k), newPauseCommand(k), newResumeCommand(k))
 	return root
 }

@@ -26,6 +26,15 @@ func Decide(in Input) Decision {
 		// Suspended: nothing moves; resuming continues from this status.
 		return d.done(0)
 	}
+	if in.Operation != nil {
+		if dec, ok := d.operate(*in.Operation); ok {
+			return dec
+		}
+	}
+	if d.next.Paused {
+		// Paused: no checks, no steps, no deadline until resume or abort.
+		return d.done(0)
+	}
 	if in.Status.LastPromotedSpec == "" {
 		return d.initialize()
 	}
@@ -85,20 +94,9 @@ func (d *decider) done(requeue time.Duration) Decision {
 
 func (d *decider) target() string { return d.in.Spec.TargetRef.Name }
 
-func (d *decider) interval() time.Duration {
-	i, err := time.ParseDuration(d.in.Spec.Analysis.Interval)
-	if err != nil || i <= 0 {
-		return defaultInterval
-	}
-	return i
-}
+func (d *decider) interval() time.Duration { return Interval(d.in.Spec) }
 
-func (d *decider) deadline() time.Duration {
-	if s := d.in.Spec.ProgressDeadlineSeconds; s != nil && *s > 0 {
-		return time.Duration(*s) * time.Second
-	}
-	return DefaultProgressDeadline
-}
+func (d *decider) deadline() time.Duration { return ProgressDeadline(d.in.Spec) }
 
 func (d *decider) threshold() int {
 	if t := d.in.Spec.Analysis.Threshold; t > 0 {
@@ -107,23 +105,10 @@ func (d *decider) threshold() int {
 	return 1
 }
 
-// untilDue is how long until the next analysis step; zero or less means due.
-func (d *decider) untilDue() time.Duration {
-	last := d.next.LastIterationTime
-	if last.IsZero() {
-		return 0
-	}
-	return last.Add(d.interval()).Sub(d.in.Now)
-}
+func (d *decider) untilDue() time.Duration { return UntilNextStep(d.in.Spec, d.next, d.in.Now) }
 
-// untilDeadline is how long the workloads may still take to become ready,
-// counted from the last progress (phase change or analysis step).
 func (d *decider) untilDeadline() time.Duration {
-	since := d.next.LastTransitionTime.Time
-	if t := d.next.LastIterationTime.Time; t.After(since) {
-		since = t
-	}
-	return since.Add(d.deadline()).Sub(d.in.Now)
+	return UntilDeadline(d.in.Spec, d.next, d.in.Now)
 }
 
 func (d *decider) hasHooks(t serinv1.HookType) bool {
@@ -253,11 +238,8 @@ func (d *decider) revertedToPromoted() Decision {
 // start begins the analysis of a new revision, behind the confirm-rollout gate.
 func (d *decider) start() Decision {
 	if d.in.Spec.SkipAnalysis {
-		d.resetFor(d.in.Revision)
-		d.act(PromotePrimary)
-		d.setPhase(serinv1.CanaryPhasePromoting)
 		d.event(ReasonSkippedAnalysis, "New revision of %s: skipAnalysis is set, promoting without checks", d.target())
-		return d.done(d.interval())
+		return d.promoteUntested()
 	}
 	if g := d.gate(serinv1.ConfirmRolloutHook); g != "" {
 		res, ok := d.checks(CheckRequest{Gate: g})
@@ -273,11 +255,26 @@ func (d *decider) start() Decision {
 			return d.done(d.interval())
 		}
 	}
+	return d.begin()
+}
+
+// begin starts the analysis of the target's revision: the canary scales up
+// with no traffic yet.
+func (d *decider) begin() Decision {
 	d.resetFor(d.in.Revision)
 	d.setPhase(serinv1.CanaryPhaseProgressing)
 	d.act(ScaleCanaryUp)
 	d.route(Traffic{})
 	d.event(ReasonNewRevision, "New revision of %s detected: scaling it up and starting the analysis", d.target())
+	return d.done(d.interval())
+}
+
+// promoteUntested copies a revision that never ran as a canary into the
+// primary. Traffic stays on the primary, which rolls the revision out.
+func (d *decider) promoteUntested() Decision {
+	d.resetFor(d.in.Revision)
+	d.act(PromotePrimary)
+	d.setPhase(serinv1.CanaryPhasePromoting)
 	return d.done(d.interval())
 }
 
@@ -426,6 +423,13 @@ func (d *decider) canaryStep() Decision {
 	if weight >= maxWeight {
 		return d.promote()
 	}
+	return d.shift()
+}
+
+// shift moves the canary to the next weight step, capped to the share of
+// its pods that are ready.
+func (d *decider) shift() Decision {
+	weight := d.next.CanaryWeight
 	scheduled := NextWeight(d.in.Spec.Analysis, weight)
 	next := d.capped(scheduled)
 	d.next.CanaryWeightCap = 0
@@ -468,13 +472,18 @@ func (d *decider) iterationStep() Decision {
 		}
 		return d.promote()
 	}
+	return d.iterate()
+}
+
+// iterate counts one passed blue/green or A/B iteration.
+func (d *decider) iterate() Decision {
 	if d.next.Iterations == 0 {
 		if t := d.analysisTraffic(0); t != (Traffic{}) {
 			d.route(t)
 		}
 	}
 	d.next.Iterations++
-	d.event(ReasonAdvanced, "Iteration %d of %d of %s passed", d.next.Iterations, total, d.target())
+	d.event(ReasonAdvanced, "Iteration %d of %d of %s passed", d.next.Iterations, d.in.Spec.Analysis.Iterations, d.target())
 	return d.done(d.interval())
 }
 

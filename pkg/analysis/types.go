@@ -30,6 +30,11 @@ type Input struct {
 	// Checks holds the results of the checks a previous Decide with the
 	// same Input asked for in Decision.Run; nil before they ran.
 	Checks *CheckResults
+
+	// Operation is the manual operation requested and not handled yet, if
+	// any. Decide carries it out or refuses it, and records its ID in
+	// status.lastHandledOperation either way.
+	Operation *Operation
 }
 
 // Workload is the observed state of the primary or the canary workload.
@@ -161,4 +166,5 @@ const (
 	ReasonDeadlineExceeded   = "ProgressDeadlineExceeded"
 	ReasonRevertedToPromoted = "RevertedToPromoted"
 	ReasonSkippedAnalysis    = "SkippedAnalysis"
+	ReasonOperationRefused   = "OperationRefused"
 )

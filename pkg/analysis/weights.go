@@ -66,3 +66,17 @@ func PromotionWeight(a serinv1.CanaryAnalysis, current int) int {
 	}
 	return max(current-a.StepWeightPromotion, 0)
 }
+
+// Schedule lists the canary weights of a canary release in order, up to
+// MaxWeight; blue/green and A/B releases have none.
+func Schedule(a serinv1.CanaryAnalysis) []int {
+	if StrategyOf(a) != StrategyCanary {
+		return nil
+	}
+	var weights []int
+	for w := 0; w < MaxWeight(a); {
+		w = NextWeight(a, w)
+		weights = append(weights, w)
+	}
+	return weights
+}

@@ -32,7 +32,13 @@ func TestWeightSchedules(t *testing.T) {
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("weights %v, want %v", got, tt.want)
 			}
+			if s := Schedule(tt.analysis); !slices.Equal(s, tt.want) {
+				t.Errorf("Schedule %v, want %v", s, tt.want)
+			}
 		})
+	}
+	if s := Schedule(serinv1.CanaryAnalysis{Iterations: 5}); s != nil {
+		t.Errorf("a blue/green release has the weight schedule %v", s)
 	}
 }
 

@@ -220,6 +220,8 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, c *serinv1.Canary) (ct
 		Revision: obs.Revision,
 		Primary:  analysis.Workload(obs.Primary),
 		Canary:   analysis.Workload(obs.Canary),
+		// Decide records the operation as handled in the status it returns.
+		Operation: analysis.PendingOperation(c),
 	}
 	decision := analysis.Decide(in)
 	if decision.Run != nil {
@@ -270,15 +272,20 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, c *serinv1.Canary) (ct
 		eventType := corev1.EventTypeNormal
 		if e.Warning {
 			eventType = corev1.EventTypeWarning
-			message = e.Message
+			if !operationEvent(e) {
+				message = e.Message
+			}
 		}
 		r.eventf(ctx, c, eventType, e.Reason, "%s", e.Message)
 	}
-	if c.Status.Phase == serinv1.CanaryPhaseFailed && len(decision.Events) == 0 &&
+	if c.Status.Phase == serinv1.CanaryPhaseFailed && releaseEvents(decision.Events) == 0 &&
 		conditions.GetReason(c, serinv1.PromotedCondition) == string(serinv1.CanaryPhaseFailed) {
 		// Keep the reason of the rollback until a new revision arrives;
 		// Promoted holds it even when a retry replaced Stalled meanwhile.
 		message = conditions.GetMessage(c, serinv1.PromotedCondition)
+	}
+	if c.Status.Paused {
+		message = "paused: " + message
 	}
 	setPhaseConditions(c, message)
 	return ctrl.Result{RequeueAfter: decision.RequeueAfter}, nil

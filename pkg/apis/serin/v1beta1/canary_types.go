@@ -30,6 +30,24 @@ type Canary struct {
 	Status CanaryStatus `json:"status,omitempty"`
 }
 
+// Operation annotations ask the controller for a manual operation on a
+// release (kubectl serin promote, abort, retry, pause, resume). They are
+// annotations, not spec fields, so a GitOps tool that applies the Canary
+// server-side leaves them alone. The controller handles each operation ID
+// once and records it in status.lastHandledOperation instead of removing the
+// annotations, like Flux's reconcile.fluxcd.io/requestedAt: a newer request
+// written meanwhile is never lost.
+const (
+	// OperationAnnotation is the operation: promote, promote-full, abort,
+	// retry, pause or resume.
+	OperationAnnotation = "serin.dev/operation"
+	// OperationIDAnnotation identifies one request; an operation without it
+	// is ignored. kubectl serin writes the request time (RFC 3339).
+	OperationIDAnnotation = "serin.dev/operation-id"
+	// OperationByAnnotation names who asked, for the Event.
+	OperationByAnnotation = "serin.dev/operation-by"
+)
+
 // CanaryList is a list of Canaries.
 //
 // +kubebuilder:object:root=true
@@ -647,6 +665,18 @@ type CanaryStatus struct {
 	// +listMapKey=name
 	// +optional
 	Metrics []MetricStatus `json:"metrics,omitempty"`
+
+	// Paused is set by the pause operation and cleared by resume and
+	// abort: the release holds where it is, with its weights, and runs no
+	// checks. It lives in the status so that a restarted controller keeps
+	// holding.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+
+	// LastHandledOperation is the serin.dev/operation-id of the last
+	// operation the controller carried out or refused.
+	// +optional
+	LastHandledOperation string `json:"lastHandledOperation,omitempty"`
 
 	// +listType=map
 	// +listMapKey=type
