@@ -22,6 +22,7 @@ import (
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/serin-dev/serin/pkg/alerts"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 	"github.com/serin-dev/serin/pkg/checks/metrics"
 	"github.com/serin-dev/serin/pkg/controller"
@@ -29,6 +30,10 @@ import (
 )
 
 const controllerName = "serin"
+
+// alertAddressEnv holds the default alert provider's webhook URL, which is a
+// credential for most chat services.
+const alertAddressEnv = "SERIN_ALERT_ADDRESS"
 
 var (
 	scheme   = runtime.NewScheme()
@@ -57,6 +62,12 @@ type options struct {
 	noCrossNamespaceRefs    bool
 	nginxAnnotationPrefix   string
 	contourIngressClass     string
+	alertType               string
+	alertAddress            string
+	alertChannel            string
+	alertUsername           string
+	alertSeverity           string
+	clusterName             string
 
 	client         client.Options
 	logger         logger.Options
@@ -80,6 +91,12 @@ func bindFlags(fs *flag.FlagSet, o *options) {
 	fs.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", false, "Forbid Canaries to use MetricTemplates of other namespaces.")
 	fs.StringVar(&o.nginxAnnotationPrefix, "nginx-annotation-prefix", "nginx.ingress.kubernetes.io", "The annotation prefix of the NGINX ingress controller.")
 	fs.StringVar(&o.contourIngressClass, "contour-ingress-class", "", "The ingress class set on generated HTTPProxies.")
+	fs.StringVar(&o.alertType, "alert-type", "", "The type of a default alert provider that receives every Canary's release events: slack, msteams, discord, rocket, gchat, generic or cloudevents; empty sends none.")
+	fs.StringVar(&o.alertAddress, "alert-address", "", "The webhook URL of the default alert provider (default $"+alertAddressEnv+", which keeps it out of the pod spec).")
+	fs.StringVar(&o.alertChannel, "alert-channel", "", "The channel of the default alert provider.")
+	fs.StringVar(&o.alertUsername, "alert-username", "serin", "The user name the default alert provider posts as.")
+	fs.StringVar(&o.alertSeverity, "alert-severity", "info", "The lowest severity sent to the default alert provider: info, warn or error.")
+	fs.StringVar(&o.clusterName, "cluster-name", "", "The cluster's name, shown in every alert.")
 	o.client.BindFlags(fs)
 	o.rateLimiter.BindFlags(fs)
 	o.logger.BindFlags(fs)
@@ -98,6 +115,9 @@ func main() {
 	// Accept --kubeconfig as registered by controller-runtime.
 	fs.AddGoFlagSet(goflag.CommandLine)
 	utilruntime.Must(fs.Parse(os.Args[1:]))
+	if opts.alertAddress == "" {
+		opts.alertAddress = os.Getenv(alertAddressEnv)
+	}
 
 	logger.SetLogger(logger.NewLogger(opts.logger))
 
@@ -147,7 +167,18 @@ func controllerConfig(o options) controller.Config {
 		MetricsServer:        o.metricsServer,
 		MetricErrorLimit:     o.metricErrorLimit,
 		NoCrossNamespaceRefs: o.noCrossNamespaceRefs,
+		Alerting:             alerting(o),
 	}
+}
+
+// alerting is the controller-wide alert configuration; managerOptions has
+// checked the flags.
+func alerting(o options) controller.Alerting {
+	a := controller.Alerting{Cluster: o.clusterName, DefaultSeverity: serinv1.AlertSeverity(o.alertSeverity)}
+	if o.alertType != "" {
+		a.Default = &alerts.Config{Type: alerts.Type(o.alertType), Address: o.alertAddress, Channel: o.alertChannel, Username: o.alertUsername}
+	}
+	return a
 }
 
 // managerOptions turns the flags into controller-runtime manager options.
@@ -156,6 +187,16 @@ func managerOptions(o options) (ctrl.Options, error) {
 	case serinv1.ProviderKubernetes, serinv1.ProviderIstio, serinv1.ProviderNGINX, serinv1.ProviderContour, serinv1.ProviderGatewayAPI, "gatewayapi:v1", "gatewayapi:v1beta1":
 	default:
 		return ctrl.Options{}, fmt.Errorf("--provider %q is not one of kubernetes, istio, nginx, contour, gatewayapi", o.provider)
+	}
+	switch serinv1.AlertSeverity(o.alertSeverity) {
+	case "", alerts.SeverityInfo, alerts.SeverityWarn, alerts.SeverityError:
+	default:
+		return ctrl.Options{}, fmt.Errorf("--alert-severity %q is not one of info, warn, error", o.alertSeverity)
+	}
+	if o.alertType != "" {
+		if _, err := alerts.New(*alerting(o).Default); err != nil {
+			return ctrl.Options{}, fmt.Errorf("--alert-type/--alert-address: %w", err)
+		}
 	}
 	if o.metricErrorLimit < 1 {
 		return ctrl.Options{}, fmt.Errorf("--metric-error-limit must be at least 1, got %d", o.metricErrorLimit)

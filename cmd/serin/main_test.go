@@ -136,6 +136,9 @@ func TestManagerOptions(t *testing.T) {
 		{name: "concurrent must be positive", opts: options{concurrent: 0, metricErrorLimit: 3, provider: "kubernetes"}, wantErr: "--concurrent"},
 		{name: "an unknown provider is refused", opts: options{concurrent: 1, metricErrorLimit: 3, provider: "linkerd"}, wantErr: "--provider"},
 		{name: "a bad selector is refused", opts: options{concurrent: 1, metricErrorLimit: 3, provider: "kubernetes", watchLabelSelector: "a=(b"}, wantErr: "--watch-label-selector"},
+		{name: "an unknown alert severity is refused", opts: options{concurrent: 1, metricErrorLimit: 3, provider: "kubernetes", alertSeverity: "critical"}, wantErr: "--alert-severity"},
+		{name: "a default alert provider needs an address", opts: options{concurrent: 1, metricErrorLimit: 3, provider: "kubernetes", alertType: "slack"}, wantErr: "--alert-type/--alert-address"},
+		{name: "an unknown alert type is refused", opts: options{concurrent: 1, metricErrorLimit: 3, provider: "kubernetes", alertType: "pager", alertAddress: "https://hooks.example.com/x"}, wantErr: "--alert-type/--alert-address"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -101,6 +101,7 @@ func (r *CanaryReconciler) runPostRollout(ctx context.Context, c *serinv1.Canary
 func (r *CanaryReconciler) eventf(ctx context.Context, c *serinv1.Canary, eventType, reason, format string, args ...any) {
 	message := fmt.Sprintf(format, args...)
 	r.Eventf(c, nil, eventType, reason, reason, "%s", message)
+	r.alert(ctx, c, reason, message)
 	for _, h := range c.Spec.Analysis.Webhooks {
 		if hookType(h) != serinv1.EventHook {
 			continue

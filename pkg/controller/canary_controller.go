@@ -77,6 +77,8 @@ type CanaryReconciler struct {
 
 	// DefaultProvider is used when spec.provider is empty.
 	DefaultProvider serinv1.Provider
+	// Alerting sends release events to alert providers.
+	Alerting Alerting
 	// Routers tunes the routers.
 	Routers RouterOptions
 

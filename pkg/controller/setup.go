@@ -28,6 +28,8 @@ import (
 
 // Config is what cmd/serin passes to Setup.
 type Config struct {
+	// Alerting sends release events to alert providers.
+	Alerting Alerting
 	// DefaultProvider is used by Canaries without spec.provider.
 	DefaultProvider serinv1.Provider
 	// Routers tunes the routers.
@@ -99,6 +101,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 			NewProvider:          providers.New,
 		},
 		DefaultProvider: cfg.DefaultProvider,
+		Alerting:        cfg.Alerting,
 		Routers:         cfg.Routers,
 		Now:             time.Now,
 	}

@@ -41,7 +41,7 @@ type AlertProviderList struct {
 // +kubebuilder:validation:XValidation:rule="has(self.address) || has(self.secretRef)",message="one of address or secretRef must be set"
 type AlertProviderSpec struct {
 	// Type of the service.
-	// +kubebuilder:validation:Enum=slack;msteams;discord;rocket;gchat
+	// +kubebuilder:validation:Enum=slack;msteams;discord;rocket;gchat;generic;cloudevents
 	Type string `json:"type"`
 
 	// Channel to post to, where the service has channels.

@@ -29,4 +29,7 @@ const (
 	InvalidMetricReason = "InvalidMetric"
 	// ReconciliationFailedReason: an API call failed; it is retried.
 	ReconciliationFailedReason = "ReconciliationFailed"
+	// AlertFailedReason is the Event reason of an alert that could not be
+	// delivered.
+	AlertFailedReason = "AlertFailed"
 )
