@@ -140,8 +140,14 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	}
 
 	progress("starting Prometheus and the telemetry source")
+	// Prometheus scrapes the controller's /metrics too, as a
+	// PodMonitor would, for the dashboard's queries.
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return s, err
+	}
 	s.Exporter = prometheus.NewExporter()
-	if s.Prometheus, err = prometheus.Start(ctx, prometheus.Options{Targets: []string{s.Exporter.Addr()}}); err != nil {
+	if s.Prometheus, err = prometheus.Start(ctx, prometheus.Options{Targets: []string{s.Exporter.Addr(), metricsAddr}}); err != nil {
 		return s, err
 	}
 	if s.telemetryLog, err = os.Create(filepath.Join(dir, "telemetry.log")); err != nil {
@@ -169,10 +175,6 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	s.TesterURL = "http://" + addr
 
 	progress("starting the serin controller")
-	metricsAddr, err := freeAddr()
-	if err != nil {
-		return s, err
-	}
 	healthAddr, err := freeAddr()
 	if err != nil {
 		return s, err

@@ -8,11 +8,17 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
@@ -234,4 +240,143 @@ func TestLoadDuringRollout(t *testing.T) {
 	s.finish(serinv1.CanaryPhaseSucceeded, promotionFloor(c))
 	// Each of the two steps started a 3s run at 10 requests per second.
 	g.Eventually(app.requests.Load, 10*time.Second, poll).Should(BeNumerically(">=", 50))
+}
+
+// TestControllerMetrics scrapes the controller's /metrics during a release
+// and checks that the release series move as the release does; then it
+// runs every query of the Grafana dashboard against Prometheus, which
+// scrapes the controller too.
+func TestControllerMetrics(t *testing.T) {
+	c := stack.NewCanary("", appName, serinv1.ProviderIstio)
+	s := newScenario(t, c)
+	g := s.g
+	labels := map[string]string{"name": c.Name, "namespace": s.ns, "provider": "istio", "strategy": "canary"}
+	g.Eventually(func() float64 { return scrape(g, "serin_canary_status", labels) }, 10*time.Second, poll).Should(Equal(1.0), "Initialized is settled")
+
+	var mu sync.Mutex
+	var weights, statuses []float64
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			w, st := scrape(g, "serin_canary_weight", labels), scrape(g, "serin_canary_status", labels)
+			mu.Lock()
+			weights, statuses = appendChange(weights, w), appendChange(statuses, st)
+			mu.Unlock()
+			time.Sleep(poll)
+		}
+	}()
+	s.release(v2, stack.Behaviour{})
+	s.finish(serinv1.CanaryPhaseSucceeded, promotionFloor(c))
+	g.Eventually(func() float64 { return scrape(g, "serin_canary_successes_total", labels) }, 10*time.Second, poll).Should(Equal(1.0))
+	stop()
+	<-done
+
+	g.Expect(weights).To(Equal([]float64{0, 25, 50, 0}), "serin_canary_weight follows the steps")
+	g.Expect(statuses).To(Equal([]float64{1, 0, 1}), "serin_canary_status: settled, running, succeeded")
+	g.Expect(scrape(g, "serin_canary_failures_total", labels)).To(BeZero())
+	g.Expect(scrape(g, "serin_canary_duration_seconds_count", labels)).To(Equal(1.0))
+	g.Expect(scrape(g, "serin_canary_duration_seconds_sum", labels)).To(BeNumerically(">=", promotionFloor(c).Seconds()))
+	metricLabels := map[string]string{"metric": serinv1.MetricRequestSuccessRate}
+	for k, v := range labels {
+		metricLabels[k] = v
+	}
+	g.Expect(scrape(g, "serin_canary_metric_value", metricLabels)).To(BeNumerically(">=", 99.9))
+
+	// The dashboard uses only Serin's release series, and each of its
+	// queries runs on Prometheus; the weight and info panels show this
+	// Canary.
+	exprs := dashboardQueries(g)
+	g.Expect(exprs).NotTo(BeEmpty())
+	series := regexp.MustCompile(`([a-zA-Z_:][a-zA-Z0-9_:]*)\{`)
+	for _, e := range exprs {
+		for _, m := range series.FindAllStringSubmatch(e, -1) {
+			g.Expect(m[1]).To(MatchRegexp(`^serin_canary_(info|status|weight|duration_seconds_bucket|metric_value|successes_total|failures_total)$`), e)
+		}
+		q := strings.NewReplacer("$namespace", s.ns, "$canary", c.Name).Replace(e)
+		g.Eventually(func() (int, error) { return promResults(t.Context(), q) }, 30*time.Second, time.Second).Should(BeNumerically(">", 0), q)
+	}
+}
+
+// scrape reads one sample of the controller's /metrics: the series name
+// (a counter, gauge or histogram _count/_sum) whose labels include labels.
+func scrape(g Gomega, name string, labels map[string]string) float64 {
+	resp, err := http.Get(st.ControllerMetricsURL)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	g.Expect(err).NotTo(HaveOccurred())
+	family, suffix := name, ""
+	for _, s := range []string{"_count", "_sum"} {
+		if base, ok := strings.CutSuffix(name, s); ok && families[name] == nil {
+			family, suffix = base, s
+		}
+	}
+	f := families[family]
+	if f == nil {
+		return -1
+	}
+	for _, m := range f.GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for k, v := range labels {
+			match = match && have[k] == v
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case suffix == "_count":
+			return float64(m.GetHistogram().GetSampleCount())
+		case suffix == "_sum":
+			return m.GetHistogram().GetSampleSum()
+		case m.Counter != nil:
+			return m.GetCounter().GetValue()
+		default:
+			return m.GetGauge().GetValue()
+		}
+	}
+	return -1
+}
+
+// dashboardQueries are the PromQL expressions of the chart's dashboard.
+func dashboardQueries(g Gomega) []string {
+	raw, err := os.ReadFile("../../charts/serin/dashboards/serin.json")
+	g.Expect(err).NotTo(HaveOccurred())
+	var d struct {
+		Panels []struct {
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	g.Expect(json.Unmarshal(raw, &d)).To(Succeed())
+	var out []string
+	for _, p := range d.Panels {
+		for _, t := range p.Targets {
+			out = append(out, t.Expr)
+		}
+	}
+	return out
+}
+
+// promResults is how many series or samples query returns on the stack's
+// Prometheus.
+func promResults(ctx context.Context, query string) (int, error) {
+	v, _, err := st.Prometheus.API().Query(ctx, query, time.Now())
+	if err != nil {
+		return 0, err
+	}
+	switch r := v.(type) {
+	case model.Vector:
+		return len(r), nil
+	case model.Matrix:
+		return len(r), nil
+	}
+	return 1, nil
 }

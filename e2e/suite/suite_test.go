@@ -100,7 +100,7 @@ type scenario struct {
 	phases    []serinv1.CanaryPhase
 	weights   []int // status.canaryWeight, each change
 	routed    []int // the weight the routing objects carry, each change
-	analysed  []int // the routed weights seen while Progressing
+	analysed  []int // status.canaryWeight while Progressing (routing is written before the status, so routed weights cannot be told apart by phase)
 	matched   bool  // the routing objects sent matching requests to the canary
 	released  time.Time
 	finalised time.Time
@@ -142,11 +142,11 @@ func (s *scenario) record(ctx context.Context) {
 			s.mu.Lock()
 			s.phases = appendChange(s.phases, c.Status.Phase)
 			s.weights = appendChange(s.weights, c.Status.CanaryWeight)
+			if c.Status.Phase == serinv1.CanaryPhaseProgressing {
+				s.analysed = appendChange(s.analysed, c.Status.CanaryWeight)
+			}
 			if routesErr == nil {
 				s.routed = appendChange(s.routed, t.CanaryWeight)
-				if c.Status.Phase == serinv1.CanaryPhaseProgressing {
-					s.analysed = appendChange(s.analysed, t.CanaryWeight)
-				}
 				s.matched = s.matched || t.MatchToCanary
 			}
 			if s.finalised.IsZero() && !s.released.IsZero() && (c.Status.Phase == serinv1.CanaryPhaseSucceeded || c.Status.Phase == serinv1.CanaryPhaseFailed) {
@@ -189,7 +189,7 @@ func (s *scenario) finish(phase serinv1.CanaryPhase, floor time.Duration) *serin
 	return s.canary()
 }
 
-// seen is what the recorder saw: status weights, routed weights, routed
+// seen is what the recorder saw: status weights, routed weights, status
 // weights while Progressing, and whether matching requests were routed to
 // the canary.
 func (s *scenario) seen() (weights, routed, analysed []int, matched bool) {

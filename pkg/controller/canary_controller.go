@@ -13,6 +13,7 @@ import (
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/patch"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
@@ -94,6 +95,9 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	// namespace and label selector shard): a request for another one, as
 	// an owned primary's event can bring, is not ours.
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetRelease(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	// Then read around the cache: a reconcile triggered by the target's
@@ -104,6 +108,7 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	patcher := patch.NewSerialPatcher(obj, r.Client)
+	phaseBefore := obj.Status.Phase
 
 	defer func() {
 		opts := []patch.Option{
@@ -117,6 +122,9 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 		}
 		r.Metrics.RecordDuration(ctx, obj, start)
+		if retErr == nil && obj.DeletionTimestamp.IsZero() {
+			r.recordRelease(obj, phaseBefore)
+		}
 	}()
 
 	if !obj.DeletionTimestamp.IsZero() {
