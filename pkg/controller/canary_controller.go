@@ -49,21 +49,6 @@ type Workloads interface {
 }
 
 // CanaryReconciler runs Canary releases.
-//
-// +kubebuilder:rbac:groups=serin.dev,resources=canaries,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=serin.dev,resources=canaries/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=serin.dev,resources=canaries/finalizers,verbs=update
-// +kubebuilder:rbac:groups=serin.dev,resources=metrictemplates,verbs=get;list;watch
-// +kubebuilder:rbac:groups=apps,resources=deployments;daemonsets,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=services;configmaps;secrets,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;create;patch;delete
-// +kubebuilder:rbac:groups=projectcontour.io,resources=httpproxies,verbs=get;create;patch;delete
-// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;create;patch;delete
-// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;create;patch;delete
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update
-// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 type CanaryReconciler struct {
 	client.Client
 	// APIReader reads around the cache (the Canary itself, routers).
@@ -407,6 +392,14 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *serinv1.Canary) (ctr
 		// to; the generated objects still go, so the deletion never hangs.
 		if err := r.Services.Release(ctx, c, nil); err != nil {
 			return r.retry(ctx, c, serinv1.ReconciliationFailedReason, err)
+		}
+	}
+	// The apex Service selects the target now, so the routing objects can
+	// go before the primary does. A Canary whose provider cannot route
+	// its strategy never wrote any.
+	if rt, err := r.router(c); err == nil {
+		if err := rt.Revert(ctx, router.Route{Canary: c, Selector: obs.Selector, Ports: obs.Ports}); err != nil {
+			return r.retry(ctx, c, serinv1.ReconciliationFailedReason, fmt.Errorf("reverting the routing of %s: %w", c.Name, err))
 		}
 	}
 	if err := r.Workloads.Revert(ctx, c); err != nil {
