@@ -284,6 +284,12 @@ func (d *decider) resetFor(rev string) {
 	d.next.Iterations, d.next.FailedChecks, d.next.CanaryWeight = 0, 0, 0
 	d.next.Metrics = nil
 	d.next.LastIterationTime = d.now()
+	if d.strategyOf() == StrategyCanary {
+		// The first weight step judges nothing that needs traffic (only
+		// the pre-rollout checks run), so it is due as soon as the canary
+		// is ready, not an interval from now.
+		d.next.LastIterationTime = metav1.NewTime(d.in.Now.Add(-d.interval()))
+	}
 }
 
 func (d *decider) waiting() Decision {
@@ -456,23 +462,29 @@ func (d *decider) shift() Decision {
 func (d *decider) iterationStep() Decision {
 	total := d.in.Spec.Analysis.Iterations
 	req := CheckRequest{Rollback: d.hasHooks(serinv1.RollbackHook)}
-	if d.next.Iterations >= total {
-		req.Gate = d.gate(serinv1.ConfirmPromotionHook)
-	} else {
+	if d.next.Iterations < total {
 		req.PreRollout = d.next.Iterations == 0 && d.hasHooks(serinv1.PreRolloutHook)
 		req.Analysis = d.hasAnalysisChecks()
+	}
+	// The last iteration asks the confirm-promotion gate along with its
+	// checks, so a passed analysis promotes at once, not an interval later.
+	if d.next.Iterations+1 >= total {
+		req.Gate = d.gate(serinv1.ConfirmPromotionHook)
 	}
 	res, stop := d.stepChecks(req)
 	if stop != nil {
 		return *stop
 	}
-	if d.next.Iterations >= total {
-		if !res.GateOpen {
-			return d.waitPromotion()
+	if d.next.Iterations < total {
+		dec := d.iterate()
+		if d.next.Iterations < total {
+			return dec
 		}
-		return d.promote()
 	}
-	return d.iterate()
+	if !res.GateOpen {
+		return d.waitPromotion()
+	}
+	return d.promote()
 }
 
 // iterate counts one passed blue/green or A/B iteration.

@@ -358,6 +358,21 @@ func TestDecide(t *testing.T) {
 			wantActions: "SetTraffic(100) PromotePrimary", wantEvents: "Promoting", wantRequeue: time.Minute,
 		},
 		{
+			name: "the last blue/green iteration asks confirm-promotion with its checks", spec: canarySpec(blueGreen(3), hook(serinv1.RolloutHook), hook(serinv1.ConfirmPromotionHook)),
+			status: status(serinv1.CanaryPhaseProgressing, due, iterations(2)), wantRun: &CheckRequest{Analysis: true, Gate: serinv1.ConfirmPromotionHook},
+		},
+		{
+			name: "a passing last blue/green iteration promotes at once", spec: canarySpec(blueGreen(3), hook(serinv1.RolloutHook)),
+			status: status(serinv1.CanaryPhaseProgressing, due, iterations(2)), checks: &CheckResults{GateOpen: true},
+			wantPhase: serinv1.CanaryPhasePromoting, wantIter: 3, wantWeight: 100,
+			wantActions: "SetTraffic(100) PromotePrimary", wantEvents: "Advanced Promoting", wantRequeue: time.Minute,
+		},
+		{
+			name: "a passing last blue/green iteration behind a closed gate waits for promotion", spec: canarySpec(blueGreen(3), hook(serinv1.RolloutHook), hook(serinv1.ConfirmPromotionHook)),
+			status: status(serinv1.CanaryPhaseProgressing, due, iterations(2)), checks: &CheckResults{},
+			wantPhase: serinv1.CanaryPhaseWaitingPromotion, wantIter: 3, wantEvents: "Advanced WaitingForPromotion", wantRequeue: time.Minute,
+		},
+		{
 			name: "blue/green with mirroring mirrors from the first iteration", spec: canarySpec(blueGreen(3), func(s *serinv1.CanarySpec) { s.Analysis.Mirror = true }),
 			status: status(serinv1.CanaryPhaseProgressing, due), wantPhase: serinv1.CanaryPhaseProgressing, wantIter: 1,
 			wantActions: "SetTraffic(0,mirror=100)", wantEvents: "Advanced", wantRequeue: time.Minute,
@@ -532,6 +547,41 @@ func formatEvents(events []Event) string {
 		}
 	}
 	return strings.Join(parts, " ")
+}
+
+// TestFirstStepTiming checks when the first step of each strategy is
+// due: a weight step judges only pre-rollout checks, so it comes as soon as
+// the canary is ready; an iteration judges traffic, so it comes an interval
+// after the start.
+func TestFirstStepTiming(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		spec       serinv1.CanarySpec
+		wantWeight int
+		wantWait   time.Duration
+	}{
+		{name: "stepWeight", spec: canarySpec(), wantWeight: 20},
+		{name: "blue/green", spec: canarySpec(blueGreen(3)), wantWait: time.Minute - 5*time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			started := Decide(Input{
+				Spec: tt.spec, Status: status(serinv1.CanaryPhaseSucceeded, idleAt("rev1")), Now: t0.Add(now),
+				Revision: "rev2", Primary: ready, Canary: Workload{Exists: true},
+			})
+			if started.Status.Phase != serinv1.CanaryPhaseProgressing {
+				t.Fatalf("phase %s after the new revision, want Progressing", started.Status.Phase)
+			}
+			// The canary is ready 5s later.
+			next := Decide(Input{Spec: tt.spec, Status: started.Status, Now: t0.Add(now + 5*time.Second), Revision: "rev2", Primary: ready, Canary: ready})
+			if next.Run != nil {
+				t.Fatalf("asked for checks %+v", *next.Run)
+			}
+			if next.Status.CanaryWeight != tt.wantWeight || next.RequeueAfter != tt.wantWait && tt.wantWait > 0 {
+				t.Errorf("5s after the start with a ready canary: weight %d, requeue %v; want weight %d, requeue %v",
+					next.Status.CanaryWeight, next.RequeueAfter, tt.wantWeight, tt.wantWait)
+			}
+		})
+	}
 }
 
 func TestDecideRecordsMetrics(t *testing.T) {
