@@ -219,6 +219,10 @@ func managerOptions(o options) (ctrl.Options, error) {
 		ByObject: map[ctrlclient.Object]ctrlcache.ByObject{
 			&serinv1.Canary{}: {Label: selector},
 		},
+		// Nothing read from the cache looks at managedFields (the routers,
+		// which do, read around it), and they are a large share of every
+		// cached Deployment, Service and Canary.
+		DefaultTransform: ctrlcache.TransformStripManagedFields(),
 	}
 	if o.watchNamespace != "" {
 		cacheOpts.DefaultNamespaces = map[string]ctrlcache.Config{o.watchNamespace: {}}

@@ -150,6 +150,11 @@ func TestManagerOptions(t *testing.T) {
 			}
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(got.Controller.MaxConcurrentReconciles).To(Equal(tt.opts.concurrent))
+			// Cached objects lose their managedFields.
+			g.Expect(got.Cache.DefaultTransform).NotTo(BeNil())
+			cached, err := got.Cache.DefaultTransform(&metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(cached.(*metav1.PartialObjectMetadata).ManagedFields).To(BeEmpty())
 			res := managerResult{leaderElectionID: got.LeaderElectionID}
 			for obj, by := range got.Cache.ByObject {
 				if strings.HasSuffix(fmt.Sprintf("%T", obj), "Canary") {
