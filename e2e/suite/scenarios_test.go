@@ -161,12 +161,18 @@ func TestABTesting(t *testing.T) {
 type app struct {
 	url      string
 	requests atomic.Int64
+
+	mu       sync.Mutex
+	arrivals []time.Time
 }
 
 func newApp(t *testing.T, status int) *app {
 	a := &app{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		a.requests.Add(1)
+		a.mu.Lock()
+		a.arrivals = append(a.arrivals, time.Now())
+		a.mu.Unlock()
 		w.WriteHeader(status)
 	}))
 	t.Cleanup(srv.Close)
@@ -238,8 +244,23 @@ func TestLoadDuringRollout(t *testing.T) {
 	g.Eventually(app.requests.Load, releaseTimeout, poll).Should(BeNumerically(">=", 10), "load arrives while the canary is analysed")
 	g.Expect(s.phase()).To(BeElementOf(serinv1.CanaryPhaseProgressing, serinv1.CanaryPhasePromoting, serinv1.CanaryPhaseFinalising))
 	s.finish(serinv1.CanaryPhaseSucceeded, promotionFloor(c))
-	// Each of the two steps started a 3s run at 10 requests per second.
-	g.Eventually(app.requests.Load, 10*time.Second, poll).Should(BeNumerically(">=", 50))
+	// Each of the two analysed steps (25%, 50%) started a 3s run, an
+	// interval apart: two bursts of requests.
+	g.Eventually(app.bursts, 10*time.Second, poll).Should(Equal(2))
+}
+
+// bursts counts the runs of requests the app received: arrivals more than
+// 4s apart start a new one.
+func (a *app) bursts() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for i, t := range a.arrivals {
+		if i == 0 || t.Sub(a.arrivals[i-1]) > 4*time.Second {
+			n++
+		}
+	}
+	return n
 }
 
 // TestControllerMetrics scrapes the controller's /metrics during a release
