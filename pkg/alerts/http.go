@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/serin-dev/serin/pkg/internal/httpreply"
 )
 
 const (
@@ -19,8 +21,6 @@ const (
 	// maxBodyBytes caps what is read of a response: success is the status
 	// code, the body only explains a refusal.
 	maxBodyBytes = 64 << 10
-	// maxErrorBodyBytes is how much of a refusal an error quotes.
-	maxErrorBodyBytes = 256
 )
 
 // endpoint is where a Notifier posts, and how.
@@ -109,7 +109,7 @@ func (e *endpoint) send(parent context.Context, m Message, payload any) error {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		// Redacted before statusError truncates it, which could cut a
 		// secret short of matching.
-		return e.fail(statusError(resp.StatusCode, []byte(e.redact(string(data)))))
+		return e.fail(httpreply.StatusError(resp.StatusCode, []byte(e.redact(string(data)))))
 	}
 	return nil
 }
@@ -137,21 +137,3 @@ type alertError struct {
 
 func (e *alertError) Error() string { return e.msg }
 func (e *alertError) Unwrap() error { return e.err }
-
-// statusError explains a refusal with the status and the start of the
-// body, as one line of valid UTF-8 fit for an event.
-func statusError(code int, body []byte) error {
-	msg := fmt.Sprintf("status %d %s", code, http.StatusText(code))
-	if code >= 300 && code < 400 {
-		msg += " (redirects are not followed)"
-	}
-	s := string(body[:min(len(body), maxErrorBodyBytes)])
-	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "")), " ")
-	if s == "" {
-		return errors.New(msg)
-	}
-	if len(body) > maxErrorBodyBytes {
-		s += "…"
-	}
-	return fmt.Errorf("%s: %s", msg, s)
-}

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+
+	"github.com/serin-dev/serin/pkg/internal/httpreply"
 )
 
 // Caller calls webhooks. The controller depends on this interface rather
@@ -45,9 +47,6 @@ const (
 	// maxBodyBytes caps what is read of a response: a gate's answer is its
 	// status code, the body only explains it.
 	maxBodyBytes = 64 << 10
-	// maxErrorBodyBytes is how much of the body an error quotes, enough to
-	// show a user why a gate said no without flooding events.
-	maxErrorBodyBytes = 256
 	// maxRedirects is how many redirects a call follows.
 	maxRedirects = 3
 )
@@ -157,7 +156,7 @@ func (c *Client) post(parent context.Context, target string, body []byte, timeou
 		return resp.StatusCode, data, fmt.Errorf("reading response: %w", timedOut(err))
 	}
 	if resp.StatusCode < http.StatusOK || resp.StatusCode > http.StatusAccepted {
-		return resp.StatusCode, data, statusError(resp.StatusCode, data)
+		return resp.StatusCode, data, httpreply.StatusError(resp.StatusCode, data)
 	}
 	return resp.StatusCode, data, nil
 }
@@ -232,19 +231,4 @@ func origin(u *url.URL) string {
 		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
 	}
 	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
-}
-
-// statusError explains a refusal with the status and the start of the
-// body, as one line of valid UTF-8 fit for an event.
-func statusError(code int, body []byte) error {
-	msg := fmt.Sprintf("status %d %s", code, http.StatusText(code))
-	s := string(body[:min(len(body), maxErrorBodyBytes)])
-	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "")), " ")
-	if s == "" {
-		return errors.New(msg)
-	}
-	if len(body) > maxErrorBodyBytes {
-		s += "…"
-	}
-	return fmt.Errorf("%s: %s", msg, s)
 }

@@ -16,6 +16,8 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+
+	"github.com/serin-dev/serin/pkg/internal/httpreply"
 )
 
 // newTestClient is a Client whose backoff is short enough for tests.
@@ -133,7 +135,7 @@ func TestCallStatus(t *testing.T) {
 
 func TestCallErrorQuotesBodyStart(t *testing.T) {
 	g := NewWithT(t)
-	body := strings.Repeat("a", maxErrorBodyBytes-1) + "é" + strings.Repeat("z", 1000)
+	body := strings.Repeat("a", httpreply.MaxQuotedBytes-1) + "é" + strings.Repeat("z", 1000)
 	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusForbidden)
 		_, _ = io.WriteString(w, body)
@@ -144,7 +146,7 @@ func TestCallErrorQuotesBodyStart(t *testing.T) {
 	g.Expect(res.Err).To(HaveOccurred())
 	msg := res.Err.Error()
 	// The cut falls inside "é": the partial rune is dropped, not quoted.
-	g.Expect(msg).To(HaveSuffix(": " + strings.Repeat("a", maxErrorBodyBytes-1) + "…"))
+	g.Expect(msg).To(HaveSuffix(": " + strings.Repeat("a", httpreply.MaxQuotedBytes-1) + "…"))
 	g.Expect(msg).NotTo(ContainSubstring("z"))
 }
 
@@ -341,7 +343,7 @@ func TestCallCapsBody(t *testing.T) {
 			if code == http.StatusOK {
 				g.Expect(res.Err).NotTo(HaveOccurred())
 			} else {
-				g.Expect(len(res.Err.Error())).To(BeNumerically("<", 2*maxErrorBodyBytes))
+				g.Expect(len(res.Err.Error())).To(BeNumerically("<", 2*httpreply.MaxQuotedBytes))
 			}
 		})
 	}
