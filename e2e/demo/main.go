@@ -161,15 +161,8 @@ func view(c *serinv1.Canary) string {
 	parts := []string{fmt.Sprintf("%-16s weight %3d%%  failed checks %d/%d", phase, c.Status.CanaryWeight, c.Status.FailedChecks, c.Spec.Analysis.Threshold)}
 	ranges := map[string]string{}
 	for _, m := range c.Spec.Analysis.Metrics {
-		if r := m.ThresholdRange; r != nil {
-			var bounds []string
-			if r.Min != nil {
-				bounds = append(bounds, fmt.Sprintf(">= %g", *r.Min))
-			}
-			if r.Max != nil {
-				bounds = append(bounds, fmt.Sprintf("<= %g", *r.Max))
-			}
-			ranges[m.Name] = " " + strings.Join(bounds, ", ")
+		if r := m.ThresholdRange.String(); r != "" {
+			ranges[m.Name] = " " + r
 		}
 	}
 	for _, m := range c.Status.Metrics {

@@ -131,15 +131,8 @@ func failedMetric(c *serinv1.Canary) *alerts.FailedMetric {
 		}
 		f := &alerts.FailedMetric{Name: s.Name, Value: *s.Value}
 		for _, m := range c.Spec.Analysis.Metrics {
-			if m.Name == s.Name && m.ThresholdRange != nil {
-				var bounds []string
-				if m.ThresholdRange.Min != nil {
-					bounds = append(bounds, fmt.Sprintf(">= %g", *m.ThresholdRange.Min))
-				}
-				if m.ThresholdRange.Max != nil {
-					bounds = append(bounds, fmt.Sprintf("<= %g", *m.ThresholdRange.Max))
-				}
-				f.Threshold = strings.Join(bounds, " and ")
+			if m.Name == s.Name {
+				f.Threshold = m.ThresholdRange.String()
 			}
 		}
 		return f

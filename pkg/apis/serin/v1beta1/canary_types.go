@@ -1,6 +1,9 @@
 package v1beta1
 
 import (
+	"fmt"
+	"strings"
+
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -512,6 +515,22 @@ type CanaryThresholdRange struct {
 	Min *float64 `json:"min,omitempty"`
 	// +optional
 	Max *float64 `json:"max,omitempty"`
+}
+
+// String is the range as people read it, e.g. ">= 99" or ">= 1 and <= 5";
+// empty when it has no bound.
+func (r *CanaryThresholdRange) String() string {
+	if r == nil {
+		return ""
+	}
+	var bounds []string
+	if r.Min != nil {
+		bounds = append(bounds, fmt.Sprintf(">= %g", *r.Min))
+	}
+	if r.Max != nil {
+		bounds = append(bounds, fmt.Sprintf("<= %g", *r.Max))
+	}
+	return strings.Join(bounds, " and ")
 }
 
 // HookType is when a webhook is called.
