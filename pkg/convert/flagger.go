@@ -15,7 +15,7 @@ import (
 var (
 	serinProviders       = []string{"kubernetes", "istio", "nginx", "contour", "gatewayapi", "gatewayapi:v1", "gatewayapi:v1beta1"}
 	serinTargetKinds     = []string{"Deployment", "DaemonSet"}
-	serinAlertTypes      = []string{"slack", "msteams", "discord", "rocket", "gchat"}
+	serinAlertTypes      = []string{"slack", "msteams", "discord", "rocket", "gchat", "generic", "cloudevents"}
 	serinMetricProviders = []string{"prometheus", "datadog", "cloudwatch", "newrelic", "graphite", "influxdb", "dynatrace"}
 	serinHookTypes       = []string{"pre-rollout", "rollout", "confirm-rollout", "post-rollout", "confirm-promotion", "rollback", "confirm-traffic-increase", "event"}
 	serinSeverities      = []string{"info", "warn", "error"}
