@@ -401,3 +401,53 @@ func promResults(ctx context.Context, query string) (int, error) {
 	}
 	return 1, nil
 }
+
+// TestRollbackReaction measures how soon traffic is back on the primary
+// after the check that crosses the threshold: a rollout webhook that
+// fails is that check, and the routing objects are read every 20ms.
+func TestRollbackReaction(t *testing.T) {
+	var mu sync.Mutex
+	var calls []time.Time
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		calls = append(calls, time.Now())
+		mu.Unlock()
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(hook.Close)
+	c := stack.NewCanary("", appName, serinv1.ProviderIstio)
+	c.Spec.Analysis.Metrics = nil
+	c.Spec.Analysis.Webhooks = []serinv1.CanaryWebhook{{Name: "acceptance", Type: serinv1.RolloutHook, URL: hook.URL}}
+	s := newScenario(t, c)
+	g := s.g
+
+	var shifted, back time.Time
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil && back.IsZero() {
+			if tr, err := st.Telemetry.Routes(ctx, c); err == nil {
+				switch {
+				case tr.CanaryWeight > 0 && shifted.IsZero():
+					shifted = time.Now()
+				case tr.CanaryWeight == 0 && !shifted.IsZero():
+					back = time.Now()
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	s.release(v2, stack.Behaviour{})
+	s.finish(serinv1.CanaryPhaseFailed, rollbackFloor(c))
+	g.Eventually(done, 5*time.Second).Should(BeClosed())
+	stop()
+
+	mu.Lock()
+	defer mu.Unlock()
+	g.Expect(calls).To(HaveLen(c.Spec.Analysis.Threshold), "one failing check per interval up to the threshold")
+	g.Expect(back.IsZero()).To(BeFalse(), "the routing went back to the primary")
+	reaction := back.Sub(calls[len(calls)-1])
+	t.Logf("traffic back on the primary %v after the check that crossed the threshold", reaction.Round(time.Millisecond))
+	g.Expect(reaction).To(BeNumerically("<", time.Second))
+}
