@@ -65,6 +65,8 @@ type CanaryReconciler struct {
 	DefaultProvider serinv1.Provider
 	// Alerting sends release events to alert providers.
 	Alerting Alerting
+
+	versions canaryVersions
 	// Routers tunes the routers.
 	Routers RouterOptions
 
@@ -82,17 +84,25 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			forgetRelease(req.NamespacedName)
+			r.versions.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	// Then read around the cache: a reconcile triggered by the target's
-	// own change can arrive before the cache has seen the last status
-	// patch, and deciding from a stale status would repeat a step (call
-	// the webhooks again, count a failure twice).
-	if err := r.APIReader.Get(ctx, req.NamespacedName, obj); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	// A reconcile triggered by the target's own change can arrive before
+	// the cache has seen the last status patch, and deciding from a stale
+	// status would repeat a step (call the webhooks again, count a failure
+	// twice). Read around the cache unless the cached copy is the version
+	// this controller last wrote or read.
+	if !r.versions.current(obj) {
+		if err := r.APIReader.Get(ctx, req.NamespacedName, obj); err != nil {
+			if apierrors.IsNotFound(err) {
+				r.versions.forget(req.NamespacedName)
+			}
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+		r.versions.seen(obj)
 	}
-	patcher := patch.NewSerialPatcher(obj, r.Client)
+	patcher := patch.NewSerialPatcher(obj, versionRecorder{Client: r.Client, versions: &r.versions})
 	phaseBefore := obj.Status.Phase
 
 	defer func() {
