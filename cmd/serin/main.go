@@ -103,9 +103,20 @@ func bindFlags(fs *flag.FlagSet, o *options) {
 	o.leaderElection.BindFlags(fs)
 	// A second replica must never run releases at the same time as the
 	// first, so leader election is on unless turned off explicitly.
-	enable := fs.Lookup("enable-leader-election")
-	enable.DefValue = "true"
-	utilruntime.Must(enable.Value.Set("true"))
+	setDefault(fs, "enable-leader-election", "true")
+	// A release of every Canary at once is a burst of small requests; the
+	// Flux defaults (50/s, burst 300) made 1,000 Canaries wait on the
+	// client rate limiter (make bench). The apiserver's priority and
+	// fairness still protects it.
+	setDefault(fs, "kube-api-qps", "200")
+	setDefault(fs, "kube-api-burst", "500")
+}
+
+// setDefault changes the default of a flag bound by a library.
+func setDefault(fs *flag.FlagSet, name, value string) {
+	f := fs.Lookup(name)
+	f.DefValue = value
+	utilruntime.Must(f.Value.Set(value))
 }
 
 func main() {

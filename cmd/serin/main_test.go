@@ -15,6 +15,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	flag "github.com/spf13/pflag"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -183,4 +184,20 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+func TestFlagDefaults(t *testing.T) {
+	g := NewWithT(t)
+	var o options
+	fs := flag.NewFlagSet("serin", flag.ContinueOnError)
+	bindFlags(fs, &o)
+	g.Expect(fs.Parse(nil)).To(Succeed())
+	g.Expect(o.leaderElection.Enable).To(BeTrue(), "one replica at a time runs releases")
+	g.Expect(o.client.QPS).To(Equal(float32(200)))
+	g.Expect(o.client.Burst).To(Equal(500))
+	g.Expect(fs.Lookup("kube-api-qps").DefValue).To(Equal("200"), "--help shows the real default")
+
+	g.Expect(fs.Parse([]string{"--kube-api-qps=20", "--enable-leader-election=false"})).To(Succeed())
+	g.Expect(o.client.QPS).To(Equal(float32(20)))
+	g.Expect(o.leaderElection.Enable).To(BeFalse())
 }
