@@ -9,7 +9,7 @@ GO_TEST_FLAGS ?= -race -count=1 -parallel 8 -timeout 30m
 # The control-plane binaries are cached outside the repo (see e2e/testbin/build.sh).
 TESTBIN = $(shell e2e/testbin/build.sh)
 
-.PHONY: all build test e2e demo generate verify testbin testdeps run
+.PHONY: all build test e2e demo bench generate verify testbin testdeps run
 
 all: build
 
@@ -55,6 +55,11 @@ e2e: testbin testdeps
 ## demo: Serin's main job on one machine: starts a local cluster, Prometheus, serin-tester and the controller, promotes a good release, rolls back a bad one, and stops it all
 demo: testbin testdeps
 	@SERIN_TESTBIN_DIR="$(TESTBIN)" go run ./e2e/demo
+
+## bench: the Go micro-benchmarks, then the scale benchmark: N Canaries (default 1000) initialised and released at once on the local cluster, with the controller built from the tree (BENCH_ARGS: -n, -profile bluegreen|istio, -compare BIN, -o FILE)
+bench: testbin
+	go test -run '^$$' -bench . -benchmem ./pkg/analysis/ ./pkg/checks/metrics/
+	SERIN_TESTBIN_DIR="$(TESTBIN)" go run ./e2e/bench $(BENCH_ARGS)
 
 ## run: the controller against the current kubeconfig
 run:

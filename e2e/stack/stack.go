@@ -9,8 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -142,7 +140,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	progress("starting Prometheus and the telemetry source")
 	// Prometheus scrapes the controller's /metrics too, as a
 	// PodMonitor would, for the dashboard's queries.
-	metricsAddr, err := freeAddr()
+	metricsAddr, err := proc.FreeAddr()
 	if err != nil {
 		return s, err
 	}
@@ -175,7 +173,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	s.TesterURL = "http://" + addr
 
 	progress("starting the serin controller")
-	healthAddr, err := freeAddr()
+	healthAddr, err := proc.FreeAddr()
 	if err != nil {
 		return s, err
 	}
@@ -191,7 +189,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		return s, err
 	}
 	s.ControllerMetricsURL = "http://" + metricsAddr + "/metrics"
-	if err := waitHTTP(ctx, s.controller, "http://"+healthAddr+"/readyz"); err != nil {
+	if err := s.controller.WaitHTTP(ctx, "http://"+healthAddr+"/readyz"); err != nil {
 		return s, err
 	}
 	return s, nil
@@ -245,17 +243,6 @@ func (s *Stack) LogTail(name string) string {
 	return proc.LogTail(filepath.Join(s.Dir, name+".log"), proc.TailLines)
 }
 
-// freeAddr is a loopback address with a port free right now. The flags of
-// the controller take no port 0 that it would report back.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
 // waitForLogValue waits for the first match of re in p's log and returns
 // its first group.
 func waitForLogValue(ctx context.Context, p *proc.Process, re *regexp.Regexp) (string, error) {
@@ -289,27 +276,4 @@ func findInLog(path string, re *regexp.Regexp) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// waitHTTP waits until url answers 200, or p exits.
-func waitHTTP(ctx context.Context, p *proc.Process, url string) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	hc := &http.Client{Timeout: time.Second}
-	for {
-		if resp, err := hc.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		if p.Exited() {
-			return fmt.Errorf("%s exited: %v\n%s", p.Name, p.ExitError(), proc.LogTail(p.LogPath, proc.TailLines))
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s at %s: %w\n%s", p.Name, url, ctx.Err(), proc.LogTail(p.LogPath, proc.TailLines))
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }

@@ -59,6 +59,10 @@ type Options struct {
 	// BinDir overrides BinDir(). Full mode reads the kwok stages from the
 	// kwok-stages directory next to it.
 	BinDir string
+	// ComponentArgs are extra flags per component ("kube-apiserver",
+	// "kube-scheduler", ...), appended so that they override the defaults:
+	// for benchmarks that need an audit log or higher client limits.
+	ComponentArgs map[string][]string
 }
 
 // Env is a running control plane.
@@ -69,6 +73,8 @@ type Env struct {
 	KubeconfigPath string
 	// Dir holds certificates, etcd data and component logs.
 	Dir string
+
+	componentArgs map[string][]string
 
 	mu       sync.Mutex
 	procs    []*proc.Process // in start order
@@ -154,7 +160,7 @@ func start(ctx context.Context, opts Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{Dir: dir, KubeconfigPath: filepath.Join(dir, "admin.kubeconfig")}
+	e := &Env{Dir: dir, KubeconfigPath: filepath.Join(dir, "admin.kubeconfig"), componentArgs: opts.ComponentArgs}
 	register(e)
 	return e, e.startComponents(ctx, opts)
 }
@@ -258,7 +264,7 @@ func (e *Env) run(name, bin string, args ...string) error {
 	if e.stopping {
 		return errStopped
 	}
-	p, err := proc.Start(name, bin, logPath(e.Dir, name), args...)
+	p, err := proc.Start(name, bin, logPath(e.Dir, name), append(args, e.componentArgs[name]...)...)
 	if err != nil {
 		return err
 	}

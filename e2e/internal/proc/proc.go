@@ -3,8 +3,11 @@
 package proc
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -140,4 +143,39 @@ func LogTail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// FreeAddr is a loopback address with a port free right now, for programs
+// whose flags take no port 0 that they would report back.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// WaitHTTP waits until url answers 200, failing early when the process
+// exits and after a minute at most.
+func (p *Process) WaitHTTP(ctx context.Context, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	hc := &http.Client{Timeout: time.Second}
+	for {
+		if resp, err := hc.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if p.Exited() {
+			return fmt.Errorf("%s exited: %v\n%s", p.Name, p.ExitError(), LogTail(p.LogPath, TailLines))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s at %s: %w\n%s", p.Name, url, ctx.Err(), LogTail(p.LogPath, TailLines))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

@@ -1,0 +1,450 @@
+// Command bench measures what the serin controller costs and how fast it
+// releases at scale: it starts the local cluster (e2e/testenv, kwok nodes)
+// with a kube-apiserver audit log, runs the controller with its default
+// flags under an identity of its own, creates N Canaries, waits until all
+// are initialised, releases a new image on every target at once and waits
+// until all are promoted. It reports the wall times against their floor,
+// the controller's CPU, memory, API requests (from the audit log) and
+// client-side throttling as JSON, with a summary on stderr.
+//
+//	go run ./e2e/bench -n 1000 -profile bluegreen -o bench.json
+//	go run ./e2e/bench -n 200 -controller ./old-serin -compare ./serin
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+
+	"github.com/serin-dev/serin/e2e/testenv"
+)
+
+const (
+	profileBlueGreen = "bluegreen"
+	profileIstio     = "istio"
+
+	controllerNamespace = "serin-system"
+	// The controller's default client rate limit (--kube-api-qps and
+	// --kube-api-burst), to estimate its throttling from the audit log.
+	defaultQPS   = 50
+	defaultBurst = 300
+)
+
+type config struct {
+	n          int
+	profile    string
+	controller string
+	compare    string
+	out        string
+	keep       bool
+	timeout    time.Duration
+}
+
+func main() {
+	var cfg config
+	flag.IntVar(&cfg.n, "n", 1000, "number of Canaries, each in its own namespace")
+	flag.StringVar(&cfg.profile, "profile", profileBlueGreen, "bluegreen (kubernetes provider, 3 iterations) or istio (steps of 20% to 60%)")
+	flag.StringVar(&cfg.controller, "controller", "", "serin binary to measure (default: built from this tree)")
+	flag.StringVar(&cfg.compare, "compare", "", "a second serin binary: run the profile again on a fresh cluster and report the ratios second/first")
+	flag.StringVar(&cfg.out, "o", "", "write the JSON report to this file (default stdout)")
+	flag.BoolVar(&cfg.keep, "keep", false, "keep the logs (cluster, audit, controller) and print where")
+	flag.DurationVar(&cfg.timeout, "timeout", 30*time.Minute, "limit for each wait (all initialised, all promoted)")
+	flag.Parse()
+	if err := run(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().UTC().Format("15:04:05 ")+format+"\n", args...)
+}
+
+func run(cfg config) (err error) {
+	if cfg.profile != profileBlueGreen && cfg.profile != profileIstio {
+		return fmt.Errorf("-profile %q is not bluegreen or istio", cfg.profile)
+	}
+	if cfg.n < 1 {
+		return fmt.Errorf("-n must be at least 1, got %d", cfg.n)
+	}
+	// A Ctrl-C stops the waits; the deferred cleanups then stop the
+	// controller and the cluster.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctrllog.SetLogger(logr.Discard())
+
+	dir, err := os.MkdirTemp("", "serin-bench-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cfg.keep || err != nil {
+			logf("logs kept in %s", dir)
+		} else {
+			os.RemoveAll(dir)
+		}
+	}()
+	bins := []string{cfg.controller}
+	if cfg.compare != "" {
+		bins = append(bins, cfg.compare)
+	}
+	if bins[0] == "" {
+		if bins[0], err = buildController(ctx, dir); err != nil {
+			return err
+		}
+	}
+	var results []*Result
+	for i, bin := range bins {
+		runDir := filepath.Join(dir, fmt.Sprintf("run%d", i+1))
+		if err := os.Mkdir(runDir, 0o755); err != nil {
+			return err
+		}
+		logf("run %d/%d: %s, %d Canaries, controller %s", i+1, len(bins), cfg.profile, cfg.n, bin)
+		r, err := benchmark(ctx, cfg, bin, runDir)
+		if err != nil {
+			return err
+		}
+		printSummary(r)
+		results = append(results, r)
+	}
+
+	var doc any = results[0]
+	if len(results) == 2 {
+		ratios := Ratios(results[0], results[1])
+		printRatios(ratios)
+		doc = map[string]any{"first": results[0], "second": results[1], "ratios": ratios}
+	}
+	out := os.Stdout
+	if cfg.out != "" {
+		if out, err = os.Create(cfg.out); err != nil {
+			return err
+		}
+		defer out.Close()
+	}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
+}
+
+func buildController(ctx context.Context, dir string) (string, error) {
+	root, err := testenv.ModuleDir("github.com/serin-dev/serin")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "serin")
+	logf("building serin from %s", root)
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/serin")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/serin: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// benchmark is one run on a fresh cluster.
+func benchmark(ctx context.Context, cfg config, bin, dir string) (r *Result, err error) {
+	root, err := testenv.ModuleDir("github.com/serin-dev/serin")
+	if err != nil {
+		return nil, err
+	}
+	crds := []string{filepath.Join(root, "artifacts", "crds")}
+	if cfg.profile == profileIstio {
+		routers, err := testenv.RouterCRDPaths()
+		if err != nil {
+			return nil, err
+		}
+		crds = append(crds, routers...)
+	}
+	ca, err := newClientCA(dir)
+	if err != nil {
+		return nil, err
+	}
+	auditLog := filepath.Join(dir, "audit.log")
+	r = &Result{Profile: cfg.profile, Canaries: cfg.n, ControllerBinary: bin, Machine: describeMachine()}
+	logf("starting the local cluster (%d kwok nodes)", 3*cfg.n/100+1)
+	start := time.Now()
+	env, err := startCluster(ctx, dir, cfg.n, crds, ca, auditLog)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cfg.keep || err != nil {
+			env.KeepLogs()
+			logf("cluster logs in %s", env.Dir)
+		}
+		err = errors.Join(err, env.Stop())
+	}()
+	r.ClusterStartSeconds = time.Since(start).Seconds()
+
+	cl, err := newClient(env.Config)
+	if err != nil {
+		return nil, err
+	}
+	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: controllerNamespace}}); err != nil {
+		return nil, err
+	}
+	kubeconfig := filepath.Join(dir, "controller.kubeconfig")
+	if err := ca.writeKubeconfig(kubeconfig, controllerUser, env); err != nil {
+		return nil, err
+	}
+
+	// The watch runs before anything is created, so no phase is missed.
+	t := newTracker()
+	cache, err := ctrlcache.New(env.Config, ctrlcache.Options{Scheme: cl.Scheme()})
+	if err != nil {
+		return nil, err
+	}
+	inf, err := cache.GetInformer(ctx, &serinv1.Canary{})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := inf.AddEventHandler(t.handler()); err != nil {
+		return nil, err
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go func() { _ = cache.Start(watchCtx) }()
+	if !cache.WaitForCacheSync(ctx) {
+		return nil, errors.New("the Canary watch did not sync")
+	}
+
+	logf("starting the controller")
+	ctrlLog := filepath.Join(dir, "serin.log")
+	c, err := startController(ctx, bin, kubeconfig, ctrlLog)
+	if c != nil {
+		defer func() {
+			// Already stopped on success, before the audit log is read.
+			if !c.p.Exited() {
+				_ = c.p.Terminate(10 * time.Second)
+			}
+		}()
+	}
+	if err != nil {
+		return nil, err
+	}
+	pid := c.p.PID()
+	base, err := readProcUsage(pid)
+	if err != nil {
+		return nil, err
+	}
+
+	n := cfg.n
+	logf("creating %d Canaries", n)
+	start = time.Now()
+	if err := createApps(ctx, cl, n, cfg.profile, t); err != nil {
+		return nil, err
+	}
+	r.Setup.CreateSeconds = time.Since(start).Seconds()
+	progress := func() string {
+		i, s, f := t.counts()
+		line := fmt.Sprintf("%d/%d initialised, %d succeeded, %d failed", i, n, s, f)
+		if phases := t.phaseCounts(); phases != "" {
+			line += " (seen since the release: " + phases + ")"
+		}
+		return line
+	}
+	if err := waitFor(ctx, "all Canaries to be initialised", cfg.timeout, progress, func() bool {
+		i, _, f := t.counts()
+		return i+f >= n || c.p.Exited()
+	}); err != nil {
+		return nil, err
+	}
+	if c.p.Exited() {
+		return nil, c.p.ExitError()
+	}
+	initLat, lastInit := t.latencies(t.created, t.initialized)
+	r.Init = summarize(initLat, lastInit.Sub(start).Seconds(), 0)
+	logf("%s; all initialised in %.1fs", progress(), r.Init.AllSeconds)
+	atInit, err := readProcUsage(pid)
+	if err != nil {
+		return nil, err
+	}
+
+	logf("releasing a new image on every target")
+	split := time.Now()
+	if err := release(ctx, cl, n, t); err != nil {
+		return nil, err
+	}
+	r.Setup.ReleaseSeconds = time.Since(split).Seconds()
+	_, _, failedBefore := t.counts()
+	if err := waitFor(ctx, "all Canaries to be promoted", cfg.timeout, progress, func() bool {
+		_, s, f := t.counts()
+		return s+f >= n || c.p.Exited()
+	}); err != nil {
+		return nil, err
+	}
+	if c.p.Exited() {
+		return nil, c.p.ExitError()
+	}
+	promLat, lastProm := t.latencies(t.released, t.succeeded)
+	r.Promotion = summarize(promLat, lastProm.Sub(split).Seconds(), iterations*interval.Seconds())
+	r.Promotion.PhaseP50 = t.phaseMedians()
+	_, _, failed := t.counts()
+	r.Init.Failed, r.Promotion.Failed = failedBefore, failed-failedBefore
+	logf("%s; all promoted in %.1fs", progress(), r.Promotion.AllSeconds)
+
+	end, err := readProcUsage(pid)
+	if err != nil {
+		return nil, err
+	}
+	r.Reconciles, err = scrapeReconciles(c.metricsURL)
+	if err != nil {
+		return nil, err
+	}
+	r.ComponentCPUSeconds = componentCPU(env)
+	// Stopped, so that no request of it reaches the audit log while it
+	// is read.
+	if err := c.p.Terminate(10 * time.Second); err != nil {
+		return nil, err
+	}
+	r.Controller = ControllerUsage{
+		CPUSeconds: Phases{
+			Init:      atInit.CPUSeconds - base.CPUSeconds,
+			Promotion: end.CPUSeconds - atInit.CPUSeconds,
+			Total:     end.CPUSeconds - base.CPUSeconds,
+		},
+		PeakRSSMiB: PhasesMiB{Init: float64(atInit.PeakRSSKB) / 1024, Total: float64(end.PeakRSSKB) / 1024},
+	}
+	if r.Controller.ThrottleLogLines, err = countFile(ctrlLog, CountThrottleLines); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(auditLog)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	audit, err := CountAudit(f, controllerUser, split)
+	if err != nil {
+		return nil, err
+	}
+	if audit.Total == 0 {
+		return nil, fmt.Errorf("no requests of %s in the audit log %s", controllerUser, auditLog)
+	}
+	r.Requests = requestsReport(audit, n)
+	if cfg.keep {
+		r.Logs = map[string]string{"controller": ctrlLog, "audit": auditLog, "cluster": env.Dir}
+	}
+	return r, nil
+}
+
+func newClient(cfg *rest.Config) (client.Client, error) {
+	scheme := kruntime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := serinv1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	// The benchmark's own setup should be quick and not the bottleneck.
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = 1000, 2000
+	return client.New(cfg, client.Options{Scheme: scheme})
+}
+
+func countFile(path string, count func(io.Reader) (int, error)) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return count(f)
+}
+
+// componentCPU is the CPU time of each control-plane component: what the
+// rest of the cluster spent alongside the controller.
+func componentCPU(env *testenv.Env) map[string]float64 {
+	out := map[string]float64{}
+	for name, pid := range env.PIDs() {
+		if u, err := readProcUsage(pid); err == nil {
+			out[name] = u.CPUSeconds
+		}
+	}
+	return out
+}
+
+// scrapeReconciles sums the controller's controller_runtime_reconcile_total
+// by result.
+func scrapeReconciles(url string) (map[string]float64, error) {
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	return ReconcileTotals(string(body)), nil
+}
+
+// ReconcileTotals sums controller_runtime_reconcile_total samples of a
+// Prometheus text exposition by their result label.
+func ReconcileTotals(metrics string) map[string]float64 {
+	out := map[string]float64{}
+	for line := range strings.Lines(metrics) {
+		rest, ok := strings.CutPrefix(line, "controller_runtime_reconcile_total{")
+		if !ok {
+			continue
+		}
+		labels, value, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(value, &v); err != nil {
+			continue
+		}
+		for l := range strings.SplitSeq(labels, ",") {
+			if res, ok := strings.CutPrefix(l, `result="`); ok {
+				out[strings.TrimSuffix(res, `"`)] += v
+			}
+		}
+	}
+	return out
+}
+
+func describeMachine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), KubernetesVersion: testenv.KubernetesVersion}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if name, value, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "model name" {
+				m.CPUModel = strings.TrimSpace(value)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		if kb, err := ParseStatusKB(string(b), "MemTotal"); err == nil {
+			m.MemTotalMiB = kb / 1024
+		}
+	}
+	// The machine may be shared; the load says how much.
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		m.LoadAvgAtStart = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	return m
+}
