@@ -49,9 +49,10 @@ const (
 
 	controllerNamespace = "serin-system"
 	// The controller's default client rate limit (--kube-api-qps and
-	// --kube-api-burst), to estimate its throttling from the audit log.
-	defaultQPS   = 50
-	defaultBurst = 300
+	// --kube-api-burst, see cmd/serin), to estimate its throttling from
+	// the audit log. A binary from before they were raised had 50 and 300.
+	defaultQPS   = 200
+	defaultBurst = 500
 )
 
 type config struct {
