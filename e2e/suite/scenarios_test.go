@@ -192,7 +192,9 @@ func TestSmokeTestFails(t *testing.T) {
 	}}
 	s := newScenario(t, c)
 	s.release(v2, stack.Behaviour{})
-	got := s.finish(serinv1.CanaryPhaseFailed, rollbackFloor(c))
+	// The first pre-rollout check runs as soon as the canary is ready, so
+	// the threshold is reached one interval sooner than by analysis checks.
+	got := s.finish(serinv1.CanaryPhaseFailed, rollbackFloor(c)-interval(c))
 
 	g := s.g
 	g.Expect(app.requests.Load()).To(BeNumerically(">=", 20), "serin-tester sent the smoke test's load")
