@@ -17,10 +17,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+
+	"github.com/serin-dev/serin/e2e/stack"
 )
 
 const (
-	image        = "ghcr.io/serin-dev/podinfo:6.0.0"
 	releaseImage = "ghcr.io/serin-dev/podinfo:6.0.1"
 	appName      = "app"
 	// interval and iterations set the floor of a promotion.
@@ -52,25 +53,6 @@ func canaryFor(ns, profile string) *serinv1.Canary {
 		c.Spec.Analysis.Iterations = iterations
 	}
 	return c
-}
-
-func deploymentFor(ns string) *appsv1.Deployment {
-	labels := map[string]string{"app": appName}
-	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: appName},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: new(int32(1)),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{
-					Name:  appName,
-					Image: image,
-					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
-				}}},
-			},
-		},
-	}
 }
 
 func namespaceName(i int) string { return fmt.Sprintf("bench-%04d", i) }
@@ -107,7 +89,7 @@ func forEach(ctx context.Context, n int, f func(ctx context.Context, i int) erro
 func createApps(ctx context.Context, c client.Client, n int, profile string, t *tracker) error {
 	return forEach(ctx, n, func(ctx context.Context, i int) error {
 		ns := namespaceName(i)
-		for _, o := range []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, deploymentFor(ns), canaryFor(ns, profile)} {
+		for _, o := range []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, stack.NewDeployment(ns, appName, 1), canaryFor(ns, profile)} {
 			if err := c.Create(ctx, o); err != nil {
 				return fmt.Errorf("creating %T %s/%s: %w", o, ns, o.GetName(), err)
 			}

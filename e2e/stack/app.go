@@ -76,7 +76,7 @@ func (s *Stack) CreateApp(ctx context.Context, c *serinv1.Canary) error {
 	ns, name := c.Namespace, c.Spec.TargetRef.Name
 	objs := []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
-		deployment(ns, name),
+		NewDeployment(ns, name, 2),
 	}
 	if c.Spec.IngressRef != nil {
 		objs = append(objs, ingress(ns, name))
@@ -107,12 +107,14 @@ func (s *Stack) Release(ctx context.Context, ns, name, image string, b Behaviour
 	return s.Client.Patch(ctx, &d, patch)
 }
 
-func deployment(ns, name string) *appsv1.Deployment {
+// NewDeployment is the sample app: replicas pods labelled app=name that
+// run AppImage and listen on port 8080 (http).
+func NewDeployment(ns, name string, replicas int32) *appsv1.Deployment {
 	labels := map[string]string{"app": name}
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: appsv1.DeploymentSpec{
-			Replicas: new(int32(2)),
+			Replicas: &replicas,
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
