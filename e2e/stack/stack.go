@@ -237,12 +237,6 @@ func (s *Stack) Stop() error {
 	return s.stopErr
 }
 
-// LogTail is the end of the log of part name: serin, serin-tester or
-// telemetry.
-func (s *Stack) LogTail(name string) string {
-	return proc.LogTail(filepath.Join(s.Dir, name+".log"), proc.TailLines)
-}
-
 // waitForLogValue waits for the first match of re in p's log and returns
 // its first group.
 func waitForLogValue(ctx context.Context, p *proc.Process, re *regexp.Regexp) (string, error) {

@@ -52,9 +52,6 @@ type Source struct {
 	// provider, where the apex Service stays on the primary until
 	// promotion, the load tests sent to the <name>-canary Service.
 	TestPercent int32
-	// DefaultProvider is the provider of Canaries without spec.provider;
-	// default kubernetes, as the controller's.
-	DefaultProvider serinv1.Provider
 }
 
 // version is the primary or the canary of a Canary.
@@ -117,12 +114,11 @@ func (s *Source) Routes(ctx context.Context, c *serinv1.Canary) (analysis.Traffi
 	return t, nil
 }
 
+// provider is the Canary's provider; without one, the controller's
+// default (kubernetes, as the stack runs it).
 func (s *Source) provider(c *serinv1.Canary) serinv1.Provider {
-	switch {
-	case c.Spec.Provider != "":
+	if c.Spec.Provider != "" {
 		return c.Spec.Provider
-	case s.DefaultProvider != "":
-		return s.DefaultProvider
 	}
 	return serinv1.ProviderKubernetes
 }
