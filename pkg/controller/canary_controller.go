@@ -165,7 +165,10 @@ func (r *CanaryReconciler) router(c *serinv1.Canary) (router.Router, error) {
 	reader, kube := r.APIReader, r.Client
 	switch p {
 	case serinv1.ProviderKubernetes:
-		return &router.KubernetesRouter{Services: &service.Applier{Reader: reader, Client: kube, FieldManager: FieldManager}}, nil
+		// The apex Service is cached (the engine watches its Services), so
+		// the router looks there before applying; it verifies around the
+		// cache.
+		return &router.KubernetesRouter{Services: r.Services, Reader: reader}, nil
 	case serinv1.ProviderIstio:
 		return &router.IstioRouter{Reader: reader, Client: kube, FieldManager: FieldManager}, nil
 	case serinv1.ProviderNGINX:

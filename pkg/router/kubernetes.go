@@ -15,7 +15,12 @@ import (
 // primary pods, or the canary pods while a blue/green promotion sends all
 // traffic to the canary. It cannot split traffic.
 type KubernetesRouter struct {
+	// Services applies the apex Service; its Reader may be the informer
+	// cache, since Routes verifies the result around it.
 	Services *service.Applier
+	// Reader reads the apex Service back for Routes, around any cache: it
+	// must see the write just made.
+	Reader client.Reader
 }
 
 // SetRoutes points the apex Service at the primary (weight 0) or the canary
@@ -33,7 +38,7 @@ func (k *KubernetesRouter) SetRoutes(ctx context.Context, r Route, t analysis.Tr
 func (k *KubernetesRouter) Routes(ctx context.Context, r Route) (analysis.Traffic, error) {
 	var apex corev1.Service
 	name := service.NamesOf(r.Canary).Apex
-	if err := k.Services.Reader.Get(ctx, client.ObjectKey{Namespace: r.Canary.Namespace, Name: name}, &apex); err != nil {
+	if err := k.Reader.Get(ctx, client.ObjectKey{Namespace: r.Canary.Namespace, Name: name}, &apex); err != nil {
 		return analysis.Traffic{}, fmt.Errorf("reading Service %s: %w", name, err)
 	}
 	if apex.Spec.Selector[r.Selector.Key] == r.Selector.Value {
