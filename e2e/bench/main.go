@@ -62,6 +62,7 @@ type config struct {
 	compare    string
 	out        string
 	keep       bool
+	pprofDir   string
 	timeout    time.Duration
 }
 
@@ -72,6 +73,7 @@ func main() {
 	flag.StringVar(&cfg.controller, "controller", "", "serin binary to measure (default: built from this tree)")
 	flag.StringVar(&cfg.compare, "compare", "", "a second serin binary: run the profile again on a fresh cluster and report the ratios second/first")
 	flag.StringVar(&cfg.out, "o", "", "write the JSON report to this file (default stdout)")
+	flag.StringVar(&cfg.pprofDir, "pprof", "", "save the controller's CPU profiles (in 20s chunks) and heap profiles of each phase in this directory")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the logs (cluster, audit, controller) and print where")
 	flag.DurationVar(&cfg.timeout, "timeout", 30*time.Minute, "limit for each wait (all initialised, all promoted)")
 	flag.Parse()
@@ -253,8 +255,27 @@ func benchmark(ctx context.Context, cfg config, bin, dir string) (r *Result, err
 		return nil, err
 	}
 
+	var prof *profiler
+	if cfg.pprofDir != "" {
+		if prof, err = newProfiler(c.metricsURL, filepath.Join(cfg.pprofDir, filepath.Base(dir))); err != nil {
+			return nil, err
+		}
+	}
+	// profilePhase profiles the controller until the returned func is
+	// called, which then saves its heap.
+	profilePhase := func(phase string) func() {
+		if prof == nil {
+			return func() {}
+		}
+		pctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); prof.cpu(pctx, phase) }()
+		return func() { cancel(); <-done; prof.heap(ctx, phase) }
+	}
+
 	n := cfg.n
 	logf("creating %d Canaries", n)
+	endInitProfile := profilePhase("init")
 	start = time.Now()
 	if err := createApps(ctx, cl, n, cfg.profile, t); err != nil {
 		return nil, err
@@ -284,8 +305,10 @@ func benchmark(ctx context.Context, cfg config, bin, dir string) (r *Result, err
 	if err != nil {
 		return nil, err
 	}
+	endInitProfile()
 
 	logf("releasing a new image on every target")
+	endReleaseProfile := profilePhase("release")
 	split := time.Now()
 	if err := release(ctx, cl, n, t); err != nil {
 		return nil, err
@@ -312,6 +335,7 @@ func benchmark(ctx context.Context, cfg config, bin, dir string) (r *Result, err
 	if err != nil {
 		return nil, err
 	}
+	endReleaseProfile()
 	r.Reconciles, err = scrapeReconciles(c.metricsURL)
 	if err != nil {
 		return nil, err

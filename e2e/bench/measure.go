@@ -25,6 +25,9 @@ type AuditCounts struct {
 	BeforeSplit int
 	// ByType counts by verb and resource, e.g. "patch canaries.serin.dev/status".
 	ByType map[string]int
+	// Refused counts the requests answered with an error status (a
+	// conflict, a throttle), by verb, resource and code.
+	Refused map[string]int
 	// Times are when the requests were received, in order.
 	Times []time.Time
 	// ByUser counts every user's requests, for comparison.
@@ -45,13 +48,16 @@ type auditEvent struct {
 		APIGroup    string `json:"apiGroup"`
 		Subresource string `json:"subresource"`
 	} `json:"objectRef"`
+	ResponseStatus *struct {
+		Code int `json:"code"`
+	} `json:"responseStatus"`
 	RequestReceivedTimestamp time.Time `json:"requestReceivedTimestamp"`
 }
 
 // CountAudit reads a JSON-lines audit log and counts user's requests,
 // splitting them at split.
 func CountAudit(r io.Reader, user string, split time.Time) (AuditCounts, error) {
-	c := AuditCounts{ByType: map[string]int{}, ByUser: map[string]int{}}
+	c := AuditCounts{ByType: map[string]int{}, ByUser: map[string]int{}, Refused: map[string]int{}}
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
@@ -77,6 +83,9 @@ func CountAudit(r io.Reader, user string, split time.Time) (AuditCounts, error) 
 			c.BeforeSplit++
 		}
 		c.ByType[requestType(&ev)]++
+		if ev.ResponseStatus != nil && ev.ResponseStatus.Code >= 300 {
+			c.Refused[fmt.Sprintf("%s %d", requestType(&ev), ev.ResponseStatus.Code)]++
+		}
 		c.Times = append(c.Times, ev.RequestReceivedTimestamp)
 	}
 	// Events are written as requests complete, not as they arrive.

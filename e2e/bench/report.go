@@ -107,6 +107,9 @@ type Requests struct {
 	// (see EstimateThrottled).
 	EstimatedThrottled int     `json:"estimatedThrottled"`
 	TopTypes           []Count `json:"topTypes"`
+	// Refused are the requests answered with an error status, by type and
+	// code (conflicts cost a request and a retry).
+	Refused []Count `json:"refused,omitempty"`
 	// ControllerShare is the controller's share of all requests the API
 	// server completed in the run.
 	ControllerShare float64 `json:"controllerShare"`
@@ -126,7 +129,8 @@ func requestsReport(a AuditCounts, n int) Requests {
 		PromotionPerCanary: float64(a.Total-a.BeforeSplit) / float64(n),
 		PeakPerSecond:      PeakPerSecond(a.Times),
 		EstimatedThrottled: EstimateThrottled(a.Times, defaultQPS, defaultBurst),
-		TopTypes:           Top(a.ByType, 10),
+		TopTypes:           Top(a.ByType, 20),
+		Refused:            Top(a.Refused, 10),
 		ControllerShare:    float64(a.Total) / float64(all),
 		ByUser:             Top(a.ByUser, 10),
 	}
@@ -194,6 +198,9 @@ func printSummary(r *Result) {
 		q.Total, q.PerCanary, q.Init, q.Promotion, q.PromotionPerCanary, q.PeakPerSecond, q.EstimatedThrottled, 100*q.ControllerShare)
 	for _, t := range q.TopTypes {
 		fmt.Fprintf(w, "  %7d  %s\n", t.Count, t.Name)
+	}
+	for _, t := range q.Refused {
+		fmt.Fprintf(w, "  %7d  %s (refused)\n", t.Count, t.Name)
 	}
 }
 

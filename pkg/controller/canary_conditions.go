@@ -7,14 +7,6 @@ import (
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 )
 
-// ownedConditions are the condition types the reconciler writes.
-var ownedConditions = []string{
-	meta.ReadyCondition,
-	meta.ReconcilingCondition,
-	meta.StalledCondition,
-	serinv1.PromotedCondition,
-}
-
 // setPhaseConditions derives the kstatus conditions from the phase, so that
 // Flux health checks and kstatus clients read a release correctly:
 //   - Initialized and Succeeded are Ready: the primary runs the target's

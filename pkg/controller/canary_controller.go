@@ -11,7 +11,6 @@ import (
 
 	"github.com/fluxcd/pkg/runtime/conditions"
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
-	"github.com/fluxcd/pkg/runtime/patch"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -102,15 +101,11 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		}
 		r.versions.seen(obj)
 	}
-	patcher := patch.NewSerialPatcher(obj, versionRecorder{Client: r.Client, versions: &r.versions})
+	patcher := newCanaryPatcher(r.Client, &r.versions, obj)
 	phaseBefore := obj.Status.Phase
 
 	defer func() {
-		opts := []patch.Option{
-			patch.WithOwnedConditions{Conditions: ownedConditions},
-			patch.WithFieldOwner(FieldManager),
-		}
-		if err := patcher.Patch(ctx, obj, opts...); err != nil {
+		if err := patcher.Patch(ctx, obj); err != nil {
 			if !obj.DeletionTimestamp.IsZero() {
 				err = client.IgnoreNotFound(err)
 			}
