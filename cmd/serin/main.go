@@ -78,7 +78,10 @@ type options struct {
 func bindFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", ":8080", "The address the metrics endpoint binds to.")
 	fs.StringVar(&o.healthAddr, "health-addr", ":9440", "The address the health endpoints (/healthz, /readyz) bind to.")
-	fs.IntVar(&o.concurrent, "concurrent", 4, "The number of Canaries reconciled at the same time.")
+	// A reconcile mostly waits on the API server, so workers are cheap;
+	// with Flux's 4, releasing 1,000 Canaries at once queued each step
+	// for minutes (make bench).
+	fs.IntVar(&o.concurrent, "concurrent", 16, "The number of Canaries reconciled at the same time.")
 	fs.StringVar(&o.watchNamespace, "watch-namespace", "", "Watch Canaries only in this namespace; empty watches all namespaces.")
 	fs.StringVar(&o.watchLabelSelector, "watch-label-selector", "", "Watch only Canaries with matching labels (e.g. 'serin.dev/shard=shard1'), to shard Canaries across controllers.")
 	fs.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", os.Getenv("RUNTIME_NAMESPACE"), "The namespace of the leader election Lease; defaults to $RUNTIME_NAMESPACE, then to the pod's namespace.")

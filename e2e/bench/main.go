@@ -69,7 +69,7 @@ type config struct {
 func main() {
 	var cfg config
 	flag.IntVar(&cfg.n, "n", 1000, "number of Canaries, each in its own namespace")
-	flag.StringVar(&cfg.profile, "profile", profileBlueGreen, "bluegreen (kubernetes provider, 3 iterations) or istio (steps of 20% to 60%)")
+	flag.StringVar(&cfg.profile, "profile", profileBlueGreen, "bluegreen (kubernetes provider, 3 iterations), istio (steps of 20% to 60%), or rollout (no controller: how fast the cluster alone rolls out N Deployments)")
 	flag.StringVar(&cfg.controller, "controller", "", "serin binary to measure (default: built from this tree)")
 	flag.StringVar(&cfg.compare, "compare", "", "a second serin binary: run the profile again on a fresh cluster and report the ratios second/first")
 	flag.StringVar(&cfg.out, "o", "", "write the JSON report to this file (default stdout)")
@@ -88,8 +88,14 @@ func logf(format string, args ...any) {
 }
 
 func run(cfg config) (err error) {
-	if cfg.profile != profileBlueGreen && cfg.profile != profileIstio {
-		return fmt.Errorf("-profile %q is not bluegreen or istio", cfg.profile)
+	switch cfg.profile {
+	case profileBlueGreen, profileIstio:
+	case profileRollout:
+		if cfg.controller != "" || cfg.compare != "" || cfg.pprofDir != "" {
+			return errors.New("-profile rollout runs no controller: -controller, -compare and -pprof do not apply")
+		}
+	default:
+		return fmt.Errorf("-profile %q is not bluegreen, istio or rollout", cfg.profile)
 	}
 	if cfg.n < 1 {
 		return fmt.Errorf("-n must be at least 1, got %d", cfg.n)
@@ -111,6 +117,14 @@ func run(cfg config) (err error) {
 			os.RemoveAll(dir)
 		}
 	}()
+	if cfg.profile == profileRollout {
+		r, err := clusterRollout(ctx, cfg, dir)
+		if err != nil {
+			return err
+		}
+		printRolloutSummary(r)
+		return writeJSON(cfg.out, r)
+	}
 	bins := []string{cfg.controller}
 	if cfg.compare != "" {
 		bins = append(bins, cfg.compare)
@@ -141,12 +155,19 @@ func run(cfg config) (err error) {
 		printRatios(ratios)
 		doc = map[string]any{"first": results[0], "second": results[1], "ratios": ratios}
 	}
+	return writeJSON(cfg.out, doc)
+}
+
+// writeJSON writes the report to path, or to stdout if path is empty.
+func writeJSON(path string, doc any) error {
 	out := os.Stdout
-	if cfg.out != "" {
-		if out, err = os.Create(cfg.out); err != nil {
+	if path != "" {
+		f, err := os.Create(path)
+		if err != nil {
 			return err
 		}
-		defer out.Close()
+		defer f.Close()
+		out = f
 	}
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
@@ -310,7 +331,7 @@ func benchmark(ctx context.Context, cfg config, bin, dir string) (r *Result, err
 	logf("releasing a new image on every target")
 	endReleaseProfile := profilePhase("release")
 	split := time.Now()
-	if err := release(ctx, cl, n, t); err != nil {
+	if err := release(ctx, cl, n, func(ns string) { t.mark(ns, &t.released) }); err != nil {
 		return nil, err
 	}
 	r.Setup.ReleaseSeconds = time.Since(split).Seconds()

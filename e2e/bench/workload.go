@@ -99,9 +99,9 @@ func createApps(ctx context.Context, c client.Client, n int, profile string, t *
 	})
 }
 
-// release sets the new image on every target and records when each was
-// set.
-func release(ctx context.Context, c client.Client, n int, t *tracker) error {
+// release sets the new image on every target and marks each namespace once
+// it is set.
+func release(ctx context.Context, c client.Client, n int, mark func(ns string)) error {
 	patch := fmt.Appendf(nil, `{"spec":{"template":{"spec":{"containers":[{"name":%q,"image":%q}]}}}}`, appName, releaseImage)
 	return forEach(ctx, n, func(ctx context.Context, i int) error {
 		ns := namespaceName(i)
@@ -109,7 +109,7 @@ func release(ctx context.Context, c client.Client, n int, t *tracker) error {
 		if err := c.Patch(ctx, d, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
 			return fmt.Errorf("releasing %s: %w", ns, err)
 		}
-		t.mark(ns, &t.released)
+		mark(ns)
 		return nil
 	})
 }
@@ -210,6 +210,12 @@ func (t *tracker) counts() (initialized, succeeded, failed int) {
 func (t *tracker) latencies(from, to map[string]time.Time) ([]float64, time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return latencies(from, to)
+}
+
+// latencies are the times from each namespace's entry in from to its entry
+// in to, and the latest entry of to.
+func latencies(from, to map[string]time.Time) ([]float64, time.Time) {
 	var out []float64
 	var last time.Time
 	for ns, end := range to {

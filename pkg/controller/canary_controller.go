@@ -101,7 +101,10 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		}
 		r.versions.seen(obj)
 	}
-	patcher := newCanaryPatcher(r.Client, &r.versions, obj)
+	patcher, err := newCanaryPatcher(r.Client, &r.versions, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	phaseBefore := obj.Status.Phase
 
 	defer func() {

@@ -104,7 +104,8 @@ func (r *CanaryReconciler) canariesOfConfig(kind string) handler.MapFunc {
 
 func (r *CanaryReconciler) lookup(ctx context.Context, namespace, index, key string) []reconcile.Request {
 	var list serinv1.CanaryList
-	if err := r.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{index: key}); err != nil {
+	// Only the names are read: the cached objects need no copies.
+	if err := r.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{index: key}, client.UnsafeDisableDeepCopy); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "listing Canaries by index", "index", index, "key", key)
 		return nil
 	}

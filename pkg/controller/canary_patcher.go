@@ -1,57 +1,89 @@
 package controller
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"slices"
 
-	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 )
 
 // canaryPatcher writes what one reconcile changed in a Canary: its
-// finalizers with one merge patch, its whole status, conditions included,
-// with one patch of the status subresource. Flux's patch helper writes the
-// conditions and the rest of the status in two requests, with an
-// optimistic lock on the conditions, so that several controllers can share
-// an object's conditions; only Serin writes a Canary's status, and one
-// request per change halved the status writes of a release (make bench).
+// finalizers with one merge patch, and its whole status, conditions
+// included, with one JSON patch of the status subresource.
+//
+// Flux's patch helper writes the conditions and the rest of the status in
+// two requests, the conditions with an optimistic lock, so that several
+// controllers can share an object's conditions, and computes each patch by
+// converting the object to unstructured maps. Only Serin writes a Canary's
+// status, so it is replaced as a whole: at 1,000 Canaries the helper's two
+// patches were 14 of 36 requests per Canary and its conversions a fifth of
+// the controller's CPU (make bench).
 //
 // Each successful patch records the resourceVersion it returned, so the
 // next reconcile knows whether the cache has caught up (canaryVersions).
 type canaryPatcher struct {
-	client   client.Client
-	versions *canaryVersions
-	before   *serinv1.Canary
+	client     client.Client
+	versions   *canaryVersions
+	before     *serinv1.Canary
+	statusJSON []byte
 }
 
-func newCanaryPatcher(c client.Client, versions *canaryVersions, obj *serinv1.Canary) *canaryPatcher {
-	return &canaryPatcher{client: c, versions: versions, before: obj.DeepCopy()}
+func newCanaryPatcher(c client.Client, versions *canaryVersions, obj *serinv1.Canary) (*canaryPatcher, error) {
+	p := &canaryPatcher{client: c, versions: versions}
+	return p, p.reset(obj)
+}
+
+func (p *canaryPatcher) reset(obj *serinv1.Canary) error {
+	status, err := json.Marshal(obj.Status)
+	if err != nil {
+		return err
+	}
+	p.before = &serinv1.Canary{ObjectMeta: *obj.ObjectMeta.DeepCopy()}
+	p.statusJSON = status
+	return nil
 }
 
 // Patch writes the changes of obj since the patcher was made, or since its
 // last Patch.
 func (p *canaryPatcher) Patch(ctx context.Context, obj *serinv1.Canary) error {
-	if !equality.Semantic.DeepEqual(p.before.Finalizers, obj.Finalizers) {
+	if !slices.Equal(p.before.Finalizers, obj.Finalizers) {
 		// Patched on a copy: the response carries the stored status,
 		// which must not replace the status still to be written.
-		meta := p.before.DeepCopy()
+		meta := &serinv1.Canary{ObjectMeta: *p.before.ObjectMeta.DeepCopy()}
 		meta.Finalizers = obj.Finalizers
 		if err := p.record(meta, p.client.Patch(ctx, meta, client.MergeFrom(p.before), client.FieldOwner(FieldManager))); err != nil {
 			return err
 		}
-		p.before.ObjectMeta = meta.ObjectMeta
 		obj.ResourceVersion = meta.ResourceVersion
 	}
-	if !equality.Semantic.DeepEqual(p.before.Status, obj.Status) {
-		patch := client.MergeFrom(p.before)
+	status, err := json.Marshal(obj.Status)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(status, p.statusJSON) {
+		// "add" replaces /status when it exists and creates it when a new
+		// Canary has none yet.
+		patch, err := json.Marshal([]jsonPatchOp{{Op: "add", Path: "/status", Value: status}})
+		if err != nil {
+			return err
+		}
 		opts := &client.SubResourcePatchOptions{PatchOptions: client.PatchOptions{FieldManager: FieldManager}}
-		if err := p.record(obj, p.client.Status().Patch(ctx, obj, patch, opts)); err != nil {
+		if err := p.record(obj, p.client.Status().Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch), opts)); err != nil {
 			return err
 		}
 	}
-	p.before = obj.DeepCopy()
-	return nil
+	return p.reset(obj)
+}
+
+type jsonPatchOp struct {
+	Op    string          `json:"op"`
+	Path  string          `json:"path"`
+	Value json.RawMessage `json:"value"`
 }
 
 // record keeps the version a successful patch returned; after a failed one,

@@ -41,7 +41,10 @@ func TestCanaryPatcherRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p := newCanaryPatcher(kube, &versions, obj)
+	p, err := newCanaryPatcher(kube, &versions, obj)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := p.Patch(ctx, obj); err != nil || patches+statusPatches != 0 {
 		t.Fatalf("no change: err %v, %d patches, %d status patches; want none", err, patches, statusPatches)
 	}
