@@ -71,7 +71,8 @@ func TestSourceFollowsTheRouting(t *testing.T) {
 
 	rt := &router.IstioRouter{Reader: kube, Client: kube, FieldManager: "serin"}
 	route := router.Route{Canary: canary, Selector: service.Selector{Key: "app", Value: "web"}}
-	g.Expect(rt.SetRoutes(ctx, route, analysis.Traffic{CanaryWeight: 30})).To(Succeed())
+	_, err = rt.SetRoutes(ctx, route, analysis.Traffic{CanaryWeight: 30})
+	g.Expect(err).To(Succeed())
 
 	exporter := prometheus.NewExporter()
 	t.Cleanup(exporter.Close)

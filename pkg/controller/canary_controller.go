@@ -66,6 +66,9 @@ type CanaryReconciler struct {
 	Alerting Alerting
 
 	versions canaryVersions
+	// writes are the workload and Service writes of this controller,
+	// whose own watch events need no reconcile.
+	writes *ownWrites
 	// Routers tunes the routers.
 	Routers RouterOptions
 
@@ -84,6 +87,7 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		if apierrors.IsNotFound(err) {
 			forgetRelease(req.NamespacedName)
 			r.versions.forget(req.NamespacedName)
+			r.Services.Forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -356,12 +360,9 @@ func (r *CanaryReconciler) act(ctx context.Context, c *serinv1.Canary, rt router
 // carry the weight (another controller rewrote it, a webhook mutated it)
 // stops the release instead of judging the canary on traffic it never got.
 func setAndVerify(ctx context.Context, rt router.Router, route router.Route, t analysis.Traffic) error {
-	if err := rt.SetRoutes(ctx, route, t); err != nil {
-		return err
-	}
-	got, err := rt.Routes(ctx, route)
+	got, err := rt.SetRoutes(ctx, route, t)
 	if err != nil {
-		return fmt.Errorf("reading the routes back: %w", err)
+		return err
 	}
 	if got.CanaryWeight != t.CanaryWeight {
 		return fmt.Errorf("the routing objects carry canary weight %d after setting %d", got.CanaryWeight, t.CanaryWeight)

@@ -46,7 +46,11 @@ type ContourRouter struct {
 }
 
 // SetRoutes applies the HTTPProxy for t.
-func (k *ContourRouter) SetRoutes(ctx context.Context, r Route, t analysis.Traffic) error {
+func (k *ContourRouter) SetRoutes(ctx context.Context, r Route, t analysis.Traffic) (analysis.Traffic, error) {
+	return readBack(ctx, k, r, k.setRoutes(ctx, r, t))
+}
+
+func (k *ContourRouter) setRoutes(ctx context.Context, r Route, t analysis.Traffic) error {
 	name := service.NamesOf(r.Canary).Apex
 	spec, err := k.spec(r.Canary, t)
 	if err != nil {

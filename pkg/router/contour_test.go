@@ -85,7 +85,7 @@ func TestContourRouter(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			g.Expect(cr.SetRoutes(ctx, route, tt.traffic)).To(Succeed())
+			g.Expect(setRoutes(ctx, cr, route, tt.traffic)).To(Succeed())
 			p := get(t)
 			g.Expect(p.Spec.Routes).To(HaveLen(tt.routes))
 			def := p.Spec.Routes[len(p.Spec.Routes)-1]
@@ -102,14 +102,14 @@ func TestContourRouter(t *testing.T) {
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(got).To(Equal(tt.traffic))
 
-			g.Expect(cr.SetRoutes(ctx, route, tt.traffic)).To(Succeed())
+			g.Expect(setRoutes(ctx, cr, route, tt.traffic)).To(Succeed())
 			g.Expect(get(t).ResourceVersion).To(Equal(p.ResourceVersion), "a second SetRoutes wrote")
 		})
 	}
 
 	t.Run("mirroring is refused", func(t *testing.T) {
 		g := NewWithT(t)
-		g.Expect(cr.SetRoutes(ctx, route, analysis.Traffic{Mirror: true})).To(MatchError(ContainSubstring("does not mirror")))
+		g.Expect(setRoutes(ctx, cr, route, analysis.Traffic{Mirror: true})).To(MatchError(ContainSubstring("does not mirror")))
 	})
 
 	t.Run("without hosts, a non-root proxy with the router's class", func(t *testing.T) {
@@ -119,7 +119,7 @@ func TestContourRouter(t *testing.T) {
 			c.Spec.Service.Match = []apiextensionsv1.JSON{{Raw: []byte(`{"uri":{"prefix":"/api"},"headers":{"x-env":{"prefix":"prod"}}}`)}}
 		})
 		r := Route{Canary: other}
-		g.Expect(cr.SetRoutes(ctx, r, analysis.Traffic{CanaryWeight: 20, MatchToCanary: true})).To(Succeed())
+		g.Expect(setRoutes(ctx, cr, r, analysis.Traffic{CanaryWeight: 20, MatchToCanary: true})).To(Succeed())
 		var p contourv1.HTTPProxy
 		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: other.Namespace, Name: "podinfo"}, &p)).To(Succeed())
 		g.Expect(p.Spec.VirtualHost).To(BeNil())
@@ -140,7 +140,7 @@ func TestContourRouter(t *testing.T) {
 		p := get(t)
 		p.Spec.Routes[0].Services[1].Weight = 70
 		g.Expect(c.Update(ctx, p, client.FieldOwner("kubectl-edit"))).To(Succeed())
-		g.Expect(cr.SetRoutes(ctx, route, analysis.Traffic{})).To(Succeed())
+		g.Expect(setRoutes(ctx, cr, route, analysis.Traffic{})).To(Succeed())
 		got, err := cr.Routes(ctx, route)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(got).To(Equal(analysis.Traffic{}))

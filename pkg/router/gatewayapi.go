@@ -44,7 +44,11 @@ type GatewayAPIRouter struct {
 }
 
 // SetRoutes applies the HTTPRoute for t.
-func (g *GatewayAPIRouter) SetRoutes(ctx context.Context, r Route, t analysis.Traffic) error {
+func (g *GatewayAPIRouter) SetRoutes(ctx context.Context, r Route, t analysis.Traffic) (analysis.Traffic, error) {
+	return readBack(ctx, g, r, g.setRoutes(ctx, r, t))
+}
+
+func (g *GatewayAPIRouter) setRoutes(ctx context.Context, r Route, t analysis.Traffic) error {
 	name := service.NamesOf(r.Canary).Apex
 	var live gatewayv1.HTTPRoute
 	err := g.Reader.Get(ctx, client.ObjectKey{Namespace: r.Canary.Namespace, Name: name}, &live)

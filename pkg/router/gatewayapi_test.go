@@ -206,7 +206,7 @@ func TestGatewayAPIRouter(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			g.Expect(gw.SetRoutes(ctx, route, tt.traffic)).To(Succeed())
+			g.Expect(setRoutes(ctx, gw, route, tt.traffic)).To(Succeed())
 			hr := get(t)
 			g.Expect(hr.Spec.Rules).To(HaveLen(tt.rules))
 			p, cw := Split(tt.traffic)
@@ -217,7 +217,7 @@ func TestGatewayAPIRouter(t *testing.T) {
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(got).To(Equal(tt.traffic))
 
-			g.Expect(gw.SetRoutes(ctx, route, tt.traffic)).To(Succeed())
+			g.Expect(setRoutes(ctx, gw, route, tt.traffic)).To(Succeed())
 			g.Expect(get(t).ResourceVersion).To(Equal(hr.ResourceVersion), "a second SetRoutes wrote")
 		})
 	}
@@ -235,7 +235,7 @@ func TestGatewayAPIRouter(t *testing.T) {
 		g.Expect(c.Update(ctx, hr, client.FieldOwner("kubectl-edit"))).To(Succeed())
 
 		for _, tr := range []analysis.Traffic{{CanaryWeight: 10}, {CanaryWeight: 50}, {Mirror: true}, {CanaryWeight: 100}, {}} {
-			g.Expect(gw.SetRoutes(ctx, route, tr)).To(Succeed())
+			g.Expect(setRoutes(ctx, gw, route, tr)).To(Succeed())
 			hr := get(t)
 			def := hr.Spec.Rules[len(hr.Spec.Rules)-1]
 			p, cw := Split(tr)
@@ -254,7 +254,7 @@ func TestGatewayAPIRouter(t *testing.T) {
 		hr := get(t)
 		hr.Spec.Rules[len(hr.Spec.Rules)-1].BackendRefs[1].Weight = new(int32(70))
 		g.Expect(c.Update(ctx, hr, client.FieldOwner("kubectl-edit"))).To(Succeed())
-		g.Expect(gw.SetRoutes(ctx, route, analysis.Traffic{})).To(Succeed())
+		g.Expect(setRoutes(ctx, gw, route, analysis.Traffic{})).To(Succeed())
 		got, err := gw.Routes(ctx, route)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(got).To(Equal(analysis.Traffic{}))
@@ -281,7 +281,7 @@ func TestGatewayAPIAndContourWithoutCRDs(t *testing.T) {
 		"contour":    &ContourRouter{Reader: c, Client: c, FieldManager: gcTestFieldManager},
 	} {
 		t.Run(name, func(t *testing.T) {
-			err := r.SetRoutes(t.Context(), Route{Canary: canary}, analysis.Traffic{CanaryWeight: 10})
+			_, err := r.SetRoutes(t.Context(), Route{Canary: canary}, analysis.Traffic{CanaryWeight: 10})
 			if !meta.IsNoMatchError(err) {
 				t.Fatalf("SetRoutes error %v is not a no-match error", err)
 			}

@@ -57,7 +57,11 @@ const (
 
 // SetRoutes applies the two DestinationRules, then the VirtualService, so
 // the routes never point at hosts without their policy.
-func (ir *IstioRouter) SetRoutes(ctx context.Context, r Route, t analysis.Traffic) error {
+func (ir *IstioRouter) SetRoutes(ctx context.Context, r Route, t analysis.Traffic) (analysis.Traffic, error) {
+	return readBack(ctx, ir, r, ir.setRoutes(ctx, r, t))
+}
+
+func (ir *IstioRouter) setRoutes(ctx context.Context, r Route, t analysis.Traffic) error {
 	drs, err := istioDestinationRules(r)
 	if err != nil {
 		return err

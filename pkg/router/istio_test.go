@@ -87,7 +87,7 @@ func TestIstioRouter(t *testing.T) {
 	}
 
 	t.Run("without Istio", func(t *testing.T) {
-		err := ir.SetRoutes(ctx, Route{Canary: canary}, analysis.Traffic{})
+		_, err := ir.SetRoutes(ctx, Route{Canary: canary}, analysis.Traffic{})
 		if !meta.IsNoMatchError(err) {
 			t.Fatalf("SetRoutes without the Istio CRDs = %v, want a no-match error", err)
 		}
@@ -232,7 +232,7 @@ func TestIstioRouter(t *testing.T) {
 
 			start := time.Now()
 			before := applies.Load()
-			if err := ir.SetRoutes(ctx, r, tc.traffic); err != nil {
+			if _, err := ir.SetRoutes(ctx, r, tc.traffic); err != nil {
 				t.Fatal(err)
 			}
 			t.Logf("SetRoutes: %v, %d applies", time.Since(start).Round(time.Millisecond), applies.Load()-before)
@@ -268,7 +268,7 @@ func TestIstioRouter(t *testing.T) {
 
 			// The same input again must not write anything.
 			before = applies.Load()
-			if err := ir.SetRoutes(ctx, r, tc.traffic); err != nil {
+			if _, err := ir.SetRoutes(ctx, r, tc.traffic); err != nil {
 				t.Fatal(err)
 			}
 			if n := applies.Load() - before; n != 0 {
@@ -290,7 +290,7 @@ func TestIstioRouter(t *testing.T) {
 		if err := kube.Patch(ctx, live.vs, patch); err != nil {
 			t.Fatal(err)
 		}
-		if err := ir.SetRoutes(ctx, Route{Canary: tcpCanary}, analysis.Traffic{CanaryWeight: 30}); err != nil {
+		if _, err := ir.SetRoutes(ctx, Route{Canary: tcpCanary}, analysis.Traffic{CanaryWeight: 30}); err != nil {
 			t.Fatal(err)
 		}
 		if got := istioLive(ctx, t, kube, canary).vs.Spec.GetHosts(); !cmp.Equal(got, []string{"podinfo", "app.example.com"}) {

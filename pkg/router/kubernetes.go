@@ -16,22 +16,25 @@ import (
 // traffic to the canary. It cannot split traffic.
 type KubernetesRouter struct {
 	// Services applies the apex Service; its Reader may be the informer
-	// cache, since Routes verifies the result around it.
+	// cache.
 	Services *service.Applier
-	// Reader reads the apex Service back for Routes, around any cache: it
-	// must see the write just made.
+	// Reader reads the apex Service around any cache, when the cache may
+	// not hold the last write.
 	Reader client.Reader
 }
 
 // SetRoutes points the apex Service at the primary (weight 0) or the canary
-// (weight 100).
-func (k *KubernetesRouter) SetRoutes(ctx context.Context, r Route, t analysis.Traffic) error {
+// (weight 100), and reports where the stored Service points.
+func (k *KubernetesRouter) SetRoutes(ctx context.Context, r Route, t analysis.Traffic) (analysis.Traffic, error) {
 	if t.CanaryWeight != 0 && t.CanaryWeight != 100 || t.Mirror || t.MatchToCanary {
-		return fmt.Errorf("the kubernetes provider can only send all traffic to the primary or to the canary, not %+v", t)
+		return analysis.Traffic{}, fmt.Errorf("the kubernetes provider can only send all traffic to the primary or to the canary, not %+v", t)
 	}
 	apex := service.Desired(r.Canary, service.RoleApex, r.Selector, ApexSelectsCanary(t), r.Ports)
-	_, err := k.Services.Apply(ctx, apex)
-	return err
+	stored, err := k.Services.ApplyVerified(ctx, apex, k.Reader)
+	if err != nil {
+		return analysis.Traffic{}, err
+	}
+	return apexTraffic(stored, r.Selector), nil
 }
 
 // Routes reads which pods the apex Service selects.
@@ -41,10 +44,14 @@ func (k *KubernetesRouter) Routes(ctx context.Context, r Route) (analysis.Traffi
 	if err := k.Reader.Get(ctx, client.ObjectKey{Namespace: r.Canary.Namespace, Name: name}, &apex); err != nil {
 		return analysis.Traffic{}, fmt.Errorf("reading Service %s: %w", name, err)
 	}
-	if apex.Spec.Selector[r.Selector.Key] == r.Selector.Value {
-		return analysis.Traffic{CanaryWeight: 100}, nil
+	return apexTraffic(&apex, r.Selector), nil
+}
+
+func apexTraffic(apex *corev1.Service, sel service.Selector) analysis.Traffic {
+	if apex.Spec.Selector[sel.Key] == sel.Value {
+		return analysis.Traffic{CanaryWeight: 100}
 	}
-	return analysis.Traffic{}, nil
+	return analysis.Traffic{}
 }
 
 // Revert is done by the engine, which hands the apex Service back to the

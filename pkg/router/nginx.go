@@ -52,7 +52,11 @@ type NginxRouter struct {
 }
 
 // SetRoutes applies the canary Ingress for t.
-func (n *NginxRouter) SetRoutes(ctx context.Context, r Route, t analysis.Traffic) error {
+func (n *NginxRouter) SetRoutes(ctx context.Context, r Route, t analysis.Traffic) (analysis.Traffic, error) {
+	return readBack(ctx, n, r, n.setRoutes(ctx, r, t))
+}
+
+func (n *NginxRouter) setRoutes(ctx context.Context, r Route, t analysis.Traffic) error {
 	if t.Mirror {
 		return errors.New("the nginx provider cannot mirror traffic")
 	}

@@ -69,7 +69,7 @@ func TestNginxRouter(t *testing.T) {
 
 	t.Run("initialisation routes nothing to the canary", func(t *testing.T) {
 		g := NewWithT(t)
-		g.Expect(nginx.SetRoutes(ctx, r, analysis.Traffic{})).To(Succeed())
+		g.Expect(setRoutes(ctx, nginx, r, analysis.Traffic{})).To(Succeed())
 		ing := nginxGet(g, kube, "podinfo-canary")
 		g.Expect(ing.Annotations).To(Equal(nginxWith(copied, map[string]string{p + "/canary": "true", p + "/canary-weight": "0"})))
 		g.Expect(ing.Labels).To(Equal(map[string]string{"app": "podinfo", "team": "web"}))
@@ -88,7 +88,7 @@ func TestNginxRouter(t *testing.T) {
 			want   string
 		}{{10, "10"}, {50, "50"}, {100, "100"}} {
 			g := NewWithT(t)
-			g.Expect(nginx.SetRoutes(ctx, r, analysis.Traffic{CanaryWeight: w.weight})).To(Succeed())
+			g.Expect(setRoutes(ctx, nginx, r, analysis.Traffic{CanaryWeight: w.weight})).To(Succeed())
 			ing := nginxGet(g, kube, "podinfo-canary")
 			g.Expect(ing.Annotations).To(Equal(nginxWith(copied, map[string]string{p + "/canary": "true", p + "/canary-weight": w.want})))
 			g.Expect(ing.Spec).To(Equal(nginxCanarySpec("podinfo")))
@@ -98,9 +98,9 @@ func TestNginxRouter(t *testing.T) {
 
 	t.Run("an identical SetRoutes writes nothing", func(t *testing.T) {
 		g := NewWithT(t)
-		g.Expect(nginx.SetRoutes(ctx, r, analysis.Traffic{CanaryWeight: 50})).To(Succeed())
+		g.Expect(setRoutes(ctx, nginx, r, analysis.Traffic{CanaryWeight: 50})).To(Succeed())
 		rv, writes := nginxGet(g, kube, "podinfo-canary").ResourceVersion, applies.Load()
-		g.Expect(nginx.SetRoutes(ctx, r, analysis.Traffic{CanaryWeight: 50})).To(Succeed())
+		g.Expect(setRoutes(ctx, nginx, r, analysis.Traffic{CanaryWeight: 50})).To(Succeed())
 		g.Expect(applies.Load()).To(Equal(writes))
 		g.Expect(nginxGet(g, kube, "podinfo-canary").ResourceVersion).To(Equal(rv))
 	})
@@ -111,7 +111,7 @@ func TestNginxRouter(t *testing.T) {
 		patch := client.MergeFrom(ing.DeepCopy())
 		ing.Annotations[p+"/canary-weight"] = "77"
 		g.Expect(kube.Patch(ctx, ing, patch, client.FieldOwner("someone"))).To(Succeed())
-		g.Expect(nginx.SetRoutes(ctx, r, analysis.Traffic{CanaryWeight: 50})).To(Succeed())
+		g.Expect(setRoutes(ctx, nginx, r, analysis.Traffic{CanaryWeight: 50})).To(Succeed())
 		g.Expect(nginxGet(g, kube, "podinfo-canary").Annotations).To(HaveKeyWithValue(p+"/canary-weight", "50"))
 	})
 
@@ -133,7 +133,7 @@ func TestNginxRouter(t *testing.T) {
 		t.Run("A/B "+tc.name, func(t *testing.T) {
 			g := NewWithT(t)
 			ab := Route{Canary: nginxWithMatch(canary, tc.match)}
-			g.Expect(nginx.SetRoutes(ctx, ab, analysis.Traffic{MatchToCanary: true})).To(Succeed())
+			g.Expect(setRoutes(ctx, nginx, ab, analysis.Traffic{MatchToCanary: true})).To(Succeed())
 			ing := nginxGet(g, kube, "podinfo-canary")
 			// Annotations of the previous case are gone: Serin owns them.
 			g.Expect(ing.Annotations).To(Equal(nginxWith(copied, nginxWith(tc.want, map[string]string{p + "/canary": "true", p + "/canary-weight": "0"}))))
@@ -149,17 +149,17 @@ func TestNginxRouter(t *testing.T) {
 			`{"headers":{"x-canary":{"exact":"insider"},"x-beta":{"exact":"yes"}}}`,
 		} {
 			g := NewWithT(t)
-			err := nginx.SetRoutes(ctx, Route{Canary: nginxWithMatch(canary, match)}, analysis.Traffic{MatchToCanary: true})
+			_, err := nginx.SetRoutes(ctx, Route{Canary: nginxWithMatch(canary, match)}, analysis.Traffic{MatchToCanary: true})
 			g.Expect(err).To(HaveOccurred(), match)
 		}
 		g := NewWithT(t)
-		g.Expect(nginx.SetRoutes(ctx, r, analysis.Traffic{MatchToCanary: true})).To(MatchError(ContainSubstring("analysis.match")))
-		g.Expect(nginx.SetRoutes(ctx, r, analysis.Traffic{Mirror: true, MirrorWeight: 10})).To(MatchError(ContainSubstring("mirror")))
+		g.Expect(setRoutes(ctx, nginx, r, analysis.Traffic{MatchToCanary: true})).To(MatchError(ContainSubstring("analysis.match")))
+		g.Expect(setRoutes(ctx, nginx, r, analysis.Traffic{Mirror: true, MirrorWeight: 10})).To(MatchError(ContainSubstring("mirror")))
 	})
 
 	t.Run("after A/B the header and cookie annotations are removed", func(t *testing.T) {
 		g := NewWithT(t)
-		g.Expect(nginx.SetRoutes(ctx, r, analysis.Traffic{})).To(Succeed())
+		g.Expect(setRoutes(ctx, nginx, r, analysis.Traffic{})).To(Succeed())
 		ing := nginxGet(g, kube, "podinfo-canary")
 		g.Expect(ing.Annotations).To(Equal(nginxWith(copied, map[string]string{p + "/canary": "true", p + "/canary-weight": "0"})))
 		g.Expect(nginx.Routes(ctx, r)).To(Equal(analysis.Traffic{}))
@@ -179,7 +179,7 @@ func TestNginxRouter(t *testing.T) {
 		router := &NginxRouter{Reader: kube, Client: kube, FieldManager: "serin", AnnotationPrefix: cp}
 		cr := Route{Canary: custom}
 
-		g.Expect(router.SetRoutes(ctx, cr, analysis.Traffic{CanaryWeight: 10})).To(Succeed())
+		g.Expect(setRoutes(ctx, router, cr, analysis.Traffic{CanaryWeight: 10})).To(Succeed())
 		ing := nginxGet(g, kube, "backend-canary")
 		g.Expect(ing.Annotations).To(Equal(map[string]string{
 			cp + "/rewrite-target": "/$1", p + "/canary-weight": "98",
@@ -188,7 +188,7 @@ func TestNginxRouter(t *testing.T) {
 		g.Expect(ing.Spec).To(Equal(nginxCanarySpec("backend")))
 		g.Expect(router.Routes(ctx, cr)).To(Equal(analysis.Traffic{CanaryWeight: 10}))
 
-		g.Expect(router.SetRoutes(ctx, cr, analysis.Traffic{MatchToCanary: true})).To(Succeed())
+		g.Expect(setRoutes(ctx, router, cr, analysis.Traffic{MatchToCanary: true})).To(Succeed())
 		g.Expect(nginxGet(g, kube, "backend-canary").Annotations).To(Equal(map[string]string{
 			cp + "/rewrite-target": "/$1", p + "/canary-weight": "98",
 			cp + "/canary": "true", cp + "/canary-weight": "0",
@@ -201,20 +201,20 @@ func TestNginxRouter(t *testing.T) {
 		g := NewWithT(t)
 		noRef := canary.DeepCopy()
 		noRef.Spec.IngressRef = nil
-		g.Expect(nginx.SetRoutes(ctx, Route{Canary: noRef}, analysis.Traffic{})).To(MatchError(ContainSubstring("spec.ingressRef")))
+		g.Expect(setRoutes(ctx, nginx, Route{Canary: noRef}, analysis.Traffic{})).To(MatchError(ContainSubstring("spec.ingressRef")))
 		_, err := nginx.Routes(ctx, Route{Canary: noRef})
 		g.Expect(err).To(MatchError(ContainSubstring("spec.ingressRef")))
 		g.Expect(nginx.Revert(ctx, Route{Canary: noRef})).To(MatchError(ContainSubstring("spec.ingressRef")))
 
 		missing := canary.DeepCopy()
 		missing.Spec.IngressRef.Name = "does-not-exist"
-		err = nginx.SetRoutes(ctx, Route{Canary: missing}, analysis.Traffic{})
+		_, err = nginx.SetRoutes(ctx, Route{Canary: missing}, analysis.Traffic{})
 		g.Expect(err).To(MatchError(ContainSubstring("does-not-exist")))
 		g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
 
 		elsewhere := canary.DeepCopy()
 		elsewhere.Spec.Service.Name = "other"
-		g.Expect(nginx.SetRoutes(ctx, Route{Canary: elsewhere}, analysis.Traffic{})).To(MatchError(ContainSubstring("does not route to Service other")))
+		g.Expect(setRoutes(ctx, nginx, Route{Canary: elsewhere}, analysis.Traffic{})).To(MatchError(ContainSubstring("does not route to Service other")))
 	})
 
 	t.Run("Revert deletes only the canary Ingress", func(t *testing.T) {

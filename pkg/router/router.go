@@ -25,10 +25,12 @@ type Route struct {
 type Router interface {
 	// SetRoutes creates or updates the routing objects so that they route
 	// as t says. It is idempotent, applies server-side with Serin's field
-	// manager and writes nothing when the objects already match.
-	SetRoutes(ctx context.Context, r Route, t analysis.Traffic) error
-	// Routes reads the split back from the routing objects, so the engine
-	// can verify that what it set is what is there.
+	// manager and writes nothing when the objects already match. It
+	// returns the split the routing objects carry afterwards, as the API
+	// server holds them, so the engine can verify that what it set is what
+	// is there.
+	SetRoutes(ctx context.Context, r Route, t analysis.Traffic) (analysis.Traffic, error)
+	// Routes reads the split from the routing objects.
 	Routes(ctx context.Context, r Route) (analysis.Traffic, error)
 	// Revert hands routing back to the state before Serin (revertOnDeletion):
 	// generated routing objects are removed and user objects are restored.
@@ -51,4 +53,18 @@ func Supports(p serinv1.Provider, s analysis.Strategy) error {
 		return &UnsupportedStrategyError{Provider: p, Strategy: s}
 	}
 	return nil
+}
+
+// readBack returns the split after a write (err is the write's result), read
+// back around any cache: for routers whose writes do not report the stored
+// split.
+func readBack(ctx context.Context, rt Router, r Route, err error) (analysis.Traffic, error) {
+	if err != nil {
+		return analysis.Traffic{}, err
+	}
+	t, err := rt.Routes(ctx, r)
+	if err != nil {
+		return analysis.Traffic{}, fmt.Errorf("reading the routes back: %w", err)
+	}
+	return t, nil
 }

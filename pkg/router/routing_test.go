@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"testing"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -38,4 +39,10 @@ func TestParseMatches(t *testing.T) {
 	if _, err := ParseMatches([]apiextensionsv1.JSON{{Raw: []byte(`{"headers":{"x":{"exakt":"1"}}}`)}}); err == nil {
 		t.Error("an unknown field was accepted")
 	}
+}
+
+// setRoutes is SetRoutes for the tests that look at its error alone.
+func setRoutes(ctx context.Context, rt Router, r Route, t analysis.Traffic) error {
+	_, err := rt.SetRoutes(ctx, r, t)
+	return err
 }

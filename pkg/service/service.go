@@ -5,11 +5,13 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -170,13 +172,25 @@ func OwnerReference(c *serinv1.Canary) *metav1ac.OwnerReferenceApplyConfiguratio
 // Applier applies Services with server-side apply, skipping the write when
 // the live object already has every field Serin sets.
 type Applier struct {
+	// Reader may be the informer cache.
 	Reader       client.Reader
 	Client       client.Client
 	FieldManager string
+
+	// versions holds, per Service, the resourceVersion this Applier last
+	// wrote or read around the cache: a cached Service at that version is
+	// what the server holds (client.ObjectKey → version).
+	versions sync.Map
 }
 
-// Apply writes desired unless the live Service already matches it. It
-// reports whether it wrote.
+// version is a Service's resourceVersion and the Canary it belongs to.
+type version struct {
+	resourceVersion string
+	canary          string
+}
+
+// Apply writes desired unless the live Service, as Reader has it, already
+// matches it. It reports whether it wrote.
 func (a *Applier) Apply(ctx context.Context, desired *corev1ac.ServiceApplyConfiguration) (bool, error) {
 	var live corev1.Service
 	err := a.Reader.Get(ctx, client.ObjectKey{Namespace: *desired.Namespace, Name: *desired.Name}, &live)
@@ -189,10 +203,93 @@ func (a *Applier) Apply(ctx context.Context, desired *corev1ac.ServiceApplyConfi
 			return false, nil
 		}
 	}
-	if err := a.Client.Apply(ctx, desired, client.FieldOwner(a.FieldManager), client.ForceOwnership); err != nil {
-		return false, fmt.Errorf("applying Service %s: %w", *desired.Name, err)
+	if err := a.write(ctx, desired); err != nil {
+		return false, err
 	}
 	return true, nil
+}
+
+// ApplyVerified is Apply for a Service whose state must be known for sure
+// (the apex Service a router switches). It decides from the cached Service
+// only when the cache holds the version this Applier last wrote or read,
+// and otherwise reads around the cache with server. It returns the Service
+// as the server holds it after the call: the response to its write, or
+// what it read.
+func (a *Applier) ApplyVerified(ctx context.Context, desired *corev1ac.ServiceApplyConfiguration, server client.Reader) (*corev1.Service, error) {
+	key := client.ObjectKey{Namespace: *desired.Namespace, Name: *desired.Name}
+	live := &corev1.Service{}
+	err := a.Reader.Get(ctx, key, live)
+	if err == nil && !a.current(live) || apierrors.IsNotFound(err) {
+		// The cache has not caught up with the last write, someone else
+		// wrote since, or this process has not seen the Service yet.
+		err = server.Get(ctx, key, live)
+		if err == nil {
+			a.record(desired, live.ResourceVersion)
+		}
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return nil, fmt.Errorf("reading Service %s: %w", key.Name, err)
+	default:
+		if matches(live, desired) {
+			return live, nil
+		}
+	}
+	if err := a.write(ctx, desired); err != nil {
+		return nil, err
+	}
+	// The apply configuration now holds the server's response.
+	stored := &corev1.Service{}
+	if err := convert(desired, stored); err != nil {
+		return nil, fmt.Errorf("reading the applied Service %s: %w", key.Name, err)
+	}
+	return stored, nil
+}
+
+// Forget drops what the Applier remembers of a Canary's Services, once the
+// Canary is gone. Deleting Canaries is rare, so it scans.
+func (a *Applier) Forget(canary client.ObjectKey) {
+	a.versions.Range(func(k, v any) bool {
+		if key := k.(client.ObjectKey); key.Namespace == canary.Namespace && v.(version).canary == canary.Name {
+			a.versions.Delete(key)
+		}
+		return true
+	})
+}
+
+func (a *Applier) current(live *corev1.Service) bool {
+	v, ok := a.versions.Load(client.ObjectKeyFromObject(live))
+	return ok && v.(version).resourceVersion == live.ResourceVersion
+}
+
+func (a *Applier) record(desired *corev1ac.ServiceApplyConfiguration, resourceVersion string) {
+	v := version{resourceVersion: resourceVersion}
+	if len(desired.OwnerReferences) > 0 && desired.OwnerReferences[0].Name != nil {
+		v.canary = *desired.OwnerReferences[0].Name
+	}
+	a.versions.Store(client.ObjectKey{Namespace: *desired.Namespace, Name: *desired.Name}, v)
+}
+
+// write applies desired and records the version the server returned.
+func (a *Applier) write(ctx context.Context, desired *corev1ac.ServiceApplyConfiguration) error {
+	key := client.ObjectKey{Namespace: *desired.Namespace, Name: *desired.Name}
+	if err := a.Client.Apply(ctx, desired, client.FieldOwner(a.FieldManager), client.ForceOwnership); err != nil {
+		a.versions.Delete(key)
+		return fmt.Errorf("applying Service %s: %w", key.Name, err)
+	}
+	if desired.ResourceVersion != nil {
+		a.record(desired, *desired.ResourceVersion)
+	}
+	return nil
+}
+
+func convert(in, out any) error {
+	data, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, out)
 }
 
 // matches is true when live already carries every field of desired. Fields
