@@ -2,10 +2,12 @@ package controller
 
 import (
 	"context"
+	"maps"
 
 	"github.com/fluxcd/pkg/runtime/predicates"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -18,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/workload"
 )
 
 // Field indexes on Canaries, so a change to a target or a config finds its
@@ -56,17 +59,24 @@ func (r *CanaryReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manage
 		return err
 	}
 
+	if r.writes == nil {
+		r.writes = &ownWrites{scheme: mgr.GetScheme()}
+	}
+	notOwn := builder.WithPredicates(r.writes.notOwnWrite())
+	// Workload events also leave out status updates that cannot move a
+	// release.
+	workloadEvents := builder.WithPredicates(r.writes.notOwnWrite(), workloadChanged)
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&serinv1.Canary{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{}, operationRequested),
 		)).
 		// Primaries, and the Services Serin generates.
-		Owns(&appsv1.Deployment{}).
-		Owns(&appsv1.DaemonSet{}).
-		Owns(&corev1.Service{}).
+		Owns(&appsv1.Deployment{}, workloadEvents).
+		Owns(&appsv1.DaemonSet{}, workloadEvents).
+		Owns(&corev1.Service{}, notOwn).
 		// Targets.
-		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.canariesOfTarget("Deployment"))).
-		Watches(&appsv1.DaemonSet{}, handler.EnqueueRequestsFromMapFunc(r.canariesOfTarget("DaemonSet"))).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.canariesOfTarget("Deployment")), workloadEvents).
+		Watches(&appsv1.DaemonSet{}, handler.EnqueueRequestsFromMapFunc(r.canariesOfTarget("DaemonSet")), workloadEvents).
 		// Tracked configs: metadata is enough to see that they changed, and
 		// keeps their data out of the cache.
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.canariesOfConfig("configmap")), builder.OnlyMetadata).
@@ -129,4 +139,22 @@ var operationRequested = predicate.Funcs{
 	CreateFunc:  func(event.CreateEvent) bool { return false },
 	DeleteFunc:  func(event.DeleteEvent) bool { return false },
 	GenericFunc: func(event.GenericEvent) bool { return false },
+}
+
+// workloadChanged passes the updates of a target or primary that can matter
+// to a release: its spec (generation), labels, annotations, owners or
+// deletion, or the status fields its readiness is made from.
+var workloadChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		o, n := e.ObjectOld, e.ObjectNew
+		if o == nil || n == nil {
+			return true
+		}
+		return o.GetGeneration() != n.GetGeneration() ||
+			!maps.Equal(o.GetLabels(), n.GetLabels()) ||
+			!maps.Equal(o.GetAnnotations(), n.GetAnnotations()) ||
+			!equality.Semantic.DeepEqual(o.GetOwnerReferences(), n.GetOwnerReferences()) ||
+			!o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp()) ||
+			workload.StateChanged(o, n)
+	},
 }

@@ -85,13 +85,16 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		return fmt.Errorf("creating the event recorder: %w", err)
 	}
 	kube := mgr.GetClient()
+	writes := &ownWrites{scheme: mgr.GetScheme()}
+	writer := ownWritesClient{Client: kube, writes: writes}
 	r := &CanaryReconciler{
 		Client:        kube,
 		APIReader:     mgr.GetAPIReader(),
 		EventRecorder: recorder,
 		Metrics:       runtimectrl.NewMetrics(mgr, metricsRecorder(), serinv1.CanaryFinalizer),
-		Workloads:     workload.New(kube, kube, cfg.Workload),
-		Services:      &service.Applier{Reader: kube, Client: kube, FieldManager: FieldManager},
+		Workloads:     workload.New(kube, writer, cfg.Workload),
+		Services:      &service.Applier{Reader: kube, Client: writer, FieldManager: FieldManager},
+		writes:        writes,
 		Webhooks:      webhook.NewClient(),
 		MetricChecks: &metrics.Checker{
 			Reader:               kube,

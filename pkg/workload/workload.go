@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 
+	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -497,4 +498,31 @@ func describe(kind, ns, name string) string {
 		return kind + " " + name
 	}
 	return kind + " " + ns + "/" + name
+}
+
+// StateChanged is false when an update of a Deployment or DaemonSet
+// changes none of the status fields its State is made from, such as a
+// condition's timestamps or the count of terminating pods: such an update
+// cannot move a release.
+func StateChanged(old, updated client.Object) bool {
+	switch o := old.(type) {
+	case *appsv1.Deployment:
+		n, ok := updated.(*appsv1.Deployment)
+		if !ok {
+			return true
+		}
+		a, b := o.Status, n.Status
+		return a.ObservedGeneration != b.ObservedGeneration || a.Replicas != b.Replicas ||
+			a.UpdatedReplicas != b.UpdatedReplicas || a.AvailableReplicas != b.AvailableReplicas
+	case *appsv1.DaemonSet:
+		n, ok := updated.(*appsv1.DaemonSet)
+		if !ok {
+			return true
+		}
+		a, b := o.Status, n.Status
+		return a.ObservedGeneration != b.ObservedGeneration || a.DesiredNumberScheduled != b.DesiredNumberScheduled ||
+			a.UpdatedNumberScheduled != b.UpdatedNumberScheduled || a.NumberReady != b.NumberReady
+	default:
+		return true
+	}
 }

@@ -1,0 +1,76 @@
+package controller
+
+import (
+	"context"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+)
+
+func TestOwnWritesSkipOnlyTheEventOfTheLastOwnWrite(t *testing.T) {
+	ctx := context.Background()
+	scheme := testScheme(t)
+	target := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "web"}}
+	kube := fake.NewClientBuilder().WithScheme(scheme).WithObjects(target).Build()
+	writes := &ownWrites{scheme: scheme}
+	writer := ownWritesClient{Client: kube, writes: writes}
+	pred := writes.notOwnWrite()
+	passes := func(obj client.Object) bool {
+		return pred.Update(event.UpdateEvent{ObjectOld: obj, ObjectNew: obj})
+	}
+
+	// Serin scales the target: the event of that write is skipped.
+	scaled := target.DeepCopy()
+	if err := kube.Get(ctx, client.ObjectKeyFromObject(target), scaled); err != nil {
+		t.Fatal(err)
+	}
+	before := scaled.DeepCopy()
+	scaled.Spec.Replicas = new(int32)
+	if err := writer.Patch(ctx, scaled, client.MergeFrom(before)); err != nil {
+		t.Fatal(err)
+	}
+	if passes(scaled) {
+		t.Error("the event of Serin's own patch starts a reconcile")
+	}
+	// The Deployment controller updates the status: a new version passes.
+	rolled := scaled.DeepCopy()
+	rolled.Status.ObservedGeneration = 2
+	if err := kube.Status().Update(ctx, rolled); err != nil {
+		t.Fatal(err)
+	}
+	if !passes(rolled) {
+		t.Error("another writer's update is skipped")
+	}
+	// An object of another kind with the same name and version is not it.
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "web", ResourceVersion: scaled.ResourceVersion}}
+	if !passes(svc) {
+		t.Error("a Service update is skipped for a Deployment write")
+	}
+
+	// Applies are recorded from the response.
+	apex := corev1ac.Service("web-apex", "apps").WithSpec(corev1ac.ServiceSpec().WithSelector(map[string]string{"app": "web-primary"}))
+	if err := writer.Apply(ctx, apex, client.FieldOwner("serin")); err != nil {
+		t.Fatal(err)
+	}
+	applied := &corev1.Service{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: "apps", Name: "web-apex"}, applied); err != nil {
+		t.Fatal(err)
+	}
+	if passes(applied) {
+		t.Error("the event of Serin's own apply starts a reconcile")
+	}
+
+	// A deletion passes, and forgets the object.
+	if !pred.Delete(event.DeleteEvent{Object: applied}) {
+		t.Error("a deletion is skipped")
+	}
+	if writes.isOwn(applied) {
+		t.Error("a deleted object is still remembered")
+	}
+}
