@@ -347,7 +347,9 @@ func (d *decider) waitReady() (Decision, bool) {
 		d.next.LastIterationTime = d.now()
 		return d.rollback("not ready within the progress deadline of %s (%s)", d.deadline(), strings.Join(notReady, "; ")), true
 	}
-	return d.done(min(left, d.interval())), true
+	// Readiness arrives as watch events of the workloads; the requeue
+	// only enforces the deadline.
+	return d.done(left), true
 }
 
 func (d *decider) progressing() Decision {
@@ -552,7 +554,9 @@ func (d *decider) promoting() Decision {
 		if left <= 0 {
 			return d.rollback("%s-primary did not roll out the promoted revision within %s: %s", d.target(), d.deadline(), d.in.Primary.Message)
 		}
-		return d.done(min(left, d.interval()))
+		// The primary's rollout arrives as watch events; the requeue only
+		// enforces the deadline.
+		return d.done(left)
 	}
 	a := d.in.Spec.Analysis
 	if d.strategyOf() == StrategyCanary && a.StepWeightPromotion > 0 && d.next.CanaryWeight > 0 {

@@ -221,7 +221,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "a canary that is not ready holds the analysis", spec: canarySpec(),
 			status: status(serinv1.CanaryPhaseProgressing, due), canary: &Workload{Exists: true, Message: "1 of 2 pods ready"},
-			wantPhase: serinv1.CanaryPhaseProgressing, wantRequeue: time.Minute,
+			wantPhase: serinv1.CanaryPhaseProgressing, wantRequeue: 3 * time.Minute,
 		},
 		{
 			name: "a canary not ready past the deadline rolls back", spec: canarySpec(),
@@ -234,7 +234,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "a primary not ready holds the analysis", spec: canarySpec(),
 			status: status(serinv1.CanaryPhaseProgressing, due), primary: &Workload{Exists: true},
-			wantPhase: serinv1.CanaryPhaseProgressing, wantRequeue: time.Minute,
+			wantPhase: serinv1.CanaryPhaseProgressing, wantRequeue: 3 * time.Minute,
 		},
 		{
 			name: "nothing happens before the interval", spec: canarySpec(metric),
@@ -404,7 +404,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "promoting waits for the primary rollout", spec: canarySpec(),
 			status: status(serinv1.CanaryPhasePromoting, weight(40)), primary: &Workload{Exists: true},
-			wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 40, wantRequeue: time.Minute,
+			wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 40, wantRequeue: 4*time.Minute + 30*time.Second,
 		},
 		{
 			name: "a primary that does not roll out within the deadline rolls back", spec: canarySpec(),

@@ -76,7 +76,7 @@ func TestDecideOperations(t *testing.T) {
 			name: "promote is refused while the canary is not ready", op: promote, spec: canarySpec(),
 			status: status(serinv1.CanaryPhaseProgressing, weight(20), iterations(1)), canary: &Workload{Exists: true, Message: "1 of 2 pods ready"},
 			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 20, wantIter: 1, wantEvents: "!OperationRefused",
-			wantRefusal: "not ready: 1 of 2 pods ready", wantRequeue: time.Minute,
+			wantRefusal: "not ready: 1 of 2 pods ready", wantRequeue: 4*time.Minute + 30*time.Second,
 		},
 		{
 			name: "a rollback that is due wins over promote", op: promote, spec: canarySpec(metric),

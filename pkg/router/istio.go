@@ -57,25 +57,26 @@ const (
 
 // SetRoutes applies the two DestinationRules, then the VirtualService, so
 // the routes never point at hosts without their policy.
+// It reports the split of the VirtualService as its apply left it.
 func (ir *IstioRouter) SetRoutes(ctx context.Context, r Route, t analysis.Traffic) (analysis.Traffic, error) {
-	return readBack(ctx, ir, r, ir.setRoutes(ctx, r, t))
-}
-
-func (ir *IstioRouter) setRoutes(ctx context.Context, r Route, t analysis.Traffic) error {
 	drs, err := istioDestinationRules(r)
 	if err != nil {
-		return err
+		return analysis.Traffic{}, err
 	}
 	vs, err := istioVirtualService(r, t)
 	if err != nil {
-		return err
+		return analysis.Traffic{}, err
 	}
 	for _, dr := range drs {
 		if err := ir.apply(ctx, dr, &istiov1.DestinationRule{}); err != nil {
-			return err
+			return analysis.Traffic{}, err
 		}
 	}
-	return ir.apply(ctx, vs, &istiov1.VirtualService{})
+	stored := &istiov1.VirtualService{}
+	if err := ir.apply(ctx, vs, stored); err != nil {
+		return analysis.Traffic{}, err
+	}
+	return istioTraffic(stored, service.NamesOf(r.Canary))
 }
 
 // Routes reads the weights from the default (last) route of the
@@ -87,6 +88,10 @@ func (ir *IstioRouter) Routes(ctx context.Context, r Route) (analysis.Traffic, e
 	if err := ir.Reader.Get(ctx, client.ObjectKey{Namespace: r.Canary.Namespace, Name: names.Apex}, &vs); err != nil {
 		return analysis.Traffic{}, fmt.Errorf("reading VirtualService %s: %w", names.Apex, err)
 	}
+	return istioTraffic(&vs, names)
+}
+
+func istioTraffic(vs *istiov1.VirtualService, names service.Names) (analysis.Traffic, error) {
 	var t analysis.Traffic
 	if tcp := vs.Spec.GetTcp(); len(tcp) > 0 {
 		for _, d := range tcp[len(tcp)-1].GetRoute() {
@@ -379,7 +384,8 @@ func istioObjectMeta(c *serinv1.Canary, name string, custom *serinv1.CustomMetad
 }
 
 // apply applies desired server-side unless live (an empty object of the
-// same type) shows that it already carries everything desired sets.
+// same type) shows that it already carries everything desired sets. live
+// is left holding the object as the server stores it.
 func (ir *IstioRouter) apply(ctx context.Context, desired, live client.Object) error {
 	kind, name := desired.GetObjectKind().GroupVersionKind().Kind, desired.GetName()
 	u, err := istioUnstructured(desired)
@@ -414,6 +420,14 @@ func (ir *IstioRouter) apply(ctx context.Context, desired, live client.Object) e
 	}
 	if err := ir.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(ir.FieldManager), client.ForceOwnership); err != nil {
 		return fmt.Errorf("applying %s %s: %w", kind, name, err)
+	}
+	// u holds the response now.
+	stored, err := json.Marshal(u.Object)
+	if err == nil {
+		err = json.Unmarshal(stored, live)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the applied %s %s: %w", kind, name, err)
 	}
 	return nil
 }
