@@ -34,6 +34,7 @@ import (
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -241,23 +242,11 @@ func benchmark(ctx context.Context, cfg config, bin, dir string) (r *Result, err
 
 	// The watch runs before anything is created, so no phase is missed.
 	t := newTracker()
-	cache, err := ctrlcache.New(env.Config, ctrlcache.Options{Scheme: cl.Scheme()})
+	stopWatch, err := startWatch(ctx, env.Config, cl.Scheme(), &serinv1.Canary{}, t.handler())
 	if err != nil {
 		return nil, err
 	}
-	inf, err := cache.GetInformer(ctx, &serinv1.Canary{})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := inf.AddEventHandler(t.handler()); err != nil {
-		return nil, err
-	}
-	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	go func() { _ = cache.Start(watchCtx) }()
-	if !cache.WaitForCacheSync(ctx) {
-		return nil, errors.New("the Canary watch did not sync")
-	}
 
 	logf("starting the controller")
 	ctrlLog := filepath.Join(dir, "serin.log")
@@ -398,6 +387,29 @@ func benchmark(ctx context.Context, cfg config, bin, dir string) (r *Result, err
 		r.Logs = map[string]string{"controller": ctrlLog, "audit": auditLog, "cluster": env.Dir}
 	}
 	return r, nil
+}
+
+// startWatch runs an informer for obj's kind with handler until the
+// returned func is called; it returns once the informer has synced.
+func startWatch(ctx context.Context, cfg *rest.Config, scheme *kruntime.Scheme, obj client.Object, handler toolscache.ResourceEventHandler) (context.CancelFunc, error) {
+	cache, err := ctrlcache.New(cfg, ctrlcache.Options{Scheme: scheme})
+	if err != nil {
+		return nil, err
+	}
+	inf, err := cache.GetInformer(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := inf.AddEventHandler(handler); err != nil {
+		return nil, err
+	}
+	watchCtx, stop := context.WithCancel(ctx)
+	go func() { _ = cache.Start(watchCtx) }()
+	if !cache.WaitForCacheSync(ctx) {
+		stop()
+		return nil, fmt.Errorf("the %T watch did not sync", obj)
+	}
+	return stop, nil
 }
 
 func newClient(cfg *rest.Config) (client.Client, error) {

@@ -16,7 +16,8 @@ func TestCountAudit(t *testing.T) {
 		``,
 		`{"auditID":"3","stage":"RequestReceived","verb":"get","requestURI":"/apis?timeout=32s","user":{"username":"ctl"},"requestReceivedTimestamp":"2026-01-01T00:00:01.500000Z"}`,
 		`{"auditID":"3","stage":"ResponseComplete","verb":"get","requestURI":"/apis?timeout=32s","user":{"username":"ctl"},"requestReceivedTimestamp":"2026-01-01T00:00:01.500000Z"}`,
-		`{"auditID":"4","stage":"ResponseComplete","verb":"patch","requestURI":"/apis/serin.dev/v1beta1/namespaces/b/canaries/app/status","user":{"username":"ctl"},"objectRef":{"resource":"canaries","apiGroup":"serin.dev","subresource":"status"},"requestReceivedTimestamp":"2026-01-01T00:00:02Z"}`,
+		// A refused request: counted, and counted as refused by its code.
+		`{"auditID":"4","stage":"ResponseComplete","verb":"patch","requestURI":"/apis/serin.dev/v1beta1/namespaces/b/canaries/app/status","user":{"username":"ctl"},"objectRef":{"resource":"canaries","apiGroup":"serin.dev","subresource":"status"},"responseStatus":{"code":409},"requestReceivedTimestamp":"2026-01-01T00:00:02Z"}`,
 		`{"auditID":"5","stage":"ResponseComplete","verb":"create","requestURI":"/api/v1/namespaces/a/pods","user":{"username":"system:kube-controller-manager"},"objectRef":{"resource":"pods"},"requestReceivedTimestamp":"2026-01-01T00:00:00Z"}`,
 	}, "\n")
 	at := func(ms int) time.Time { return time.Date(2026, 1, 1, 0, 0, 0, ms*int(time.Millisecond), time.UTC) }
@@ -32,8 +33,9 @@ func TestCountAudit(t *testing.T) {
 			"watch pods":                      1,
 			"get /apis":                       1,
 		},
-		Times:  []time.Time{at(200), at(300), at(1500), at(2000)},
-		ByUser: map[string]int{"ctl": 4, "system:kube-controller-manager": 1},
+		Refused: map[string]int{"patch canaries.serin.dev/status 409": 1},
+		Times:   []time.Time{at(200), at(300), at(1500), at(2000)},
+		ByUser:  map[string]int{"ctl": 4, "system:kube-controller-manager": 1},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("CountAudit =\n%+v, want\n%+v", got, want)

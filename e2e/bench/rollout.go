@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
-	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"github.com/serin-dev/serin/e2e/stack"
 )
@@ -54,23 +53,11 @@ func clusterRollout(ctx context.Context, cfg config, dir string) (r *Result, err
 	}
 
 	t := newRolloutTracker()
-	cache, err := ctrlcache.New(env.Config, ctrlcache.Options{Scheme: cl.Scheme()})
+	stopWatch, err := startWatch(ctx, env.Config, cl.Scheme(), &appsv1.Deployment{}, t.handler())
 	if err != nil {
 		return nil, err
 	}
-	inf, err := cache.GetInformer(ctx, &appsv1.Deployment{})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := inf.AddEventHandler(t.handler()); err != nil {
-		return nil, err
-	}
-	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	go func() { _ = cache.Start(watchCtx) }()
-	if !cache.WaitForCacheSync(ctx) {
-		return nil, errors.New("the Deployment watch did not sync")
-	}
 
 	n := cfg.n
 	logf("creating %d Deployments", n)
@@ -80,7 +67,7 @@ func clusterRollout(ctx context.Context, cfg config, dir string) (r *Result, err
 		if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			return err
 		}
-		t.created(ns)
+		t.mark(stepCreated, ns)
 		return cl.Create(ctx, stack.NewDeployment(ns, appName, 1))
 	}); err != nil {
 		return nil, err
@@ -92,59 +79,64 @@ func clusterRollout(ctx context.Context, cfg config, dir string) (r *Result, err
 	if err := waitFor(ctx, "all Deployments to be available", cfg.timeout, progress, func() bool { a, _ := t.counts(); return a >= n }); err != nil {
 		return nil, err
 	}
-	lat, last := t.latencies(t.createdAt, t.availableAt)
+	lat, last := t.latencies(stepCreated, stepAvailable)
 	r.Init = summarize(lat, last.Sub(start).Seconds(), 0)
 
 	logf("setting a new image on every Deployment")
 	split := time.Now()
-	if err := release(ctx, cl, n, t.released); err != nil {
+	if err := release(ctx, cl, n, func(ns string) { t.mark(stepReleased, ns) }); err != nil {
 		return nil, err
 	}
 	if err := waitFor(ctx, "all Deployments to roll out", cfg.timeout, progress, func() bool { _, u := t.counts(); return u >= n }); err != nil {
 		return nil, err
 	}
-	lat, last = t.latencies(t.releasedAt, t.rolledOutAt)
+	lat, last = t.latencies(stepReleased, stepRolledOut)
 	r.Promotion = summarize(lat, last.Sub(split).Seconds(), 0)
 	r.ComponentCPUSeconds = componentCPU(env)
 	return r, nil
 }
 
-// rolloutTracker records when each namespace's Deployment was created,
-// became available, got the new image and rolled it out.
+// rolloutTracker records when each namespace's Deployment reached each
+// step: created, available, released (new image set) and rolledOut.
 type rolloutTracker struct {
-	mu          sync.Mutex
-	createdAt   map[string]time.Time
-	availableAt map[string]time.Time
-	releasedAt  map[string]time.Time
-	rolledOutAt map[string]time.Time
+	mu    sync.Mutex
+	steps map[string]map[string]time.Time // step → namespace → first time
 }
+
+const (
+	stepCreated   = "created"
+	stepAvailable = "available"
+	stepReleased  = "released"
+	stepRolledOut = "rolledOut"
+)
 
 func newRolloutTracker() *rolloutTracker {
-	return &rolloutTracker{createdAt: map[string]time.Time{}, availableAt: map[string]time.Time{}, releasedAt: map[string]time.Time{}, rolledOutAt: map[string]time.Time{}}
+	return &rolloutTracker{steps: map[string]map[string]time.Time{}}
 }
 
-func (t *rolloutTracker) created(ns string) {
+// mark records the first time ns reached step.
+func (t *rolloutTracker) mark(step, ns string) {
+	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.createdAt[ns] = time.Now()
+	if t.steps[step] == nil {
+		t.steps[step] = map[string]time.Time{}
+	}
+	if _, ok := t.steps[step][ns]; !ok {
+		t.steps[step][ns] = now
+	}
 }
 
-func (t *rolloutTracker) released(ns string) {
+func (t *rolloutTracker) latencies(from, to string) ([]float64, time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.releasedAt[ns] = time.Now()
-}
-
-func (t *rolloutTracker) latencies(from, to map[string]time.Time) ([]float64, time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return latencies(from, to)
+	return latencies(t.steps[from], t.steps[to])
 }
 
 func (t *rolloutTracker) counts() (available, rolledOut int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.availableAt), len(t.rolledOutAt)
+	return len(t.steps[stepAvailable]), len(t.steps[stepRolledOut])
 }
 
 // observe marks a Deployment whose controller has rolled out its current
@@ -160,16 +152,11 @@ func (t *rolloutTracker) observe(obj any) {
 	if !done {
 		return
 	}
-	now := time.Now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	m := t.availableAt
+	step := stepAvailable
 	if d.Spec.Template.Spec.Containers[0].Image == releaseImage {
-		m = t.rolledOutAt
+		step = stepRolledOut
 	}
-	if _, ok := m[d.Namespace]; !ok {
-		m[d.Namespace] = now
-	}
+	t.mark(step, d.Namespace)
 }
 
 func (t *rolloutTracker) handler() toolscache.ResourceEventHandler {

@@ -508,21 +508,23 @@ func StateChanged(old, updated client.Object) bool {
 	switch o := old.(type) {
 	case *appsv1.Deployment:
 		n, ok := updated.(*appsv1.Deployment)
-		if !ok {
-			return true
-		}
-		a, b := o.Status, n.Status
-		return a.ObservedGeneration != b.ObservedGeneration || a.Replicas != b.Replicas ||
-			a.UpdatedReplicas != b.UpdatedReplicas || a.AvailableReplicas != b.AvailableReplicas
+		return !ok || deploymentStateFields(o) != deploymentStateFields(n)
 	case *appsv1.DaemonSet:
 		n, ok := updated.(*appsv1.DaemonSet)
-		if !ok {
-			return true
-		}
-		a, b := o.Status, n.Status
-		return a.ObservedGeneration != b.ObservedGeneration || a.DesiredNumberScheduled != b.DesiredNumberScheduled ||
-			a.UpdatedNumberScheduled != b.UpdatedNumberScheduled || a.NumberReady != b.NumberReady
+		return !ok || daemonSetStateFields(o) != daemonSetStateFields(n)
 	default:
 		return true
 	}
+}
+
+// deploymentStateFields are the status fields deploymentState reads.
+func deploymentStateFields(d *appsv1.Deployment) [4]int64 {
+	st := d.Status
+	return [4]int64{st.ObservedGeneration, int64(st.Replicas), int64(st.UpdatedReplicas), int64(st.AvailableReplicas)}
+}
+
+// daemonSetStateFields are the status fields daemonSetState reads.
+func daemonSetStateFields(ds *appsv1.DaemonSet) [4]int64 {
+	st := ds.Status
+	return [4]int64{st.ObservedGeneration, int64(st.DesiredNumberScheduled), int64(st.UpdatedNumberScheduled), int64(st.NumberReady)}
 }
