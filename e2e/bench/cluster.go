@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/serin-dev/serin/e2e/internal/proc"
 	"github.com/serin-dev/serin/e2e/testenv"
@@ -173,4 +175,43 @@ func startController(ctx context.Context, bin, kubeconfig, logPath string) (*con
 	}
 	c := &controller{p: p, metricsURL: "http://" + metricsAddr + "/metrics"}
 	return c, p.WaitHTTP(ctx, "http://"+healthAddr+"/readyz")
+}
+
+// benchCluster is a started local cluster and the benchmark's client of it.
+type benchCluster struct {
+	env          *testenv.Env
+	client       client.Client
+	ca           *clientCA
+	auditLog     string
+	startSeconds float64
+}
+
+// openCluster starts the local cluster sized for cfg.n Canaries, with crds
+// installed and its audit log in dir.
+func openCluster(ctx context.Context, cfg config, dir string, crds []string) (*benchCluster, error) {
+	ca, err := newClientCA(dir)
+	if err != nil {
+		return nil, err
+	}
+	bc := &benchCluster{ca: ca, auditLog: filepath.Join(dir, "audit.log")}
+	logf("starting the local cluster (%d kwok nodes)", 3*cfg.n/100+1)
+	start := time.Now()
+	if bc.env, err = startCluster(ctx, dir, cfg.n, crds, ca, bc.auditLog); err != nil {
+		return nil, err
+	}
+	bc.startSeconds = time.Since(start).Seconds()
+	if bc.client, err = newClient(bc.env.Config); err != nil {
+		return nil, errors.Join(err, bc.env.Stop())
+	}
+	return bc, nil
+}
+
+// close stops the cluster and returns runErr with any error of stopping it;
+// the logs are kept when keep is set or the run failed.
+func (bc *benchCluster) close(keep bool, runErr error) error {
+	if keep || runErr != nil {
+		bc.env.KeepLogs()
+		logf("cluster logs in %s", bc.env.Dir)
+	}
+	return errors.Join(runErr, bc.env.Stop())
 }

@@ -207,31 +207,14 @@ func benchmark(ctx context.Context, cfg config, bin, dir string) (r *Result, err
 		}
 		crds = append(crds, routers...)
 	}
-	ca, err := newClientCA(dir)
-	if err != nil {
-		return nil, err
-	}
-	auditLog := filepath.Join(dir, "audit.log")
 	r = &Result{Profile: cfg.profile, Canaries: cfg.n, ControllerBinary: bin, Machine: describeMachine()}
-	logf("starting the local cluster (%d kwok nodes)", 3*cfg.n/100+1)
-	start := time.Now()
-	env, err := startCluster(ctx, dir, cfg.n, crds, ca, auditLog)
+	bc, err := openCluster(ctx, cfg, dir, crds)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if cfg.keep || err != nil {
-			env.KeepLogs()
-			logf("cluster logs in %s", env.Dir)
-		}
-		err = errors.Join(err, env.Stop())
-	}()
-	r.ClusterStartSeconds = time.Since(start).Seconds()
-
-	cl, err := newClient(env.Config)
-	if err != nil {
-		return nil, err
-	}
+	defer func() { err = bc.close(cfg.keep, err) }()
+	r.ClusterStartSeconds = bc.startSeconds
+	env, cl, ca, auditLog := bc.env, bc.client, bc.ca, bc.auditLog
 	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: controllerNamespace}}); err != nil {
 		return nil, err
 	}
@@ -289,7 +272,7 @@ func benchmark(ctx context.Context, cfg config, bin, dir string) (r *Result, err
 	n := cfg.n
 	logf("creating %d Canaries", n)
 	endInitProfile := profilePhase("init")
-	start = time.Now()
+	start := time.Now()
 	if err := createApps(ctx, cl, n, cfg.profile, t); err != nil {
 		return nil, err
 	}

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -29,28 +27,13 @@ const profileRollout = "rollout"
 // Init is the first wait, Promotion the second.
 func clusterRollout(ctx context.Context, cfg config, dir string) (r *Result, err error) {
 	r = &Result{Profile: cfg.profile, Canaries: cfg.n, Machine: describeMachine()}
-	ca, err := newClientCA(dir)
+	bc, err := openCluster(ctx, cfg, dir, nil)
 	if err != nil {
 		return nil, err
 	}
-	logf("starting the local cluster (%d kwok nodes)", 3*cfg.n/100+1)
-	start := time.Now()
-	env, err := startCluster(ctx, dir, cfg.n, nil, ca, filepath.Join(dir, "audit.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if cfg.keep || err != nil {
-			env.KeepLogs()
-			logf("cluster logs in %s", env.Dir)
-		}
-		err = errors.Join(err, env.Stop())
-	}()
-	r.ClusterStartSeconds = time.Since(start).Seconds()
-	cl, err := newClient(env.Config)
-	if err != nil {
-		return nil, err
-	}
+	defer func() { err = bc.close(cfg.keep, err) }()
+	r.ClusterStartSeconds = bc.startSeconds
+	env, cl := bc.env, bc.client
 
 	t := newRolloutTracker()
 	stopWatch, err := startWatch(ctx, env.Config, cl.Scheme(), &appsv1.Deployment{}, t.handler())
@@ -61,7 +44,7 @@ func clusterRollout(ctx context.Context, cfg config, dir string) (r *Result, err
 
 	n := cfg.n
 	logf("creating %d Deployments", n)
-	start = time.Now()
+	start := time.Now()
 	if err := forEach(ctx, n, func(ctx context.Context, i int) error {
 		ns := namespaceName(i)
 		if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
