@@ -61,11 +61,13 @@ func (w *ownWrites) forget(obj client.Object) {
 	}
 }
 
-// notOwnWrite passes every event but the update that this controller's own
-// last write caused; a deletion also drops what is remembered of the
-// object.
+// notOwnWrite passes every event but the creation or update that this
+// controller's own last write caused; a deletion also drops what is
+// remembered of the object. After a restart nothing is remembered, so the
+// informers' initial creations all pass.
 func (w *ownWrites) notOwnWrite() predicate.Predicate {
 	return predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool { return !w.isOwn(e.Object) },
 		UpdateFunc: func(e event.UpdateEvent) bool { return !w.isOwn(e.ObjectNew) },
 		DeleteFunc: func(e event.DeleteEvent) bool {
 			w.forget(e.Object)

@@ -62,8 +62,11 @@ func TestOwnWritesSkipOnlyTheEventOfTheLastOwnWrite(t *testing.T) {
 	if err := kube.Get(ctx, client.ObjectKey{Namespace: "apps", Name: "web-apex"}, applied); err != nil {
 		t.Fatal(err)
 	}
-	if passes(applied) {
+	if passes(applied) || pred.Create(event.CreateEvent{Object: applied}) {
 		t.Error("the event of Serin's own apply starts a reconcile")
+	}
+	if !pred.Create(event.CreateEvent{Object: rolled}) {
+		t.Error("the creation of an object another writer changed is skipped")
 	}
 
 	// A deletion passes, and forgets the object.
