@@ -34,18 +34,12 @@ type canaryPatcher struct {
 }
 
 func newCanaryPatcher(c client.Client, versions *canaryVersions, obj *serinv1.Canary) (*canaryPatcher, error) {
-	p := &canaryPatcher{client: c, versions: versions}
-	return p, p.reset(obj)
-}
-
-func (p *canaryPatcher) reset(obj *serinv1.Canary) error {
 	status, err := json.Marshal(obj.Status)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	p.before = &serinv1.Canary{ObjectMeta: *obj.ObjectMeta.DeepCopy()}
-	p.statusJSON = status
-	return nil
+	before := &serinv1.Canary{ObjectMeta: *obj.ObjectMeta.DeepCopy()}
+	return &canaryPatcher{client: c, versions: versions, before: before, statusJSON: status}, nil
 }
 
 // Patch writes the changes of obj since the patcher was made, or since its
@@ -60,6 +54,7 @@ func (p *canaryPatcher) Patch(ctx context.Context, obj *serinv1.Canary) error {
 			return err
 		}
 		obj.ResourceVersion = meta.ResourceVersion
+		p.before.ObjectMeta = meta.ObjectMeta
 	}
 	status, err := json.Marshal(obj.Status)
 	if err != nil {
@@ -76,8 +71,9 @@ func (p *canaryPatcher) Patch(ctx context.Context, obj *serinv1.Canary) error {
 		if err := p.record(obj, p.client.Status().Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch), opts)); err != nil {
 			return err
 		}
+		p.statusJSON = status
 	}
-	return p.reset(obj)
+	return nil
 }
 
 type jsonPatchOp struct {
