@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -65,10 +66,12 @@ type CanaryReconciler struct {
 	// Alerting sends release events to alert providers.
 	Alerting Alerting
 
-	versions canaryVersions
-	// writes are the workload and Service writes of this controller,
-	// whose own watch events need no reconcile.
-	writes *ownWrites
+	// versions are the Canaries' versions this controller last wrote or
+	// read around the cache.
+	versions *objectVersions
+	// writes are the versions of the workloads and Services this
+	// controller wrote, whose own watch events need no reconcile.
+	writes *objectVersions
 	// Routers tunes the routers.
 	Routers RouterOptions
 
@@ -80,13 +83,15 @@ type CanaryReconciler struct {
 func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	start := time.Now()
 	obj := &serinv1.Canary{}
+	// What is known of a Canary found deleted is forgotten by its key.
+	gone := &serinv1.Canary{ObjectMeta: metav1.ObjectMeta{Namespace: req.Namespace, Name: req.Name}}
 	// The cache holds only the Canaries this controller serves (its
 	// namespace and label selector shard): a request for another one, as
 	// an owned primary's event can bring, is not ours.
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			forgetRelease(req.NamespacedName)
-			r.versions.forget(req.NamespacedName)
+			r.versions.forget(gone)
 			r.Services.Forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -99,13 +104,13 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	if !r.versions.current(obj) {
 		if err := r.APIReader.Get(ctx, req.NamespacedName, obj); err != nil {
 			if apierrors.IsNotFound(err) {
-				r.versions.forget(req.NamespacedName)
+				r.versions.forget(gone)
 			}
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
-		r.versions.seen(obj)
+		r.versions.record(obj)
 	}
-	patcher, err := newCanaryPatcher(r.Client, &r.versions, obj)
+	patcher, err := newCanaryPatcher(r.Client, r.versions, obj)
 	if err != nil {
 		return ctrl.Result{}, err
 	}

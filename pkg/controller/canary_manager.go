@@ -59,8 +59,11 @@ func (r *CanaryReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manage
 		return err
 	}
 
+	if r.versions == nil {
+		r.versions = newObjectVersions(mgr.GetScheme())
+	}
 	if r.writes == nil {
-		r.writes = &ownWrites{scheme: mgr.GetScheme()}
+		r.writes = newObjectVersions(mgr.GetScheme())
 	}
 	notOwn := builder.WithPredicates(r.writes.notOwnWrite())
 	// Workload events also leave out status updates that cannot move a

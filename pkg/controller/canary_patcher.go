@@ -25,15 +25,15 @@ import (
 // the controller's CPU (make bench).
 //
 // Each successful patch records the resourceVersion it returned, so the
-// next reconcile knows whether the cache has caught up (canaryVersions).
+// next reconcile knows whether the cache has caught up (objectVersions).
 type canaryPatcher struct {
 	client     client.Client
-	versions   *canaryVersions
+	versions   *objectVersions
 	before     *serinv1.Canary
 	statusJSON []byte
 }
 
-func newCanaryPatcher(c client.Client, versions *canaryVersions, obj *serinv1.Canary) (*canaryPatcher, error) {
+func newCanaryPatcher(c client.Client, versions *objectVersions, obj *serinv1.Canary) (*canaryPatcher, error) {
 	status, err := json.Marshal(obj.Status)
 	if err != nil {
 		return nil, err
@@ -86,9 +86,9 @@ type jsonPatchOp struct {
 // what the server holds is unknown.
 func (p *canaryPatcher) record(obj *serinv1.Canary, err error) error {
 	if err != nil {
-		p.versions.forget(client.ObjectKeyFromObject(obj))
+		p.versions.forget(obj)
 		return err
 	}
-	p.versions.seen(obj)
+	p.versions.record(obj)
 	return nil
 }

@@ -35,13 +35,13 @@ func TestCanaryPatcherRequests(t *testing.T) {
 				return c.SubResource(sub).Patch(ctx, obj, p, opts...)
 			},
 		}).Build()
-	var versions canaryVersions
+	versions := newObjectVersions(testScheme(t))
 	obj := &serinv1.Canary{}
 	if err := kube.Get(ctx, client.ObjectKeyFromObject(stored), obj); err != nil {
 		t.Fatal(err)
 	}
 
-	p, err := newCanaryPatcher(kube, &versions, obj)
+	p, err := newCanaryPatcher(kube, versions, obj)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,72 +3,26 @@ package controller
 import (
 	"context"
 	"encoding/json"
-	"sync"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 )
 
-// ownWrites remembers the resourceVersion of each workload and Service as
-// this controller last wrote it, so that the watch event of its own write
-// does not start another reconcile: the reconcile that wrote has already
-// decided what comes next, and the changes that matter after a write (the
-// Deployment controller rolling it out) arrive as events of their own. At
-// 1,000 Canaries these events were about a third of all reconciles (make
-// bench).
-type ownWrites struct {
-	scheme *runtime.Scheme
-	m      sync.Map // objectRef → resourceVersion
-}
-
-type objectRef struct {
-	kind            schema.GroupKind
-	namespace, name string
-}
-
-// record keeps the version a write returned.
-func (w *ownWrites) record(ref objectRef, resourceVersion string) {
-	if resourceVersion != "" {
-		w.m.Store(ref, resourceVersion)
-	}
-}
-
-func (w *ownWrites) refOf(obj client.Object) (objectRef, bool) {
-	gvk, err := apiutil.GVKForObject(obj, w.scheme)
-	if err != nil {
-		return objectRef{}, false
-	}
-	return objectRef{kind: gvk.GroupKind(), namespace: obj.GetNamespace(), name: obj.GetName()}, true
-}
-
-// isOwn is true when obj is the version of this controller's last write.
-func (w *ownWrites) isOwn(obj client.Object) bool {
-	ref, ok := w.refOf(obj)
-	if !ok {
-		return false
-	}
-	rv, ok := w.m.Load(ref)
-	return ok && rv.(string) == obj.GetResourceVersion()
-}
-
-func (w *ownWrites) forget(obj client.Object) {
-	if ref, ok := w.refOf(obj); ok {
-		w.m.Delete(ref)
-	}
-}
-
-// notOwnWrite passes every event but the creation or update that this
-// controller's own last write caused; a deletion also drops what is
+// notOwnWrite, on the versions of this controller's writes, passes every
+// event but the creation or update that its own last write caused: the
+// reconcile that wrote has already decided what comes next, and the changes
+// that matter after a write (the Deployment controller rolling it out)
+// arrive as events of their own. At 1,000 Canaries these events were about
+// a third of all reconciles (make bench). A deletion also drops what is
 // remembered of the object. After a restart nothing is remembered, so the
 // informers' initial creations all pass.
-func (w *ownWrites) notOwnWrite() predicate.Predicate {
+func (w *objectVersions) notOwnWrite() predicate.Predicate {
 	return predicate.Funcs{
-		CreateFunc: func(e event.CreateEvent) bool { return !w.isOwn(e.Object) },
-		UpdateFunc: func(e event.UpdateEvent) bool { return !w.isOwn(e.ObjectNew) },
+		CreateFunc: func(e event.CreateEvent) bool { return !w.current(e.Object) },
+		UpdateFunc: func(e event.UpdateEvent) bool { return !w.current(e.ObjectNew) },
 		DeleteFunc: func(e event.DeleteEvent) bool {
 			w.forget(e.Object)
 			return true
@@ -80,14 +34,12 @@ func (w *ownWrites) notOwnWrite() predicate.Predicate {
 // through; it records what each write returned.
 type ownWritesClient struct {
 	client.Client
-	writes *ownWrites
+	writes *objectVersions
 }
 
 func (c ownWritesClient) recordObject(obj client.Object, err error) error {
 	if err == nil {
-		if ref, ok := c.writes.refOf(obj); ok {
-			c.writes.record(ref, obj.GetResourceVersion())
-		}
+		c.writes.record(obj)
 	}
 	return err
 }
@@ -123,7 +75,7 @@ func (c ownWritesClient) Apply(ctx context.Context, obj runtime.ApplyConfigurati
 	}
 	if json.Unmarshal(data, &applied) == nil {
 		gv, _ := schema.ParseGroupVersion(applied.APIVersion)
-		c.writes.record(objectRef{kind: schema.GroupKind{Group: gv.Group, Kind: applied.Kind}, namespace: applied.Metadata.Namespace, name: applied.Metadata.Name}, applied.Metadata.ResourceVersion)
+		c.writes.recordRef(objectRef{kind: schema.GroupKind{Group: gv.Group, Kind: applied.Kind}, namespace: applied.Metadata.Namespace, name: applied.Metadata.Name}, applied.Metadata.ResourceVersion)
 	}
 	return nil
 }

@@ -18,7 +18,7 @@ func TestOwnWritesSkipOnlyTheEventOfTheLastOwnWrite(t *testing.T) {
 	scheme := testScheme(t)
 	target := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "web"}}
 	kube := fake.NewClientBuilder().WithScheme(scheme).WithObjects(target).Build()
-	writes := &ownWrites{scheme: scheme}
+	writes := newObjectVersions(scheme)
 	writer := ownWritesClient{Client: kube, writes: writes}
 	pred := writes.notOwnWrite()
 	passes := func(obj client.Object) bool {
@@ -73,7 +73,7 @@ func TestOwnWritesSkipOnlyTheEventOfTheLastOwnWrite(t *testing.T) {
 	if !pred.Delete(event.DeleteEvent{Object: applied}) {
 		t.Error("a deletion is skipped")
 	}
-	if writes.isOwn(applied) {
+	if writes.current(applied) {
 		t.Error("a deleted object is still remembered")
 	}
 }

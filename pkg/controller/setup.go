@@ -85,7 +85,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		return fmt.Errorf("creating the event recorder: %w", err)
 	}
 	kube := mgr.GetClient()
-	writes := &ownWrites{scheme: mgr.GetScheme()}
+	writes := newObjectVersions(mgr.GetScheme())
 	writer := ownWritesClient{Client: kube, writes: writes}
 	r := &CanaryReconciler{
 		Client:        kube,
@@ -94,6 +94,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		Metrics:       runtimectrl.NewMetrics(mgr, metricsRecorder(), serinv1.CanaryFinalizer),
 		Workloads:     workload.New(kube, writer, cfg.Workload),
 		Services:      &service.Applier{Reader: kube, Client: writer, FieldManager: FieldManager},
+		versions:      newObjectVersions(mgr.GetScheme()),
 		writes:        writes,
 		Webhooks:      webhook.NewClient(),
 		MetricChecks: &metrics.Checker{
