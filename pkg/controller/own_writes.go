@@ -2,10 +2,11 @@ package controller
 
 import (
 	"context"
-	"encoding/json"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -57,25 +58,30 @@ func (c ownWritesClient) Patch(ctx context.Context, obj client.Object, patch cli
 }
 
 // Apply records from the response, which the client decodes into the apply
-// configuration; its kind and metadata are read back from its JSON.
+// configuration: the unstructured ones of workloads and the typed ones of
+// Services are what is written through this client. Other kinds of apply
+// configuration are written but not recorded, so their events pass.
 func (c ownWritesClient) Apply(ctx context.Context, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
 	if err := c.Client.Apply(ctx, obj, opts...); err != nil {
 		return err
 	}
-	data, err := json.Marshal(obj)
-	if err != nil {
-		return nil // the write succeeded; only its version is unknown
-	}
-	var applied struct {
-		APIVersion string `json:"apiVersion"`
-		Kind       string `json:"kind"`
-		Metadata   struct {
-			Namespace, Name, ResourceVersion string
-		} `json:"metadata"`
-	}
-	if json.Unmarshal(data, &applied) == nil {
-		gv, _ := schema.ParseGroupVersion(applied.APIVersion)
-		c.writes.recordRef(objectRef{kind: schema.GroupKind{Group: gv.Group, Kind: applied.Kind}, namespace: applied.Metadata.Namespace, name: applied.Metadata.Name}, applied.Metadata.ResourceVersion)
+	switch applied := obj.(type) {
+	case unstructuredApplied:
+		gvk := applied.GroupVersionKind()
+		c.writes.recordRef(objectRef{kind: gvk.GroupKind(), namespace: applied.GetNamespace(), name: applied.GetName()}, applied.GetResourceVersion())
+	case *corev1ac.ServiceApplyConfiguration:
+		if applied.ResourceVersion != nil && applied.Name != nil && applied.Namespace != nil {
+			c.writes.recordRef(objectRef{kind: corev1.SchemeGroupVersion.WithKind("Service").GroupKind(), namespace: *applied.Namespace, name: *applied.Name}, *applied.ResourceVersion)
+		}
 	}
 	return nil
+}
+
+// unstructuredApplied is what client.ApplyConfigurationFromUnstructured
+// returns: it embeds the Unstructured the response is decoded into.
+type unstructuredApplied interface {
+	GroupVersionKind() schema.GroupVersionKind
+	GetNamespace() string
+	GetName() string
+	GetResourceVersion() string
 }

@@ -7,6 +7,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -64,6 +65,21 @@ func TestOwnWritesSkipOnlyTheEventOfTheLastOwnWrite(t *testing.T) {
 	}
 	if passes(applied) || pred.Create(event.CreateEvent{Object: applied}) {
 		t.Error("the event of Serin's own apply starts a reconcile")
+	}
+	// So are the unstructured applies that workloads are written with.
+	primary := &unstructured.Unstructured{}
+	primary.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("Deployment"))
+	primary.SetNamespace("apps")
+	primary.SetName("web-primary")
+	if err := writer.Apply(ctx, client.ApplyConfigurationFromUnstructured(primary), client.FieldOwner("serin")); err != nil {
+		t.Fatal(err)
+	}
+	appliedPrimary := &appsv1.Deployment{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: "apps", Name: "web-primary"}, appliedPrimary); err != nil {
+		t.Fatal(err)
+	}
+	if appliedPrimary.ResourceVersion == "" || pred.Create(event.CreateEvent{Object: appliedPrimary}) {
+		t.Error("the event of Serin's own unstructured apply starts a reconcile")
 	}
 	if !pred.Create(event.CreateEvent{Object: rolled}) {
 		t.Error("the creation of an object another writer changed is skipped")
