@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -74,9 +76,9 @@ func (r *CanaryReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manage
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{}, operationRequested),
 		)).
 		// Primaries, and the Services Serin generates.
-		Owns(&appsv1.Deployment{}, workloadEvents).
-		Owns(&appsv1.DaemonSet{}, workloadEvents).
-		Owns(&corev1.Service{}, notOwn).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(controllingCanary), workloadEvents).
+		Watches(&appsv1.DaemonSet{}, handler.EnqueueRequestsFromMapFunc(controllingCanary), workloadEvents).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(controllingCanary), notOwn).
 		// Targets.
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.canariesOfTarget("Deployment")), workloadEvents).
 		Watches(&appsv1.DaemonSet{}, handler.EnqueueRequestsFromMapFunc(r.canariesOfTarget("DaemonSet")), workloadEvents).
@@ -97,6 +99,21 @@ func targetKey(kind, name string) string {
 		kind = "Deployment"
 	}
 	return kind + "/" + name
+}
+
+// controllingCanary maps an object Serin generated to the Canary that
+// controls it. It does what Owns() does without the owner's REST mapping,
+// which Owns() looks up on every event: 6% of the controller's allocations
+// at 1,000 Canaries (make bench). A Canary is always namespaced.
+func controllingCanary(_ context.Context, o client.Object) []reconcile.Request {
+	owner := metav1.GetControllerOfNoCopy(o)
+	if owner == nil || owner.Kind != serinv1.CanaryKind {
+		return nil
+	}
+	if gv, err := schema.ParseGroupVersion(owner.APIVersion); err != nil || gv.Group != serinv1.GroupVersion.Group {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: owner.Name}}}
 }
 
 func (r *CanaryReconciler) canariesOfTarget(kind string) handler.MapFunc {
