@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
@@ -73,15 +74,16 @@ func applyObject(obj client.Object, gvk schema.GroupVersionKind) (*unstructured.
 	return u, nil
 }
 
-// patch writes the difference between original and modified, a changed copy
-// of it, as a JSON merge patch: only the fields Serin changed are sent, so
-// the target's other fields stay with the tools that own them. A nil
-// modified means there is nothing to change.
-func (w *Workloads) patch(ctx context.Context, original, modified client.Object) error {
-	if modified == nil {
+// patch writes a JSON merge patch of the fields Serin changes to obj, so
+// that its other fields stay with the tools that own them. A nil patch means
+// there is nothing to change. The patch is built directly instead of diffing
+// two copies of obj, which cost 5% of the controller's allocations at
+// 1,000 Canaries (make bench).
+func (w *Workloads) patch(ctx context.Context, obj client.Object, patch []byte) error {
+	if patch == nil {
 		return nil
 	}
-	return w.client.Patch(ctx, modified, client.MergeFrom(original))
+	return w.client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch))
 }
 
 // deleteOwned deletes obj if the Canary controls it; nil is nothing to do.

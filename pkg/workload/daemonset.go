@@ -1,11 +1,13 @@
 package workload
 
 import (
+	"encoding/json"
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -41,29 +43,34 @@ func (daemonSetTarget) state(obj client.Object, readyThreshold int) State {
 	return daemonSetState(obj.(*appsv1.DaemonSet), readyThreshold)
 }
 
-func (daemonSetTarget) scaledToZero(obj client.Object) client.Object {
-	ds := obj.(*appsv1.DaemonSet)
-	if daemonSetScaledToZero(ds) {
+func (daemonSetTarget) scaledToZero(obj client.Object) []byte {
+	if daemonSetScaledToZero(obj.(*appsv1.DaemonSet)) {
 		return nil
 	}
-	out := ds.DeepCopy()
-	if out.Spec.Template.Spec.NodeSelector == nil {
-		out.Spec.Template.Spec.NodeSelector = map[string]string{}
-	}
-	out.Spec.Template.Spec.NodeSelector[ScaleToZeroNodeSelector] = "true"
-	return out
+	return scaleToZeroSelectorPatch(ptr.To("true"))
 }
 
 // scaledTo lifts the scale-to-zero nodeSelector; a DaemonSet runs on every
 // node it selects, whatever the replica count.
-func (daemonSetTarget) scaledTo(obj client.Object, _ int32) client.Object {
+func (daemonSetTarget) scaledTo(obj client.Object, _ int32) []byte {
 	ds := obj.(*appsv1.DaemonSet)
 	if _, ok := ds.Spec.Template.Spec.NodeSelector[ScaleToZeroNodeSelector]; !ok {
 		return nil
 	}
-	out := ds.DeepCopy()
-	out.Spec.Template = *withoutScaleToZero(&out.Spec.Template)
-	return out
+	return scaleToZeroSelectorPatch(nil)
+}
+
+// scaleToZeroSelectorPatch is the merge patch that sets the scale-to-zero
+// nodeSelector to value, or removes it when value is nil; the pod
+// template's other selectors are left alone.
+func scaleToZeroSelectorPatch(value *string) []byte {
+	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
+		"nodeSelector": map[string]*string{ScaleToZeroNodeSelector: value},
+	}}}})
+	if err != nil {
+		panic(fmt.Sprintf("workload: encoding the scale-to-zero patch: %v", err)) // maps of strings always encode
+	}
+	return patch
 }
 
 func daemonSetScaledToZero(ds *appsv1.DaemonSet) bool {

@@ -45,23 +45,21 @@ func (deploymentTarget) state(obj client.Object, readyThreshold int) State {
 	return deploymentState(obj.(*appsv1.Deployment), readyThreshold)
 }
 
-func (deploymentTarget) scaledToZero(obj client.Object) client.Object {
+func (deploymentTarget) scaledToZero(obj client.Object) []byte {
 	return deploymentScaledTo(obj.(*appsv1.Deployment), 0)
 }
 
-func (deploymentTarget) scaledTo(obj client.Object, replicas int32) client.Object {
+func (deploymentTarget) scaledTo(obj client.Object, replicas int32) []byte {
 	return deploymentScaledTo(obj.(*appsv1.Deployment), replicas)
 }
 
-// deploymentScaledTo returns a copy of d with replicas replicas, or nil if
-// it has them already.
-func deploymentScaledTo(d *appsv1.Deployment, replicas int32) client.Object {
+// deploymentScaledTo returns the merge patch that gives d replicas
+// replicas, or nil if it has them already.
+func deploymentScaledTo(d *appsv1.Deployment, replicas int32) []byte {
 	if ptr.Deref(d.Spec.Replicas, 1) == replicas {
 		return nil
 	}
-	out := d.DeepCopy()
-	out.Spec.Replicas = ptr.To(replicas)
-	return out
+	return fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, replicas)
 }
 
 // deploymentState is ready once the Deployment controller has rolled out

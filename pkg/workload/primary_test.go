@@ -1,9 +1,11 @@
 package workload
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 
+	jsonpatch "github.com/evanphx/json-patch/v5"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -163,27 +165,52 @@ func TestScaling(t *testing.T) {
 	g := NewWithT(t)
 
 	d := &appsv1.Deployment{Spec: appsv1.DeploymentSpec{Replicas: new(int32(3))}}
-	zero := deploymentTarget{}.scaledToZero(d).(*appsv1.Deployment)
+	zero := mergePatched(t, d, deploymentTarget{}.scaledToZero(d))
 	g.Expect(*zero.Spec.Replicas).To(BeZero())
 	g.Expect(*d.Spec.Replicas).To(Equal(int32(3)), "input must not change")
 	g.Expect(deploymentTarget{}.scaledToZero(zero)).To(BeNil(), "nothing to write")
-	g.Expect(*deploymentTarget{}.scaledTo(zero, 4).(*appsv1.Deployment).Spec.Replicas).To(Equal(int32(4)))
+	g.Expect(*mergePatched(t, zero, deploymentTarget{}.scaledTo(zero, 4)).Spec.Replicas).To(Equal(int32(4)))
 	g.Expect(deploymentTarget{}.scaledTo(d, 3)).To(BeNil(), "nothing to write")
 	g.Expect(deploymentTarget{}.scaledTo(&appsv1.Deployment{}, 1)).To(BeNil(), "unset replicas are 1")
 
 	ds := &appsv1.DaemonSet{}
 	ds.Spec.Template.Spec.NodeSelector = map[string]string{"pool": "web"}
-	stopped := daemonSetTarget{}.scaledToZero(ds).(*appsv1.DaemonSet)
+	ds.Spec.Template.Spec.Containers = []corev1.Container{{Name: "web", Image: "web:1"}}
+	stopped := mergePatched(t, ds, daemonSetTarget{}.scaledToZero(ds))
 	g.Expect(stopped.Spec.Template.Spec.NodeSelector).To(Equal(map[string]string{"pool": "web", ScaleToZeroNodeSelector: "true"}))
+	g.Expect(stopped.Spec.Template.Spec.Containers).To(Equal(ds.Spec.Template.Spec.Containers), "the rest of the template stays")
 	g.Expect(ds.Spec.Template.Spec.NodeSelector).To(HaveLen(1), "input must not change")
 	g.Expect(daemonSetTarget{}.scaledToZero(stopped)).To(BeNil(), "nothing to write")
-	started := daemonSetTarget{}.scaledTo(stopped, 7).(*appsv1.DaemonSet)
+	started := mergePatched(t, stopped, daemonSetTarget{}.scaledTo(stopped, 7))
 	g.Expect(started.Spec.Template.Spec.NodeSelector).To(Equal(map[string]string{"pool": "web"}))
 	g.Expect(daemonSetTarget{}.scaledTo(started, 7)).To(BeNil(), "nothing to write")
 
 	bare := &appsv1.DaemonSet{}
-	roundTrip := daemonSetTarget{}.scaledTo(daemonSetTarget{}.scaledToZero(bare), 1).(*appsv1.DaemonSet)
-	g.Expect(roundTrip.Spec.Template.Spec.NodeSelector).To(BeNil(), "back to no nodeSelector at all")
+	bareStopped := mergePatched(t, bare, daemonSetTarget{}.scaledToZero(bare))
+	roundTrip := mergePatched(t, bareStopped, daemonSetTarget{}.scaledTo(bareStopped, 1))
+	g.Expect(roundTrip.Spec.Template.Spec.NodeSelector).To(BeEmpty(), "back to no nodeSelector at all")
+}
+
+// mergePatched applies a JSON merge patch to a copy of obj, as the API
+// server does.
+func mergePatched[T any, PT interface{ *T }](t *testing.T, obj PT, patch []byte) PT {
+	t.Helper()
+	if patch == nil {
+		t.Fatal("no patch to apply")
+	}
+	original, err := json.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patched, err := jsonpatch.MergePatch(original, patch)
+	if err != nil {
+		t.Fatalf("applying %s: %v", patch, err)
+	}
+	out := PT(new(T))
+	if err := json.Unmarshal(patched, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func TestPrimaryAutoscaler(t *testing.T) {

@@ -176,12 +176,13 @@ type target interface {
 	// every kind shares.
 	primary(target client.Object, p primaryParts) client.Object
 	state(obj client.Object, readyThreshold int) State
-	// scaledToZero returns a copy of obj that runs no pods, or nil if obj
-	// already runs none.
-	scaledToZero(obj client.Object) client.Object
-	// scaledTo returns a copy of obj that runs pods again, replicas of them
-	// for kinds with a count, or nil if there is nothing to change.
-	scaledTo(obj client.Object, replicas int32) client.Object
+	// scaledToZero returns the JSON merge patch that makes obj run no
+	// pods, or nil if obj already runs none.
+	scaledToZero(obj client.Object) []byte
+	// scaledTo returns the JSON merge patch that makes obj run pods again,
+	// replicas of them for kinds with a count, or nil if there is nothing
+	// to change.
+	scaledTo(obj client.Object, replicas int32) []byte
 }
 
 // targetOf returns the handler of the Canary's target kind.
