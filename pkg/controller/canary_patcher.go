@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"slices"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -67,14 +68,23 @@ func (p *canaryPatcher) Patch(ctx context.Context, obj *serinv1.Canary) error {
 		if err != nil {
 			return err
 		}
+		// The response is asked for as metadata only: the stored status is
+		// the one just sent, and decoding the whole Canary again cost 2%
+		// of the controller's CPU at 1,000 Canaries (make bench).
+		stored := &metav1.PartialObjectMetadata{TypeMeta: canaryTypeMeta, ObjectMeta: metav1.ObjectMeta{Namespace: obj.Namespace, Name: obj.Name}}
 		opts := &client.SubResourcePatchOptions{PatchOptions: client.PatchOptions{FieldManager: FieldManager}}
-		if err := p.record(obj, p.client.Status().Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch), opts)); err != nil {
+		if err := p.client.Status().Patch(ctx, stored, client.RawPatch(types.JSONPatchType, patch), opts); err != nil {
+			p.versions.forget(obj)
 			return err
 		}
+		obj.ResourceVersion = stored.ResourceVersion
+		p.versions.record(obj)
 		p.statusJSON = status
 	}
 	return nil
 }
+
+var canaryTypeMeta = metav1.TypeMeta{APIVersion: serinv1.GroupVersion.String(), Kind: serinv1.CanaryKind}
 
 type jsonPatchOp struct {
 	Op    string          `json:"op"`
