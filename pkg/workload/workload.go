@@ -501,10 +501,12 @@ func describe(kind, ns, name string) string {
 	return kind + " " + ns + "/" + name
 }
 
-// StateChanged is false when an update of a Deployment or DaemonSet
-// changes none of the status fields its State is made from, such as a
-// condition's timestamps or the count of terminating pods: such an update
-// cannot move a release.
+// StateChanged is false when an update of a Deployment or DaemonSet cannot
+// change its State, but for the pod counts in State.Message: a condition's
+// timestamps, the count of terminating pods, an updated replica more while
+// others are still missing. The message is only read when a deadline
+// passes, and the deadline's requeue reads the workload afresh. At 1,000
+// Canaries each skipped update is a reconcile saved (make bench).
 func StateChanged(old, updated client.Object) bool {
 	switch o := old.(type) {
 	case *appsv1.Deployment:
@@ -518,14 +520,27 @@ func StateChanged(old, updated client.Object) bool {
 	}
 }
 
-// deploymentStateFields are the status fields deploymentState reads.
+// deploymentStateFields are what deploymentState decides from, besides the
+// spec: whether the status has caught up with the spec, whether every
+// wanted replica is updated, whether old replicas remain, and how many
+// wanted replicas are available.
 func deploymentStateFields(d *appsv1.Deployment) [4]int64 {
-	st := d.Status
-	return [4]int64{st.ObservedGeneration, int64(st.Replicas), int64(st.UpdatedReplicas), int64(st.AvailableReplicas)}
+	want, st := ptr.Deref(d.Spec.Replicas, 1), d.Status
+	return [4]int64{flag(st.ObservedGeneration >= d.Generation), flag(st.UpdatedReplicas >= want), flag(st.Replicas > st.UpdatedReplicas), int64(min(st.AvailableReplicas, want))}
 }
 
-// daemonSetStateFields are the status fields daemonSetState reads.
+// daemonSetStateFields are what daemonSetState decides from, besides the
+// spec: whether the status has caught up with the spec, how many pods are
+// wanted, whether all of them are updated, and how many are ready.
 func daemonSetStateFields(ds *appsv1.DaemonSet) [4]int64 {
 	st := ds.Status
-	return [4]int64{st.ObservedGeneration, int64(st.DesiredNumberScheduled), int64(st.UpdatedNumberScheduled), int64(st.NumberReady)}
+	want := st.DesiredNumberScheduled
+	return [4]int64{flag(st.ObservedGeneration >= ds.Generation), int64(want), flag(st.UpdatedNumberScheduled >= want), int64(min(st.NumberReady, want))}
+}
+
+func flag(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
