@@ -128,7 +128,7 @@ func (s *Source) router(p serinv1.Provider) (router.Router, error) {
 	const fieldManager = "serin-telemetry" // never writes: Sync only reads routes
 	switch p {
 	case serinv1.ProviderKubernetes:
-		return &router.KubernetesRouter{Services: &service.Applier{Reader: s.Client, Client: s.Client, FieldManager: fieldManager}, Reader: s.Client}, nil
+		return &router.KubernetesRouter{Reader: s.Client}, nil
 	case serinv1.ProviderIstio:
 		return &router.IstioRouter{Reader: s.Client, Client: s.Client, FieldManager: fieldManager}, nil
 	case serinv1.ProviderNGINX:

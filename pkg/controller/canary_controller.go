@@ -28,6 +28,7 @@ import (
 	"github.com/serin-dev/serin/pkg/checks/webhook"
 	"github.com/serin-dev/serin/pkg/router"
 	"github.com/serin-dev/serin/pkg/service"
+	"github.com/serin-dev/serin/pkg/versions"
 	"github.com/serin-dev/serin/pkg/workload"
 )
 
@@ -68,10 +69,11 @@ type CanaryReconciler struct {
 
 	// versions are the Canaries' versions this controller last wrote or
 	// read around the cache.
-	versions *objectVersions
+	versions *versions.Tracker
 	// writes are the versions of the workloads and Services this
-	// controller wrote, whose own watch events need no reconcile.
-	writes *objectVersions
+	// controller last wrote or read around the cache, whose watch events
+	// need no reconcile.
+	writes *versions.Tracker
 	// Routers tunes the routers.
 	Routers RouterOptions
 
@@ -91,8 +93,7 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			forgetRelease(req.NamespacedName)
-			r.versions.forget(gone)
-			r.Services.Forget(req.NamespacedName)
+			r.versions.Forget(gone)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -101,14 +102,14 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	// status would repeat a step (call the webhooks again, count a failure
 	// twice). Read around the cache unless the cached copy is the version
 	// this controller last wrote or read.
-	if !r.versions.current(obj) {
+	if !r.versions.Current(obj) {
 		if err := r.APIReader.Get(ctx, req.NamespacedName, obj); err != nil {
 			if apierrors.IsNotFound(err) {
-				r.versions.forget(gone)
+				r.versions.Forget(gone)
 			}
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
-		r.versions.record(obj)
+		r.versions.Record(obj)
 	}
 	patcher, err := newCanaryPatcher(r.Client, r.versions, obj)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/versions"
 	"github.com/serin-dev/serin/pkg/workload"
 )
 
@@ -62,15 +63,15 @@ func (r *CanaryReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manage
 	}
 
 	if r.versions == nil {
-		r.versions = newObjectVersions(mgr.GetScheme())
+		r.versions = versions.New(mgr.GetScheme())
 	}
 	if r.writes == nil {
-		r.writes = newObjectVersions(mgr.GetScheme())
+		r.writes = versions.New(mgr.GetScheme())
 	}
-	notOwn := builder.WithPredicates(r.writes.notOwnWrite())
+	notOwn := builder.WithPredicates(notOwnWrite(r.writes))
 	// Workload events also leave out status updates that cannot move a
 	// release.
-	workloadEvents := builder.WithPredicates(r.writes.notOwnWrite(), workloadChanged)
+	workloadEvents := builder.WithPredicates(notOwnWrite(r.writes), workloadChanged)
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&serinv1.Canary{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{}, operationRequested),

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/versions"
 )
 
 // canaryPatcher writes what one reconcile changed in a Canary: its
@@ -26,21 +27,21 @@ import (
 // the controller's CPU (make bench).
 //
 // Each successful patch records the resourceVersion it returned, so the
-// next reconcile knows whether the cache has caught up (objectVersions).
+// next reconcile knows whether the cache has caught up (versions.Tracker).
 type canaryPatcher struct {
 	client     client.Client
-	versions   *objectVersions
+	versions   *versions.Tracker
 	before     *serinv1.Canary
 	statusJSON []byte
 }
 
-func newCanaryPatcher(c client.Client, versions *objectVersions, obj *serinv1.Canary) (*canaryPatcher, error) {
+func newCanaryPatcher(c client.Client, tracker *versions.Tracker, obj *serinv1.Canary) (*canaryPatcher, error) {
 	status, err := json.Marshal(obj.Status)
 	if err != nil {
 		return nil, err
 	}
 	before := &serinv1.Canary{ObjectMeta: *obj.ObjectMeta.DeepCopy()}
-	return &canaryPatcher{client: c, versions: versions, before: before, statusJSON: status}, nil
+	return &canaryPatcher{client: c, versions: tracker, before: before, statusJSON: status}, nil
 }
 
 // Patch writes the changes of obj since the patcher was made, or since its
@@ -74,11 +75,11 @@ func (p *canaryPatcher) Patch(ctx context.Context, obj *serinv1.Canary) error {
 		stored := &metav1.PartialObjectMetadata{TypeMeta: canaryTypeMeta, ObjectMeta: metav1.ObjectMeta{Namespace: obj.Namespace, Name: obj.Name}}
 		opts := &client.SubResourcePatchOptions{PatchOptions: client.PatchOptions{FieldManager: FieldManager}}
 		if err := p.client.Status().Patch(ctx, stored, client.RawPatch(types.JSONPatchType, patch), opts); err != nil {
-			p.versions.forget(obj)
+			p.versions.Forget(obj)
 			return err
 		}
 		obj.ResourceVersion = stored.ResourceVersion
-		p.versions.record(obj)
+		p.versions.Record(obj)
 		p.statusJSON = status
 	}
 	return nil
@@ -96,9 +97,9 @@ type jsonPatchOp struct {
 // what the server holds is unknown.
 func (p *canaryPatcher) record(obj *serinv1.Canary, err error) error {
 	if err != nil {
-		p.versions.forget(obj)
+		p.versions.Forget(obj)
 		return err
 	}
-	p.versions.record(obj)
+	p.versions.Record(obj)
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/versions"
 )
 
 // The integration tests prove the patches against the apiserver; this one
@@ -35,13 +36,13 @@ func TestCanaryPatcherRequests(t *testing.T) {
 				return c.SubResource(sub).Patch(ctx, obj, p, opts...)
 			},
 		}).Build()
-	versions := newObjectVersions(testScheme(t))
+	tracker := versions.New(testScheme(t))
 	obj := &serinv1.Canary{}
 	if err := kube.Get(ctx, client.ObjectKeyFromObject(stored), obj); err != nil {
 		t.Fatal(err)
 	}
 
-	p, err := newCanaryPatcher(kube, versions, obj)
+	p, err := newCanaryPatcher(kube, tracker, obj)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func TestCanaryPatcherRequests(t *testing.T) {
 	if patches != 1 || statusPatches != 1 {
 		t.Errorf("finalizer and status: %d patches, %d status patches; want 1 and 1", patches, statusPatches)
 	}
-	if !versions.current(obj) {
+	if !tracker.Current(obj) {
 		t.Error("the version the status patch returned is not recorded")
 	}
 

@@ -10,22 +10,25 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/serin-dev/serin/pkg/versions"
 )
 
 // notOwnWrite, on the versions of this controller's writes, passes every
-// event but the creation or update that its own last write caused: the
-// reconcile that wrote has already decided what comes next, and the changes
-// that matter after a write (the Deployment controller rolling it out)
-// arrive as events of their own. At 1,000 Canaries these events were about
-// a third of all reconciles (make bench). A deletion also drops what is
-// remembered of the object. After a restart nothing is remembered, so the
-// informers' initial creations all pass.
-func (w *objectVersions) notOwnWrite() predicate.Predicate {
+// event but the creation or update of a version the controller already
+// knows: the one its own last write caused, whose reconcile has already
+// decided what comes next, or one it read around the cache, and acted on.
+// The changes that matter after a write (the Deployment controller rolling
+// it out) arrive as events of their own. At 1,000 Canaries these events
+// were about a third of all reconciles (make bench). A deletion also drops
+// what is remembered of the object. After a restart nothing is remembered,
+// so the informers' initial creations all pass.
+func notOwnWrite(writes *versions.Tracker) predicate.Predicate {
 	return predicate.Funcs{
-		CreateFunc: func(e event.CreateEvent) bool { return !w.current(e.Object) },
-		UpdateFunc: func(e event.UpdateEvent) bool { return !w.current(e.ObjectNew) },
+		CreateFunc: func(e event.CreateEvent) bool { return !writes.Current(e.Object) },
+		UpdateFunc: func(e event.UpdateEvent) bool { return !writes.Current(e.ObjectNew) },
 		DeleteFunc: func(e event.DeleteEvent) bool {
-			w.forget(e.Object)
+			writes.Forget(e.Object)
 			return true
 		},
 	}
@@ -35,12 +38,12 @@ func (w *objectVersions) notOwnWrite() predicate.Predicate {
 // through; it records what each write returned.
 type ownWritesClient struct {
 	client.Client
-	writes *objectVersions
+	writes *versions.Tracker
 }
 
 func (c ownWritesClient) recordObject(obj client.Object, err error) error {
 	if err == nil {
-		c.writes.record(obj)
+		c.writes.Record(obj)
 	}
 	return err
 }
@@ -68,10 +71,10 @@ func (c ownWritesClient) Apply(ctx context.Context, obj runtime.ApplyConfigurati
 	switch applied := obj.(type) {
 	case unstructuredApplied:
 		gvk := applied.GroupVersionKind()
-		c.writes.recordRef(objectRef{kind: gvk.GroupKind(), namespace: applied.GetNamespace(), name: applied.GetName()}, applied.GetResourceVersion())
+		c.writes.RecordRef(versions.Ref{Kind: gvk.GroupKind(), Namespace: applied.GetNamespace(), Name: applied.GetName()}, applied.GetResourceVersion())
 	case *corev1ac.ServiceApplyConfiguration:
 		if applied.ResourceVersion != nil && applied.Name != nil && applied.Namespace != nil {
-			c.writes.recordRef(objectRef{kind: corev1.SchemeGroupVersion.WithKind("Service").GroupKind(), namespace: *applied.Namespace, name: *applied.Name}, *applied.ResourceVersion)
+			c.writes.RecordRef(versions.Ref{Kind: corev1.SchemeGroupVersion.WithKind("Service").GroupKind(), Namespace: *applied.Namespace, Name: *applied.Name}, *applied.ResourceVersion)
 		}
 	}
 	return nil

@@ -12,6 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"github.com/serin-dev/serin/pkg/versions"
 )
 
 func TestOwnWritesSkipOnlyTheEventOfTheLastOwnWrite(t *testing.T) {
@@ -19,9 +21,9 @@ func TestOwnWritesSkipOnlyTheEventOfTheLastOwnWrite(t *testing.T) {
 	scheme := testScheme(t)
 	target := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "web"}}
 	kube := fake.NewClientBuilder().WithScheme(scheme).WithObjects(target).Build()
-	writes := newObjectVersions(scheme)
+	writes := versions.New(scheme)
 	writer := ownWritesClient{Client: kube, writes: writes}
-	pred := writes.notOwnWrite()
+	pred := notOwnWrite(writes)
 	passes := func(obj client.Object) bool {
 		return pred.Update(event.UpdateEvent{ObjectOld: obj, ObjectNew: obj})
 	}
@@ -89,7 +91,7 @@ func TestOwnWritesSkipOnlyTheEventOfTheLastOwnWrite(t *testing.T) {
 	if !pred.Delete(event.DeleteEvent{Object: applied}) {
 		t.Error("a deletion is skipped")
 	}
-	if writes.current(applied) {
+	if writes.Current(applied) {
 		t.Error("a deleted object is still remembered")
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/serin-dev/serin/pkg/checks/metrics/providers"
 	"github.com/serin-dev/serin/pkg/checks/webhook"
 	"github.com/serin-dev/serin/pkg/service"
+	"github.com/serin-dev/serin/pkg/versions"
 	"github.com/serin-dev/serin/pkg/workload"
 )
 
@@ -85,7 +86,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		return fmt.Errorf("creating the event recorder: %w", err)
 	}
 	kube := mgr.GetClient()
-	writes := newObjectVersions(mgr.GetScheme())
+	writes := versions.New(mgr.GetScheme())
 	writer := ownWritesClient{Client: kube, writes: writes}
 	r := &CanaryReconciler{
 		Client:        kube,
@@ -93,8 +94,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		EventRecorder: recorder,
 		Metrics:       runtimectrl.NewMetrics(mgr, metricsRecorder(), serinv1.CanaryFinalizer),
 		Workloads:     workload.New(kube, writer, cfg.Workload),
-		Services:      &service.Applier{Reader: kube, Client: writer, FieldManager: FieldManager},
-		versions:      newObjectVersions(mgr.GetScheme()),
+		Services:      &service.Applier{Reader: kube, Client: writer, FieldManager: FieldManager, Versions: writes},
+		versions:      versions.New(mgr.GetScheme()),
 		writes:        writes,
 		Webhooks:      webhook.NewClient(),
 		MetricChecks: &metrics.Checker{

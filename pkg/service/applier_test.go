@@ -10,6 +10,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	"github.com/serin-dev/serin/pkg/versions"
 )
 
 // staleCache is an informer cache that holds whatever Service it was last
@@ -55,7 +57,7 @@ func TestApplyVerifiedReadsAroundAStaleCache(t *testing.T) {
 	}
 	serverGets = 0
 	cache := &staleCache{svc: stored.DeepCopy()}
-	a := &Applier{Reader: cache, Client: server, FieldManager: "serin"}
+	a := &Applier{Reader: cache, Client: server, FieldManager: "serin", Versions: versions.New(scheme)}
 
 	selects := func(s *corev1.Service) string { return s.Spec.Selector[sel.Key] }
 	steps := []struct {

@@ -11,7 +11,6 @@ import (
 	"reflect"
 	"sort"
 	"strings"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -22,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/versions"
 )
 
 // Names of a Canary's Services.
@@ -176,17 +176,11 @@ type Applier struct {
 	Reader       client.Reader
 	Client       client.Client
 	FieldManager string
-
-	// versions holds, per Service, the resourceVersion this Applier last
+	// Versions holds, per Service, the resourceVersion this process last
 	// wrote or read around the cache: a cached Service at that version is
-	// what the server holds (client.ObjectKey → version).
-	versions sync.Map
-}
-
-// version is a Service's resourceVersion and the Canary it belongs to.
-type version struct {
-	resourceVersion string
-	canary          string
+	// what the server holds. The controller shares it with the predicate
+	// that skips the watch events of its own writes.
+	Versions *versions.Tracker
 }
 
 // Apply writes desired unless the live Service, as Reader has it, already
@@ -219,12 +213,12 @@ func (a *Applier) ApplyVerified(ctx context.Context, desired *corev1ac.ServiceAp
 	key := client.ObjectKey{Namespace: *desired.Namespace, Name: *desired.Name}
 	live := &corev1.Service{}
 	err := a.Reader.Get(ctx, key, live)
-	if err == nil && !a.current(live) || apierrors.IsNotFound(err) {
+	if err == nil && !a.Versions.Current(live) || apierrors.IsNotFound(err) {
 		// The cache has not caught up with the last write, someone else
 		// wrote since, or this process has not seen the Service yet.
 		err = server.Get(ctx, key, live)
 		if err == nil {
-			a.record(desired, live.ResourceVersion)
+			a.Versions.Record(live)
 		}
 	}
 	switch {
@@ -244,42 +238,16 @@ func (a *Applier) ApplyVerified(ctx context.Context, desired *corev1ac.ServiceAp
 	if err := convert(desired, stored); err != nil {
 		return nil, fmt.Errorf("reading the applied Service %s: %w", key.Name, err)
 	}
+	a.Versions.Record(stored)
 	return stored, nil
 }
 
-// Forget drops what the Applier remembers of a Canary's Services, once the
-// Canary is gone. Deleting Canaries is rare, so it scans.
-func (a *Applier) Forget(canary client.ObjectKey) {
-	a.versions.Range(func(k, v any) bool {
-		if key := k.(client.ObjectKey); key.Namespace == canary.Namespace && v.(version).canary == canary.Name {
-			a.versions.Delete(key)
-		}
-		return true
-	})
-}
-
-func (a *Applier) current(live *corev1.Service) bool {
-	v, ok := a.versions.Load(client.ObjectKeyFromObject(live))
-	return ok && v.(version).resourceVersion == live.ResourceVersion
-}
-
-func (a *Applier) record(desired *corev1ac.ServiceApplyConfiguration, resourceVersion string) {
-	v := version{resourceVersion: resourceVersion}
-	if len(desired.OwnerReferences) > 0 && desired.OwnerReferences[0].Name != nil {
-		v.canary = *desired.OwnerReferences[0].Name
-	}
-	a.versions.Store(client.ObjectKey{Namespace: *desired.Namespace, Name: *desired.Name}, v)
-}
-
-// write applies desired and records the version the server returned.
+// write applies desired. After a failed write what the server holds is
+// unknown, so the Service's version is forgotten.
 func (a *Applier) write(ctx context.Context, desired *corev1ac.ServiceApplyConfiguration) error {
-	key := client.ObjectKey{Namespace: *desired.Namespace, Name: *desired.Name}
 	if err := a.Client.Apply(ctx, desired, client.FieldOwner(a.FieldManager), client.ForceOwnership); err != nil {
-		a.versions.Delete(key)
-		return fmt.Errorf("applying Service %s: %w", key.Name, err)
-	}
-	if desired.ResourceVersion != nil {
-		a.record(desired, *desired.ResourceVersion)
+		a.Versions.Forget(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: *desired.Namespace, Name: *desired.Name}})
+		return fmt.Errorf("applying Service %s: %w", *desired.Name, err)
 	}
 	return nil
 }
