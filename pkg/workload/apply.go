@@ -38,13 +38,13 @@ func (w *Workloads) applyOwned(ctx context.Context, canary *v1beta1.Canary, desi
 			return nil
 		}
 	}
+	hash := appliedHash(desired, unhashed...)
+	if live != nil && live.GetAnnotations()[AppliedHashAnnotation] == hash {
+		return nil
+	}
 	u, err := applyObject(desired, gvk)
 	if err != nil {
 		return fmt.Errorf("applying %s: %w", what, err)
-	}
-	hash := appliedHash(u.Object, unhashed...)
-	if live != nil && live.GetAnnotations()[AppliedHashAnnotation] == hash {
-		return nil
 	}
 	annotations := u.GetAnnotations()
 	if annotations == nil {

@@ -33,15 +33,24 @@ func configHash(obj client.Object) string {
 	return hashOf([]any{s.Type, s.Data})
 }
 
-// appliedHash identifies the body of an apply request, leaving out the
+// appliedHash identifies what applyOwned applies of obj, leaving out the
 // unhashed field paths, which belong to other controllers once the object
-// exists.
-func appliedHash(obj map[string]any, unhashed ...[]string) string {
-	o := runtime.DeepCopyJSON(obj)
-	for _, path := range unhashed {
-		unstructured.RemoveNestedField(o, path...)
+// exists. Without paths to leave out it hashes the typed encoding: the
+// unstructured form that an apply request needs is built only when there
+// is something to write, as its conversions were a fifth of the
+// controller's allocations at 1,000 Canaries (make bench).
+func appliedHash(obj client.Object, unhashed ...[]string) string {
+	if len(unhashed) == 0 {
+		return hashOf(obj)
 	}
-	return hashOf(o)
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		panic(fmt.Sprintf("workload: converting %T: %v", obj, err)) // API types always convert
+	}
+	for _, path := range unhashed {
+		unstructured.RemoveNestedField(m, path...)
+	}
+	return hashOf(m)
 }
 
 // hashOf returns a short hex SHA-256 of v's JSON encoding, which is stable:
