@@ -135,7 +135,7 @@ func main() {
 		opts.alertAddress = os.Getenv(alertAddressEnv)
 	}
 
-	logger.SetLogger(logger.NewLogger(opts.logger))
+	logger.SetLogger(withLazyContext(logger.NewLogger(opts.logger)))
 
 	mgrOpts, err := managerOptions(opts)
 	if err != nil {
