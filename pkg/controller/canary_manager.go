@@ -107,6 +107,16 @@ func targetKey(kind, name string) string {
 // which Owns() looks up on every event: 6% of the controller's allocations
 // at 1,000 Canaries (make bench). A Canary is always namespaced.
 func controllingCanary(_ context.Context, o client.Object) []reconcile.Request {
+	owner := canaryController(o)
+	if owner == nil {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: owner.Name}}}
+}
+
+// canaryController is the controller reference of an object a Canary
+// controls, nil for any other object.
+func canaryController(o client.Object) *metav1.OwnerReference {
 	owner := metav1.GetControllerOfNoCopy(o)
 	if owner == nil || owner.Kind != serinv1.CanaryKind {
 		return nil
@@ -114,11 +124,17 @@ func controllingCanary(_ context.Context, o client.Object) []reconcile.Request {
 	if gv, err := schema.ParseGroupVersion(owner.APIVersion); err != nil || gv.Group != serinv1.GroupVersion.Group {
 		return nil
 	}
-	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: owner.Name}}}
+	return owner
 }
 
+// canariesOfTarget maps a workload to the Canaries that target it. The
+// primaries and config copies Serin generates are never a target: their
+// events skip the index lookup, half of all workload events.
 func (r *CanaryReconciler) canariesOfTarget(kind string) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		if canaryController(o) != nil {
+			return nil
+		}
 		return r.lookup(ctx, o.GetNamespace(), targetIndex, targetKey(kind, o.GetName()))
 	}
 }
@@ -126,7 +142,7 @@ func (r *CanaryReconciler) canariesOfTarget(kind string) handler.MapFunc {
 func (r *CanaryReconciler) canariesOfConfig(kind string) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
 		// The -primary copies are Serin's own; their changes start nothing.
-		if owner := metav1.GetControllerOf(o); owner != nil && owner.Kind == serinv1.CanaryKind {
+		if canaryController(o) != nil {
 			return nil
 		}
 		return r.lookup(ctx, o.GetNamespace(), configIndex, kind+"/"+o.GetName())
