@@ -295,6 +295,11 @@ func TestControllerMetrics(t *testing.T) {
 	g.Eventually(func() float64 { return scrape(g, "serin_canary_successes_total", labels) }, 10*time.Second, poll).Should(Equal(1.0))
 	stop()
 	<-done
+	// The scraper can stop between the last change and its next sample.
+	// The status is set before the success is counted, so one more
+	// sample now sees the settled release.
+	weights = appendChange(weights, scrape(g, "serin_canary_weight", labels))
+	statuses = appendChange(statuses, scrape(g, "serin_canary_status", labels))
 
 	g.Expect(weights).To(Equal([]float64{0, 25, 50, 0}), "serin_canary_weight follows the steps")
 	g.Expect(statuses).To(Equal([]float64{1, 0, 1}), "serin_canary_status: settled, running, succeeded")
