@@ -74,12 +74,13 @@ func (p *canaryPatcher) Patch(ctx context.Context, obj *serinv1.Canary) error {
 		// of the controller's CPU at 1,000 Canaries (make bench).
 		stored := &metav1.PartialObjectMetadata{TypeMeta: canaryTypeMeta, ObjectMeta: metav1.ObjectMeta{Namespace: obj.Namespace, Name: obj.Name}}
 		opts := &client.SubResourcePatchOptions{PatchOptions: client.PatchOptions{FieldManager: FieldManager}}
-		if err := p.client.Status().Patch(ctx, stored, client.RawPatch(types.JSONPatchType, patch), opts); err != nil {
-			p.versions.Forget(obj)
+		err = p.client.Status().Patch(ctx, stored, client.RawPatch(types.JSONPatchType, patch), opts)
+		if err == nil {
+			obj.ResourceVersion = stored.ResourceVersion
+		}
+		if err := p.record(obj, err); err != nil {
 			return err
 		}
-		obj.ResourceVersion = stored.ResourceVersion
-		p.versions.Record(obj)
 		p.statusJSON = status
 	}
 	return nil
