@@ -23,8 +23,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/serin-dev/serin/pkg/alerts"
+	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
-	"github.com/serin-dev/serin/pkg/checks/metrics"
 	"github.com/serin-dev/serin/pkg/controller"
 	"github.com/serin-dev/serin/pkg/workload"
 )
@@ -91,7 +91,7 @@ func bindFlags(fs *flag.FlagSet, o *options) {
 	fs.StringSliceVar(&o.labelPrefixes, "include-label-prefix", []string{"*"}, "Prefixes of the target's labels copied to the primary; * copies all.")
 	fs.StringSliceVar(&o.annotationPrefixes, "include-annotation-prefix", []string{"*"}, "Prefixes of the target's annotations copied to the primary; * copies all.")
 	fs.StringVar(&o.metricsServer, "metrics-server", "http://prometheus:9090", "The Prometheus of Canaries without spec.metricsServer (built-in and inline queries).")
-	fs.IntVar(&o.metricErrorLimit, "metric-error-limit", metrics.DefaultErrorLimit, "How many no-data or failed queries in a row count as one failed metric check.")
+	fs.IntVar(&o.metricErrorLimit, "metric-error-limit", analysis.DefaultErrorLimit, "How many analysis intervals in a row a metric or webhook may go without a verdict (no data, a failed query, no answer) before that counts as one failed check; a Canary's consecutiveErrorLimit overrides it.")
 	fs.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", false, "Forbid Canaries to use MetricTemplates of other namespaces.")
 	fs.StringVar(&o.nginxAnnotationPrefix, "nginx-annotation-prefix", "nginx.ingress.kubernetes.io", "The annotation prefix of the NGINX ingress controller.")
 	fs.StringVar(&o.contourIngressClass, "contour-ingress-class", "", "The ingress class set on generated HTTPProxies.")

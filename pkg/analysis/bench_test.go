@@ -23,7 +23,13 @@ func BenchmarkDecideStep(b *testing.B) {
 	in := Input{
 		Spec: spec, Status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), Now: t0.Add(now),
 		Revision: "rev2", Primary: ready, Canary: ready,
-		Checks: &CheckResults{GateOpen: true, Metrics: []serinv1.MetricStatus{{Name: serinv1.MetricRequestSuccessRate, Verdict: serinv1.MetricPassed, Time: at(now)}}},
+		Checks: &CheckResults{
+			Webhooks: []WebhookObservation{
+				{Name: string(serinv1.RolloutHook), Type: serinv1.RolloutHook, StatusCode: 200},
+				{Name: string(serinv1.ConfirmTrafficIncreaseHook), Type: serinv1.ConfirmTrafficIncreaseHook, StatusCode: 200},
+			},
+			Metrics: []MetricObservation{{Name: serinv1.MetricRequestSuccessRate, Value: 99.5}},
+		},
 	}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -45,5 +51,25 @@ func BenchmarkUntilNextStep(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		UntilNextStep(spec, st, at.Add(time.Second))
+	}
+}
+
+func BenchmarkJudgeThresholdRange(b *testing.B) {
+	m := serinv1.CanaryMetric{Name: serinv1.MetricRequestSuccessRate, ThresholdRange: &serinv1.CanaryThresholdRange{Min: new(99.0)}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := judgeMetric(m, MetricObservation{Value: 99.5}, nil, DefaultErrorLimit, serinv1.MetricStatus{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkJudgeCEL(b *testing.B) {
+	m := serinv1.CanaryMetric{Name: "errors", Query: "x", SuccessCondition: "result < 1.5"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := judgeMetric(m, MetricObservation{Value: 0.5}, nil, DefaultErrorLimit, serinv1.MetricStatus{}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

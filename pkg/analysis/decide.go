@@ -17,6 +17,10 @@ const defaultInterval = time.Minute
 // finaliseDelay separates Finalising from Succeeded so both are observable.
 const finaliseDelay = time.Second
 
+// copyDelay is how soon the reconcile after entering Promoting copies the
+// revision into the primary.
+const copyDelay = time.Millisecond
+
 // Decide returns the next step of a release. When it needs webhook or metric
 // results it returns a Decision with only Run set; the caller runs those
 // checks and calls Decide again with Input.Checks.
@@ -63,6 +67,9 @@ type decider struct {
 	actions  []Action
 	events   []Event
 	strategy Strategy
+	// judged is the verdict of the checks this decision judged, if any;
+	// done records it in status.history.
+	judged *verdict
 }
 
 func (d *decider) now() metav1.Time { return metav1.NewTime(d.in.Now) }
@@ -89,7 +96,11 @@ func (d *decider) warn(reason, format string, args ...any) {
 }
 
 func (d *decider) done(requeue time.Duration) Decision {
-	return Decision{Status: d.next, Actions: d.actions, Events: d.events, RequeueAfter: requeue}
+	st := d.next
+	if d.judged != nil {
+		st.History = d.withRecord(d.judged)
+	}
+	return Decision{Status: st, Actions: d.actions, Events: d.events, RequeueAfter: requeue, Message: d.message()}
 }
 
 func (d *decider) target() string { return d.in.Spec.TargetRef.Name }
@@ -133,10 +144,11 @@ func (d *decider) gate(t serinv1.HookType) serinv1.HookType {
 	return ""
 }
 
-// checks returns the results of req, or false when they must run first.
+// checks returns the observations of req, or false when they must run
+// first.
 func (d *decider) checks(req CheckRequest) (CheckResults, bool) {
 	if req == (CheckRequest{}) {
-		return CheckResults{GateOpen: true}, true
+		return CheckResults{}, true
 	}
 	if d.in.Checks == nil {
 		return CheckResults{}, false
@@ -247,7 +259,7 @@ func (d *decider) start() Decision {
 			return run(CheckRequest{Gate: g})
 		}
 		d.next.LastIterationTime = d.now()
-		if !res.GateOpen {
+		if !d.judge(CheckRequest{Gate: g}, res).gateOpen {
 			if d.next.Phase != serinv1.CanaryPhaseWaiting {
 				d.setPhase(serinv1.CanaryPhaseWaiting)
 				d.event(ReasonWaitingApproval, "New revision of %s is waiting for the confirm-rollout gate", d.target())
@@ -273,9 +285,15 @@ func (d *decider) begin() Decision {
 // primary. Traffic stays on the primary, which rolls the revision out.
 func (d *decider) promoteUntested() Decision {
 	d.resetFor(d.in.Revision)
-	d.act(PromotePrimary)
 	d.setPhase(serinv1.CanaryPhasePromoting)
-	return d.done(d.interval())
+	return d.done(copyDelay)
+}
+
+// skipRemaining promotes the revision under analysis at once: skipAnalysis
+// was set during its analysis, as Flagger allows.
+func (d *decider) skipRemaining() Decision {
+	d.event(ReasonSkippedAnalysis, "skipAnalysis is set: promoting %s without the rest of its analysis", d.target())
+	return d.promote()
 }
 
 // resetFor starts the counters of a release of revision rev.
@@ -295,6 +313,9 @@ func (d *decider) resetFor(rev string) {
 func (d *decider) waiting() Decision {
 	if d.in.Revision == d.next.LastPromotedSpec {
 		return d.revertedToPromoted()
+	}
+	if d.in.Spec.SkipAnalysis {
+		return d.start()
 	}
 	if left := d.untilDue(); left > 0 {
 		return d.done(left)
@@ -317,9 +338,11 @@ func (d *decider) restart() Decision {
 }
 
 // rollback sends all traffic to the primary, then scales the canary down.
-// The primary itself is never touched.
+// The primary is touched only when a promotion was under way: it goes back
+// to the last promoted revision.
 func (d *decider) rollback(format string, args ...any) Decision {
 	d.route(Traffic{})
+	d.restorePrimary()
 	d.act(ScaleCanaryDown)
 	d.act(RunPostRollout)
 	d.next.CanaryWeight = 0
@@ -362,6 +385,9 @@ func (d *decider) progressing() Decision {
 	if dec, waiting := d.waitReady(); waiting {
 		return dec
 	}
+	if d.in.Spec.SkipAnalysis {
+		return d.skipRemaining()
+	}
 	if left := d.untilDue(); left > 0 {
 		return d.done(left)
 	}
@@ -371,33 +397,63 @@ func (d *decider) progressing() Decision {
 	return d.iterationStep()
 }
 
-// stepChecks runs req and applies the outcomes shared by every strategy. It
-// returns the results and whether the step may go on.
-func (d *decider) stepChecks(req CheckRequest) (CheckResults, *Decision) {
+// stepChecks runs req, judges what it observed and applies the outcomes
+// shared by every strategy. It returns whether the requested gate is open,
+// or the Decision that ends the step: a step advances only when every
+// check gave a verdict and every verdict passed.
+func (d *decider) stepChecks(req CheckRequest) (bool, *Decision) {
 	res, ok := d.checks(req)
 	if !ok {
 		dec := run(req)
-		return res, &dec
+		return false, &dec
 	}
+	v := d.judge(req, res)
+	if v.invalid != nil {
+		// Nothing is counted or recorded: the next interval judges again,
+		// once the user fixed the metric.
+		return false, &Decision{Status: d.in.Status, Invalid: v.invalid.Error(), RequeueAfter: d.interval(), Message: v.invalid.Error()}
+	}
+	d.judged = &v
 	d.next.LastIterationTime = d.now()
-	if req.Analysis {
-		d.next.Metrics = res.Metrics
-	}
-	if res.RollbackRequested {
+	if v.rollback {
 		dec := d.rollback("a rollback webhook asked for it")
-		return res, &dec
+		return false, &dec
 	}
-	if len(res.Failures) > 0 {
-		d.next.FailedChecks += len(res.Failures)
-		d.warn(ReasonChecksFailed, "%d failed checks (%d of %d): %s", len(res.Failures), d.next.FailedChecks, d.threshold(), strings.Join(res.Failures, "; "))
+	if len(v.inconclusive) == 0 {
+		d.next.InconclusiveSince = nil
+	} else if d.next.InconclusiveSince == nil {
+		since := d.now()
+		d.next.InconclusiveSince = &since
+	}
+	if len(v.failures) > 0 {
+		d.next.FailedChecks += len(v.failures)
+		d.warn(ReasonChecksFailed, "%d failed checks (%d of %d): %s", len(v.failures), d.next.FailedChecks, d.threshold(), strings.Join(v.failures, "; "))
 		if d.next.FailedChecks >= d.threshold() {
 			dec := d.rollback("%d failed checks reached the threshold of %d", d.next.FailedChecks, d.threshold())
-			return res, &dec
+			return false, &dec
 		}
 		dec := d.done(d.interval())
-		return res, &dec
+		return false, &dec
 	}
-	return res, nil
+	if len(v.inconclusive) > 0 {
+		held := d.in.Now.Sub(d.next.InconclusiveSince.Time)
+		if held >= d.deadline() {
+			dec := d.rollback("no verdict from %s for %s, the progress deadline", strings.Join(v.inconclusive, ", "), held.Round(time.Second))
+			return false, &dec
+		}
+		d.warn(ReasonNoVerdict, "Holding %s at %s: no verdict from %s; no data or no answer is not a pass", d.target(), d.position(), strings.Join(v.inconclusive, ", "))
+		dec := d.done(d.interval())
+		return false, &dec
+	}
+	return v.gateOpen, nil
+}
+
+// position is where the release stands, for messages.
+func (d *decider) position() string {
+	if d.strategyOf() == StrategyCanary {
+		return fmt.Sprintf("weight %d", d.next.CanaryWeight)
+	}
+	return fmt.Sprintf("iteration %d", d.next.Iterations)
 }
 
 // canaryStep shifts traffic by one weight step once the checks pass, and
@@ -417,11 +473,11 @@ func (d *decider) canaryStep() Decision {
 	} else {
 		req.Gate = d.gate(serinv1.ConfirmPromotionHook)
 	}
-	res, stop := d.stepChecks(req)
+	gateOpen, stop := d.stepChecks(req)
 	if stop != nil {
 		return *stop
 	}
-	if !res.GateOpen {
+	if !gateOpen {
 		if weight >= maxWeight {
 			return d.waitPromotion()
 		}
@@ -473,7 +529,7 @@ func (d *decider) iterationStep() Decision {
 	if d.next.Iterations+1 >= total {
 		req.Gate = d.gate(serinv1.ConfirmPromotionHook)
 	}
-	res, stop := d.stepChecks(req)
+	gateOpen, stop := d.stepChecks(req)
 	if stop != nil {
 		return *stop
 	}
@@ -483,7 +539,7 @@ func (d *decider) iterationStep() Decision {
 			return dec
 		}
 	}
-	if !res.GateOpen {
+	if !gateOpen {
 		return d.waitPromotion()
 	}
 	return d.promote()
@@ -516,39 +572,64 @@ func (d *decider) waitingPromotion() Decision {
 	if dec, waiting := d.waitReady(); waiting {
 		return dec
 	}
+	if d.in.Spec.SkipAnalysis {
+		return d.skipRemaining()
+	}
 	if left := d.untilDue(); left > 0 {
 		return d.done(left)
 	}
 	req := CheckRequest{Gate: d.gate(serinv1.ConfirmPromotionHook), Rollback: d.hasHooks(serinv1.RollbackHook)}
-	res, stop := d.stepChecks(req)
+	gateOpen, stop := d.stepChecks(req)
 	if stop != nil {
 		return *stop
 	}
-	if !res.GateOpen {
+	if !gateOpen {
 		return d.done(d.interval())
 	}
 	return d.promote()
 }
 
-// promote copies the canary into the primary. Blue/green and A/B first send
-// all traffic to the tested canary, so users never reach a primary that is
-// rolling out.
+// promote enters Promoting for the analysed revision. Blue/green and A/B
+// first send all traffic to the tested canary, so users never reach a
+// primary that is rolling out. The copy into the primary waits for the next
+// reconcile: the status that says Promoting is written first, so a crash
+// between the two writes repeats the copy instead of forgetting it.
 func (d *decider) promote() Decision {
 	if d.strategyOf() != StrategyCanary {
 		d.next.CanaryWeight = 100
 		d.route(Traffic{CanaryWeight: 100})
 	}
-	d.act(PromotePrimary)
 	d.next.LastIterationTime = d.now()
 	d.setPhase(serinv1.CanaryPhasePromoting)
 	d.event(ReasonPromoting, "Copying %s into %s-primary", d.target(), d.target())
-	return d.done(d.interval())
+	return d.done(copyDelay)
+}
+
+// restorePrimary puts the last promoted revision back into a primary that
+// a promotion had started to overwrite.
+func (d *decider) restorePrimary() {
+	if rev := d.in.Primary.Revision; rev != "" && rev != d.next.LastPromotedSpec {
+		d.actions = append(d.actions, Action{Kind: RestorePrimary, Revision: d.next.LastPromotedSpec})
+	}
 }
 
 // promoting waits for the primary to roll out the promoted revision, then
 // returns traffic to it, in stepWeightPromotion steps if set. A new revision
 // of the target waits until the promotion has ended.
 func (d *decider) promoting() Decision {
+	if rev := d.next.LastAppliedSpec; d.in.Primary.Revision != rev {
+		if d.in.Revision != rev {
+			// The target changed before its analysed revision reached
+			// the primary: what it holds now was never analysed.
+			return d.restart()
+		}
+		if left := d.untilDeadline(); left > 0 {
+			d.actions = append(d.actions, Action{Kind: PromotePrimary, Revision: rev})
+			// The primary's rollout arrives as watch events.
+			return d.done(left)
+		}
+		return d.rollback("%s-primary did not take the promoted revision within %s", d.target(), d.deadline())
+	}
 	if !d.in.Primary.Ready {
 		left := d.untilDeadline()
 		if left <= 0 {

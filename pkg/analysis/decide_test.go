@@ -1,7 +1,6 @@
 package analysis
 
 import (
-	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -58,7 +57,9 @@ func hook(t serinv1.HookType) specMod {
 }
 
 func metric(s *serinv1.CanarySpec) {
-	s.Analysis.Metrics = append(s.Analysis.Metrics, serinv1.CanaryMetric{Name: serinv1.MetricRequestSuccessRate})
+	s.Analysis.Metrics = append(s.Analysis.Metrics, serinv1.CanaryMetric{
+		Name: serinv1.MetricRequestSuccessRate, ThresholdRange: &serinv1.CanaryThresholdRange{Min: new(99.0)},
+	})
 }
 
 // status builds a status in phase p, in its phase since 8m, last step at
@@ -92,11 +93,30 @@ func failed(n int) func(*serinv1.CanaryStatus) {
 // due makes the next analysis step due (last step over an interval ago).
 func due(s *serinv1.CanaryStatus) { s.LastIterationTime = at(8 * time.Minute) }
 
+// streak gives metric name n intervals in a row without a verdict.
+func streak(name string, n int) func(*serinv1.CanaryStatus) {
+	return func(s *serinv1.CanaryStatus) {
+		s.Metrics = append(s.Metrics, serinv1.MetricStatus{Name: name, Verdict: serinv1.MetricNoData, NoData: n, ConsecutiveErrors: n})
+	}
+}
+
+// inconclusiveSince starts a run of intervals without a verdict at d.
+func inconclusiveSince(d time.Duration) func(*serinv1.CanaryStatus) {
+	return func(s *serinv1.CanaryStatus) {
+		t := at(d)
+		s.InconclusiveSince = &t
+	}
+}
+
 func idleAt(rev string) func(*serinv1.CanaryStatus) {
 	return func(s *serinv1.CanaryStatus) { s.LastAppliedSpec, s.LastPromotedSpec = rev, rev }
 }
 
 var ready = Workload{Exists: true, Ready: true}
+
+// copied is a ready primary that runs the revision under analysis, rev2:
+// a promotion copied it.
+var copied = Workload{Exists: true, Ready: true, Revision: "rev2"}
 
 func TestDecide(t *testing.T) {
 	tests := []struct {
@@ -106,7 +126,7 @@ func TestDecide(t *testing.T) {
 		rev     string // default rev2
 		primary *Workload
 		canary  *Workload
-		checks  *CheckResults
+		checks  observer
 
 		wantRun     *CheckRequest
 		wantPhase   serinv1.CanaryPhase
@@ -181,19 +201,19 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "a closed confirm-rollout gate waits", spec: canarySpec(hook(serinv1.ConfirmRolloutHook)),
-			status: status(serinv1.CanaryPhaseSucceeded, idleAt("rev1")), checks: &CheckResults{},
+			status: status(serinv1.CanaryPhaseSucceeded, idleAt("rev1")), checks: gatesClosed,
 			wantPhase: serinv1.CanaryPhaseWaiting, wantApplied: "rev1", wantEvents: "WaitingForApproval", wantRequeue: time.Minute,
 		},
 		{
 			name: "an open confirm-rollout gate starts", spec: canarySpec(hook(serinv1.ConfirmRolloutHook)),
-			status: status(serinv1.CanaryPhaseSucceeded, idleAt("rev1")), checks: &CheckResults{GateOpen: true},
+			status: status(serinv1.CanaryPhaseSucceeded, idleAt("rev1")), checks: passing,
 			wantPhase: serinv1.CanaryPhaseProgressing, wantApplied: "rev2", wantActions: "ScaleCanaryUp SetTraffic(0)",
 			wantEvents: "NewRevision", wantRequeue: time.Minute,
 		},
 		{
 			name: "skipAnalysis promotes without checks", spec: canarySpec(func(s *serinv1.CanarySpec) { s.SkipAnalysis = true }, metric),
 			status: status(serinv1.CanaryPhaseSucceeded, idleAt("rev1")), wantPhase: serinv1.CanaryPhasePromoting,
-			wantApplied: "rev2", wantActions: "PromotePrimary", wantEvents: "SkippedAnalysis", wantRequeue: time.Minute,
+			wantApplied: "rev2", wantEvents: "SkippedAnalysis", wantRequeue: time.Millisecond,
 		},
 
 		// Waiting for confirm-rollout.
@@ -207,7 +227,7 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "an opened gate ends waiting", spec: canarySpec(hook(serinv1.ConfirmRolloutHook)),
-			status: status(serinv1.CanaryPhaseWaiting, idleAt("rev1"), due), checks: &CheckResults{GateOpen: true},
+			status: status(serinv1.CanaryPhaseWaiting, idleAt("rev1"), due), checks: passing,
 			wantPhase: serinv1.CanaryPhaseProgressing, wantApplied: "rev2", wantActions: "ScaleCanaryUp SetTraffic(0)",
 			wantEvents: "NewRevision", wantRequeue: time.Minute,
 		},
@@ -247,25 +267,25 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "passing pre-rollout checks shift the first step", spec: canarySpec(hook(serinv1.PreRolloutHook), metric),
-			status: status(serinv1.CanaryPhaseProgressing, due), checks: &CheckResults{GateOpen: true},
+			status: status(serinv1.CanaryPhaseProgressing, due), checks: passing,
 			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 20, wantIter: 1, wantActions: "SetTraffic(20)",
 			wantEvents: "Advanced", wantRequeue: time.Minute,
 		},
 		{
 			name: "a failed pre-rollout check counts and sends no traffic", spec: canarySpec(hook(serinv1.PreRolloutHook)),
-			status: status(serinv1.CanaryPhaseProgressing, due), checks: &CheckResults{GateOpen: true, Failures: []string{"pre-rollout: 500"}},
+			status: status(serinv1.CanaryPhaseProgressing, due), checks: observe(code(serinv1.PreRolloutHook, 500)),
 			wantPhase: serinv1.CanaryPhaseProgressing, wantFailed: 1, wantEvents: "!ChecksFailed", wantRequeue: time.Minute,
 		},
 		{
 			name: "failed checks reaching the threshold roll back", spec: canarySpec(hook(serinv1.PreRolloutHook)),
-			status: status(serinv1.CanaryPhaseProgressing, due, failed(1)), checks: &CheckResults{GateOpen: true, Failures: []string{"pre-rollout: 500"}},
+			status: status(serinv1.CanaryPhaseProgressing, due, failed(1)), checks: observe(code(serinv1.PreRolloutHook, 500)),
 			wantPhase: serinv1.CanaryPhaseFailed, wantFailed: 2,
 			wantActions: "SetTraffic(0) ScaleCanaryDown RunPostRollout", wantEvents: "!ChecksFailed !RolledBack",
 		},
 		{
 			name: "each failed check counts", spec: canarySpec(hook(serinv1.RolloutHook), metric, func(s *serinv1.CanarySpec) { s.Analysis.Threshold = 5 }),
-			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), checks: &CheckResults{GateOpen: true, Failures: []string{"a", "b"}},
-			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 20, wantIter: 1, wantFailed: 2, wantEvents: "!ChecksFailed", wantRequeue: time.Minute,
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), checks: observe(code(serinv1.RolloutHook, 500), measured(MetricObservation{Value: 90})),
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 20, wantIter: 1, wantFailed: 2, wantEvents: "!MetricFailed !ChecksFailed", wantRequeue: time.Minute,
 		},
 		{
 			name: "failed checks at the threshold roll back before running more", spec: canarySpec(metric),
@@ -278,23 +298,23 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "passing checks advance the weight", spec: canarySpec(metric),
-			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), checks: &CheckResults{GateOpen: true},
-			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 40, wantIter: 2, wantActions: "SetTraffic(40)", wantEvents: "Advanced", wantRequeue: time.Minute,
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), checks: passing,
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 40, wantIter: 2, wantActions: "SetTraffic(40)", wantEvents: "MetricPassed Advanced", wantRequeue: time.Minute,
 		},
 		{
 			name: "stepWeights advance to the next listed weight", spec: canarySpec(metric, func(s *serinv1.CanarySpec) { s.Analysis.StepWeight, s.Analysis.StepWeights = 0, []int{5, 10, 50} }),
-			status: status(serinv1.CanaryPhaseProgressing, due, weight(5), iterations(1)), checks: &CheckResults{GateOpen: true},
-			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 10, wantIter: 2, wantActions: "SetTraffic(10)", wantEvents: "Advanced", wantRequeue: time.Minute,
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(5), iterations(1)), checks: passing,
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 10, wantIter: 2, wantActions: "SetTraffic(10)", wantEvents: "MetricPassed Advanced", wantRequeue: time.Minute,
 		},
 		{
 			name: "mirroring is kept while shifting", spec: canarySpec(metric, func(s *serinv1.CanarySpec) { s.Analysis.Mirror, s.Analysis.MirrorWeight = true, 50 }),
-			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), checks: &CheckResults{GateOpen: true},
-			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 40, wantIter: 2, wantActions: "SetTraffic(40,mirror=50)", wantEvents: "Advanced", wantRequeue: time.Minute,
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), checks: passing,
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 40, wantIter: 2, wantActions: "SetTraffic(40,mirror=50)", wantEvents: "MetricPassed Advanced", wantRequeue: time.Minute,
 		},
 		{
 			name: "a closed confirm-traffic-increase gate holds the weight", spec: canarySpec(metric, hook(serinv1.ConfirmTrafficIncreaseHook)),
-			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), checks: &CheckResults{},
-			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 20, wantIter: 1, wantEvents: "WaitingForApproval", wantRequeue: time.Minute,
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), checks: gatesClosed,
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 20, wantIter: 1, wantEvents: "MetricPassed WaitingForApproval", wantRequeue: time.Minute,
 		},
 		{
 			name: "the gate of the next step is asked with the checks", spec: canarySpec(metric, hook(serinv1.ConfirmTrafficIncreaseHook)),
@@ -303,13 +323,13 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "a rollback webhook rolls back", spec: canarySpec(metric, hook(serinv1.RollbackHook)),
-			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), checks: &CheckResults{GateOpen: true, RollbackRequested: true},
-			wantPhase: serinv1.CanaryPhaseFailed, wantIter: 1, wantActions: "SetTraffic(0) ScaleCanaryDown RunPostRollout", wantEvents: "!RolledBack",
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), checks: rollbackAsked,
+			wantPhase: serinv1.CanaryPhaseFailed, wantIter: 1, wantActions: "SetTraffic(0) ScaleCanaryDown RunPostRollout", wantEvents: "MetricPassed !RolledBack",
 		},
 		{
 			name: "passing checks at maxWeight promote", spec: canarySpec(metric),
-			status: status(serinv1.CanaryPhaseProgressing, due, weight(40), iterations(2)), checks: &CheckResults{GateOpen: true},
-			wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 40, wantIter: 2, wantActions: "PromotePrimary", wantEvents: "Promoting", wantRequeue: time.Minute,
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(40), iterations(2)), checks: passing,
+			wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 40, wantIter: 2, wantEvents: "MetricPassed Promoting", wantRequeue: time.Millisecond,
 		},
 		{
 			name: "confirm-promotion is asked at maxWeight", spec: canarySpec(metric, hook(serinv1.ConfirmPromotionHook)),
@@ -318,8 +338,8 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "a closed confirm-promotion gate waits for promotion", spec: canarySpec(metric, hook(serinv1.ConfirmPromotionHook)),
-			status: status(serinv1.CanaryPhaseProgressing, due, weight(40), iterations(2)), checks: &CheckResults{},
-			wantPhase: serinv1.CanaryPhaseWaitingPromotion, wantWeight: 40, wantIter: 2, wantEvents: "WaitingForPromotion", wantRequeue: time.Minute,
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(40), iterations(2)), checks: gatesClosed,
+			wantPhase: serinv1.CanaryPhaseWaitingPromotion, wantWeight: 40, wantIter: 2, wantEvents: "MetricPassed WaitingForPromotion", wantRequeue: time.Minute,
 		},
 		{
 			name: "a new revision mid-analysis restarts from step 0", spec: canarySpec(metric),
@@ -333,6 +353,106 @@ func TestDecide(t *testing.T) {
 			wantPhase: serinv1.CanaryPhaseSucceeded, wantIter: 1, wantApplied: "rev1", wantActions: "SetTraffic(0) ScaleCanaryDown", wantEvents: "RevertedToPromoted",
 		},
 
+		// No data, no answer: no verdict, so the step holds.
+		{
+			name: "no data holds the weight and counts no failure", spec: canarySpec(metric),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), checks: noData,
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 20, wantIter: 1, wantEvents: "!MetricNoData !NoVerdict", wantRequeue: time.Minute,
+		},
+		{
+			name: "a query error holds the weight", spec: canarySpec(metric),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), checks: queryError,
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 20, wantIter: 1, wantEvents: "!MetricError !NoVerdict", wantRequeue: time.Minute,
+		},
+		{
+			name: "no data holds a blue/green iteration", spec: canarySpec(blueGreen(3), metric),
+			status: status(serinv1.CanaryPhaseProgressing, due, iterations(1)), checks: noData,
+			wantPhase: serinv1.CanaryPhaseProgressing, wantIter: 1, wantEvents: "!MetricNoData !NoVerdict", wantRequeue: time.Minute,
+		},
+		{
+			name: "no data at maxWeight does not promote", spec: canarySpec(metric),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(40), iterations(2)), checks: noData,
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 40, wantIter: 2, wantEvents: "!MetricNoData !NoVerdict", wantRequeue: time.Minute,
+		},
+		{
+			name: "the third interval in a row without data is one failed check", spec: canarySpec(metric, func(s *serinv1.CanarySpec) { s.Analysis.Threshold = 5 }),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1), streak(serinv1.MetricRequestSuccessRate, 2)), checks: noData,
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 20, wantIter: 1, wantFailed: 1, wantEvents: "!MetricNoData !ChecksFailed", wantRequeue: time.Minute,
+		},
+		{
+			name: "a metric's own consecutiveErrorLimit of 1 counts the first no-data interval", spec: canarySpec(metric, func(s *serinv1.CanarySpec) {
+				s.Analysis.Threshold, s.Analysis.Metrics[0].ConsecutiveErrorLimit, s.Analysis.ConsecutiveErrorLimit = 5, new(1), new(4)
+			}),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), checks: noData,
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 20, wantIter: 1, wantFailed: 1, wantEvents: "!MetricNoData !ChecksFailed", wantRequeue: time.Minute,
+		},
+		{
+			name: "the analysis' consecutiveErrorLimit applies to metrics without their own", spec: canarySpec(metric, func(s *serinv1.CanarySpec) {
+				s.Analysis.Threshold, s.Analysis.ConsecutiveErrorLimit = 5, new(5)
+			}),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1), streak(serinv1.MetricRequestSuccessRate, 2)), checks: noData,
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 20, wantIter: 1, wantEvents: "!MetricNoData !NoVerdict", wantRequeue: time.Minute,
+		},
+		{
+			name: "a rollout webhook without an answer holds the weight", spec: canarySpec(hook(serinv1.RolloutHook)),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), checks: observe(unanswered(serinv1.RolloutHook)),
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 20, wantIter: 1, wantEvents: "!NoVerdict", wantRequeue: time.Minute,
+		},
+		{
+			name: "a rollout webhook answering 500 is a failed check", spec: canarySpec(hook(serinv1.RolloutHook), func(s *serinv1.CanarySpec) { s.Analysis.Threshold = 5 }),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), checks: observe(code(serinv1.RolloutHook, 500)),
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 20, wantIter: 1, wantFailed: 1, wantEvents: "!ChecksFailed", wantRequeue: time.Minute,
+		},
+		{
+			name: "a pre-rollout webhook without an answer sends no traffic", spec: canarySpec(hook(serinv1.PreRolloutHook)),
+			status: status(serinv1.CanaryPhaseProgressing, due), checks: observe(unanswered(serinv1.PreRolloutHook)),
+			wantPhase: serinv1.CanaryPhaseProgressing, wantEvents: "!NoVerdict", wantRequeue: time.Minute,
+		},
+		{
+			name: "an unanswered confirm-traffic-increase gate stays closed", spec: canarySpec(hook(serinv1.ConfirmTrafficIncreaseHook)),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), checks: observe(unanswered(serinv1.ConfirmTrafficIncreaseHook)),
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 20, wantIter: 1, wantEvents: "WaitingForApproval", wantRequeue: time.Minute,
+		},
+		{
+			name: "no verdict for as long as the progress deadline rolls back", spec: canarySpec(metric),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1), inconclusiveSince(4*time.Minute)), checks: noData,
+			wantPhase: serinv1.CanaryPhaseFailed, wantIter: 1,
+			wantActions: "SetTraffic(0) ScaleCanaryDown RunPostRollout", wantEvents: "!MetricNoData !RolledBack",
+		},
+		{
+			name: "a verdict ends a run without one", spec: canarySpec(metric),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1), inconclusiveSince(6*time.Minute)), checks: passing,
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 40, wantIter: 2, wantActions: "SetTraffic(40)", wantEvents: "MetricPassed Advanced", wantRequeue: time.Minute,
+		},
+		{
+			name: "98 against min 99, the third failure at threshold 3, rolls back", spec: canarySpec(metric, func(s *serinv1.CanarySpec) { s.Analysis.Threshold = 3 }),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1), failed(2)), checks: observe(measured(MetricObservation{Value: 98})),
+			wantPhase: serinv1.CanaryPhaseFailed, wantIter: 1, wantFailed: 3,
+			wantActions: "SetTraffic(0) ScaleCanaryDown RunPostRollout", wantEvents: "!MetricFailed !ChecksFailed !RolledBack",
+		},
+
+		// skipAnalysis set during an analysis.
+		{
+			name: "skipAnalysis set while progressing promotes at once", spec: canarySpec(metric, func(s *serinv1.CanarySpec) { s.SkipAnalysis = true }),
+			status: status(serinv1.CanaryPhaseProgressing, weight(20), iterations(1)),
+			wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 20, wantIter: 1, wantEvents: "SkippedAnalysis Promoting", wantRequeue: time.Millisecond,
+		},
+		{
+			name: "skipAnalysis set while waiting for promotion promotes at once", spec: canarySpec(hook(serinv1.ConfirmPromotionHook), func(s *serinv1.CanarySpec) { s.SkipAnalysis = true }),
+			status: status(serinv1.CanaryPhaseWaitingPromotion, weight(40)),
+			wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 40, wantEvents: "SkippedAnalysis Promoting", wantRequeue: time.Millisecond,
+		},
+		{
+			name: "skipAnalysis set while a blue/green release is analysed promotes with traffic on the canary", spec: canarySpec(blueGreen(3), func(s *serinv1.CanarySpec) { s.SkipAnalysis = true }),
+			status: status(serinv1.CanaryPhaseProgressing, iterations(1)),
+			wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 100, wantIter: 1, wantActions: "SetTraffic(100)", wantEvents: "SkippedAnalysis Promoting", wantRequeue: time.Millisecond,
+		},
+		{
+			name: "skipAnalysis set while waiting for confirm-rollout promotes", spec: canarySpec(hook(serinv1.ConfirmRolloutHook), func(s *serinv1.CanarySpec) { s.SkipAnalysis = true }),
+			status: status(serinv1.CanaryPhaseWaiting, idleAt("rev1")),
+			wantPhase: serinv1.CanaryPhasePromoting, wantApplied: "rev2", wantEvents: "SkippedAnalysis", wantRequeue: time.Millisecond,
+		},
+
 		// Blue/green and A/B testing.
 		{
 			name: "the first blue/green iteration runs pre-rollout and analysis", spec: canarySpec(blueGreen(3), hook(serinv1.PreRolloutHook), hook(serinv1.RolloutHook)),
@@ -340,7 +460,7 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "a passing blue/green iteration counts and sends no traffic", spec: canarySpec(blueGreen(3), hook(serinv1.RolloutHook)),
-			status: status(serinv1.CanaryPhaseProgressing, due), checks: &CheckResults{GateOpen: true},
+			status: status(serinv1.CanaryPhaseProgressing, due), checks: passing,
 			wantPhase: serinv1.CanaryPhaseProgressing, wantIter: 1, wantEvents: "Advanced", wantRequeue: time.Minute,
 		},
 		{
@@ -349,13 +469,13 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "a failing blue/green iteration does not count", spec: canarySpec(blueGreen(3), hook(serinv1.RolloutHook)),
-			status: status(serinv1.CanaryPhaseProgressing, due, iterations(1)), checks: &CheckResults{Failures: []string{"rollout: 503"}},
+			status: status(serinv1.CanaryPhaseProgressing, due, iterations(1)), checks: observe(code(serinv1.RolloutHook, 503)),
 			wantPhase: serinv1.CanaryPhaseProgressing, wantIter: 1, wantFailed: 1, wantEvents: "!ChecksFailed", wantRequeue: time.Minute,
 		},
 		{
 			name: "blue/green promotes after the last iteration with all traffic on the canary", spec: canarySpec(blueGreen(3), hook(serinv1.RolloutHook)),
 			status: status(serinv1.CanaryPhaseProgressing, due, iterations(3)), wantPhase: serinv1.CanaryPhasePromoting, wantIter: 3, wantWeight: 100,
-			wantActions: "SetTraffic(100) PromotePrimary", wantEvents: "Promoting", wantRequeue: time.Minute,
+			wantActions: "SetTraffic(100)", wantEvents: "Promoting", wantRequeue: time.Millisecond,
 		},
 		{
 			name: "the last blue/green iteration asks confirm-promotion with its checks", spec: canarySpec(blueGreen(3), hook(serinv1.RolloutHook), hook(serinv1.ConfirmPromotionHook)),
@@ -363,13 +483,13 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "a passing last blue/green iteration promotes at once", spec: canarySpec(blueGreen(3), hook(serinv1.RolloutHook)),
-			status: status(serinv1.CanaryPhaseProgressing, due, iterations(2)), checks: &CheckResults{GateOpen: true},
+			status: status(serinv1.CanaryPhaseProgressing, due, iterations(2)), checks: passing,
 			wantPhase: serinv1.CanaryPhasePromoting, wantIter: 3, wantWeight: 100,
-			wantActions: "SetTraffic(100) PromotePrimary", wantEvents: "Advanced Promoting", wantRequeue: time.Minute,
+			wantActions: "SetTraffic(100)", wantEvents: "Advanced Promoting", wantRequeue: time.Millisecond,
 		},
 		{
 			name: "a passing last blue/green iteration behind a closed gate waits for promotion", spec: canarySpec(blueGreen(3), hook(serinv1.RolloutHook), hook(serinv1.ConfirmPromotionHook)),
-			status: status(serinv1.CanaryPhaseProgressing, due, iterations(2)), checks: &CheckResults{},
+			status: status(serinv1.CanaryPhaseProgressing, due, iterations(2)), checks: gatesClosed,
 			wantPhase: serinv1.CanaryPhaseWaitingPromotion, wantIter: 3, wantEvents: "Advanced WaitingForPromotion", wantRequeue: time.Minute,
 		},
 		{
@@ -386,12 +506,12 @@ func TestDecide(t *testing.T) {
 		// Waiting for promotion.
 		{
 			name: "an opened confirm-promotion gate promotes", spec: canarySpec(hook(serinv1.ConfirmPromotionHook)),
-			status: status(serinv1.CanaryPhaseWaitingPromotion, due, weight(40)), checks: &CheckResults{GateOpen: true},
-			wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 40, wantActions: "PromotePrimary", wantEvents: "Promoting", wantRequeue: time.Minute,
+			status: status(serinv1.CanaryPhaseWaitingPromotion, due, weight(40)), checks: passing,
+			wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 40, wantEvents: "Promoting", wantRequeue: time.Millisecond,
 		},
 		{
 			name: "a closed confirm-promotion gate keeps waiting", spec: canarySpec(hook(serinv1.ConfirmPromotionHook)),
-			status: status(serinv1.CanaryPhaseWaitingPromotion, due, weight(40)), checks: &CheckResults{},
+			status: status(serinv1.CanaryPhaseWaitingPromotion, due, weight(40)), checks: gatesClosed,
 			wantPhase: serinv1.CanaryPhaseWaitingPromotion, wantWeight: 40, wantRequeue: time.Minute,
 		},
 		{
@@ -402,8 +522,24 @@ func TestDecide(t *testing.T) {
 
 		// Promotion.
 		{
+			name: "promoting copies the analysed revision into the primary", spec: canarySpec(),
+			status:    status(serinv1.CanaryPhasePromoting, weight(40)),
+			wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 40, wantActions: "PromotePrimary(rev2)", wantRequeue: 4*time.Minute + 30*time.Second,
+		},
+		{
+			name: "a target changed before the copy restarts the analysis of the new revision", spec: canarySpec(),
+			status: status(serinv1.CanaryPhasePromoting, weight(40)), rev: "rev3",
+			wantPhase: serinv1.CanaryPhaseProgressing, wantApplied: "rev3", wantPromo: "rev1",
+			wantActions: "SetTraffic(0) ScaleCanaryUp", wantEvents: "AnalysisRestarted", wantRequeue: time.Minute,
+		},
+		{
+			name: "a primary that does not take the revision within the deadline rolls back", spec: canarySpec(),
+			status:    status(serinv1.CanaryPhasePromoting, weight(40), func(s *serinv1.CanaryStatus) { s.LastTransitionTime, s.LastIterationTime = at(time.Minute), at(time.Minute) }),
+			wantPhase: serinv1.CanaryPhaseFailed, wantActions: "SetTraffic(0) ScaleCanaryDown RunPostRollout", wantEvents: "!RolledBack",
+		},
+		{
 			name: "promoting waits for the primary rollout", spec: canarySpec(),
-			status: status(serinv1.CanaryPhasePromoting, weight(40)), primary: &Workload{Exists: true},
+			status: status(serinv1.CanaryPhasePromoting, weight(40)), primary: &Workload{Exists: true, Revision: "rev2"},
 			wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 40, wantRequeue: 4*time.Minute + 30*time.Second,
 		},
 		{
@@ -411,31 +547,31 @@ func TestDecide(t *testing.T) {
 			status: status(serinv1.CanaryPhasePromoting, weight(40), func(s *serinv1.CanaryStatus) {
 				s.LastTransitionTime, s.LastIterationTime = at(time.Minute), at(2*time.Minute)
 			}),
-			primary: &Workload{Exists: true, Message: "1 of 3 updated"}, wantPhase: serinv1.CanaryPhaseFailed,
-			wantActions: "SetTraffic(0) ScaleCanaryDown RunPostRollout", wantEvents: "!RolledBack",
+			primary: &Workload{Exists: true, Message: "1 of 3 updated", Revision: "rev2"}, wantPhase: serinv1.CanaryPhaseFailed,
+			wantActions: "SetTraffic(0) RestorePrimary(rev1) ScaleCanaryDown RunPostRollout", wantEvents: "!RolledBack",
 		},
 		{
 			name: "a rolled out primary gets all traffic back", spec: canarySpec(),
-			status: status(serinv1.CanaryPhasePromoting, weight(40)), wantPhase: serinv1.CanaryPhaseFinalising,
+			status: status(serinv1.CanaryPhasePromoting, weight(40)), wantPhase: serinv1.CanaryPhaseFinalising, primary: &copied,
 			wantActions: "SetTraffic(0)", wantEvents: "Finalising", wantRequeue: time.Second,
 		},
 		{
 			name: "stepWeightPromotion returns traffic in steps", spec: canarySpec(func(s *serinv1.CanarySpec) { s.Analysis.StepWeightPromotion = 15 }),
-			status: status(serinv1.CanaryPhasePromoting, due, weight(40)), wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 25,
+			status: status(serinv1.CanaryPhasePromoting, due, weight(40)), wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 25, primary: &copied,
 			wantActions: "SetTraffic(25)", wantEvents: "Promoting", wantRequeue: time.Minute,
 		},
 		{
 			name: "stepWeightPromotion waits for the interval", spec: canarySpec(func(s *serinv1.CanarySpec) { s.Analysis.StepWeightPromotion = 15 }),
-			status: status(serinv1.CanaryPhasePromoting, weight(25)), wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 25, wantRequeue: 30 * time.Second,
+			status: status(serinv1.CanaryPhasePromoting, weight(25)), wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 25, wantRequeue: 30 * time.Second, primary: &copied,
 		},
 		{
 			name: "the last promotion step finalises", spec: canarySpec(func(s *serinv1.CanarySpec) { s.Analysis.StepWeightPromotion = 15 }),
-			status: status(serinv1.CanaryPhasePromoting, due, weight(10)), wantPhase: serinv1.CanaryPhaseFinalising,
+			status: status(serinv1.CanaryPhasePromoting, due, weight(10)), wantPhase: serinv1.CanaryPhaseFinalising, primary: &copied,
 			wantActions: "SetTraffic(0)", wantEvents: "Finalising", wantRequeue: time.Second,
 		},
 		{
 			name: "a new revision during promotion waits", spec: canarySpec(),
-			status: status(serinv1.CanaryPhasePromoting, weight(40)), rev: "rev3", wantPhase: serinv1.CanaryPhaseFinalising, wantApplied: "rev2",
+			status: status(serinv1.CanaryPhasePromoting, weight(40)), rev: "rev3", wantPhase: serinv1.CanaryPhaseFinalising, wantApplied: "rev2", primary: &copied,
 			wantActions: "SetTraffic(0)", wantEvents: "Finalising", wantRequeue: time.Second,
 		},
 		{
@@ -463,10 +599,13 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := Input{Spec: tt.spec, Status: tt.status, Now: t0.Add(now), Revision: "rev2", Primary: ready, Canary: ready, Checks: tt.checks}
+			in := Input{Spec: tt.spec, Status: tt.status, Now: t0.Add(now), Revision: "rev2", Primary: ready, Canary: ready}
 			if tt.rev != "" {
 				in.Revision = tt.rev
 			}
+			// The primary runs the promoted revision unless the row says
+			// otherwise.
+			in.Primary.Revision = tt.status.LastPromotedSpec
 			if tt.primary != nil {
 				in.Primary = *tt.primary
 			}
@@ -474,7 +613,7 @@ func TestDecide(t *testing.T) {
 				in.Canary = *tt.canary
 			}
 			before := *in.Status.DeepCopy()
-			got := Decide(in)
+			got := decideLikeTheReconciler(in, tt.checks)
 			if !reflect.DeepEqual(in.Status, before) {
 				t.Fatal("Decide changed its input status")
 			}
@@ -517,24 +656,7 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-func formatActions(actions []Action) string {
-	var parts []string
-	for _, a := range actions {
-		if a.Kind != SetTraffic {
-			parts = append(parts, string(a.Kind))
-			continue
-		}
-		args := []string{fmt.Sprint(a.Traffic.CanaryWeight)}
-		if a.Traffic.Mirror {
-			args = append(args, fmt.Sprintf("mirror=%d", a.Traffic.MirrorWeight))
-		}
-		if a.Traffic.MatchToCanary {
-			args = append(args, "match")
-		}
-		parts = append(parts, fmt.Sprintf("SetTraffic(%s)", strings.Join(args, ",")))
-	}
-	return strings.Join(parts, " ")
-}
+func formatActions(actions []Action) string { return FormatActions(actions) }
 
 // formatEvents lists event reasons; warnings are prefixed with !.
 func formatEvents(events []Event) string {
@@ -585,15 +707,17 @@ func TestFirstStepTiming(t *testing.T) {
 }
 
 func TestDecideRecordsMetrics(t *testing.T) {
-	measured := []serinv1.MetricStatus{{Name: serinv1.MetricRequestSuccessRate, Verdict: serinv1.MetricPassed, Value: new(99.5)}}
 	in := Input{
 		Spec: canarySpec(metric), Status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)),
 		Now: t0.Add(now), Revision: "rev2", Primary: ready, Canary: ready,
-		Checks: &CheckResults{GateOpen: true, Metrics: measured},
 	}
-	got := Decide(in)
-	if !reflect.DeepEqual(got.Status.Metrics, measured) {
-		t.Errorf("metrics %+v, want %+v", got.Status.Metrics, measured)
+	got := decideLikeTheReconciler(in, observe(measured(MetricObservation{Value: 99.5})))
+	want := []serinv1.MetricStatus{{
+		Name: serinv1.MetricRequestSuccessRate, Verdict: serinv1.MetricPassed, Value: new(99.5),
+		Message: "99.5 is within bounds", Time: metav1.NewTime(in.Now),
+	}}
+	if !reflect.DeepEqual(got.Status.Metrics, want) {
+		t.Errorf("metrics %+v, want %+v", got.Status.Metrics, want)
 	}
 
 	// A new release starts with no measurements.
@@ -613,9 +737,9 @@ func TestDecideCapsWeightToReadyCanaryPods(t *testing.T) {
 		wantActions string
 		wantEvents  string
 	}{
-		{"all pods ready: no cap", 4, 40, 0, "SetTraffic(40)", "Advanced"},
-		{"3 of 4 ready: 3/4 of the step", 3, 30, 40, "SetTraffic(30)", "WeightCapped"},
-		{"1 of 4 ready: the weight holds", 1, 20, 40, "", "WeightCapped"},
+		{"all pods ready: no cap", 4, 40, 0, "SetTraffic(40)", "MetricPassed Advanced"},
+		{"3 of 4 ready: 3/4 of the step", 3, 30, 40, "SetTraffic(30)", "MetricPassed WeightCapped"},
+		{"1 of 4 ready: the weight holds", 1, 20, 40, "", "MetricPassed WeightCapped"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -623,9 +747,8 @@ func TestDecideCapsWeightToReadyCanaryPods(t *testing.T) {
 				Spec: canarySpec(metric), Status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)),
 				Now: t0.Add(now), Revision: "rev2", Primary: ready,
 				Canary: Workload{Exists: true, Ready: true, Pods: 4, ReadyPods: tt.ready},
-				Checks: &CheckResults{GateOpen: true},
 			}
-			got := Decide(in)
+			got := decideLikeTheReconciler(in, passing)
 			if got.Status.CanaryWeight != tt.wantWeight || got.Status.CanaryWeightCap != tt.wantCap {
 				t.Errorf("weight %d cap %d, want %d %d", got.Status.CanaryWeight, got.Status.CanaryWeightCap, tt.wantWeight, tt.wantCap)
 			}

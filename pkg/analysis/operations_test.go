@@ -27,7 +27,7 @@ func TestDecideOperations(t *testing.T) {
 		rev     string // default rev2
 		primary *Workload
 		canary  *Workload
-		checks  *CheckResults
+		checks  observer
 
 		wantRun     *CheckRequest
 		wantPhase   serinv1.CanaryPhase
@@ -54,12 +54,12 @@ func TestDecideOperations(t *testing.T) {
 		{
 			name: "promote at maxWeight passes the confirm-promotion gate", op: promote, spec: canarySpec(metric, hook(serinv1.ConfirmPromotionHook)),
 			status: status(serinv1.CanaryPhaseProgressing, weight(40), iterations(2)), wantPhase: serinv1.CanaryPhasePromoting,
-			wantWeight: 40, wantIter: 2, wantActions: "PromotePrimary", wantEvents: "OperationPromote Promoting", wantRequeue: time.Minute,
+			wantWeight: 40, wantIter: 2, wantEvents: "OperationPromote Promoting", wantRequeue: time.Millisecond,
 		},
 		{
 			name: "promote in WaitingPromotion passes the closed gate", op: promote, spec: canarySpec(hook(serinv1.ConfirmPromotionHook)),
 			status: status(serinv1.CanaryPhaseWaitingPromotion, weight(40)), wantPhase: serinv1.CanaryPhasePromoting,
-			wantWeight: 40, wantActions: "PromotePrimary", wantEvents: "OperationPromote Promoting", wantRequeue: time.Minute,
+			wantWeight: 40, wantEvents: "OperationPromote Promoting", wantRequeue: time.Millisecond,
 		},
 		{
 			name: "promote counts a blue/green iteration", op: promote, spec: canarySpec(blueGreen(3), hook(serinv1.RolloutHook)),
@@ -97,7 +97,7 @@ func TestDecideOperations(t *testing.T) {
 		},
 		{
 			name: "promote is refused during the promotion", op: promote, spec: canarySpec(),
-			status: status(serinv1.CanaryPhasePromoting, weight(40)), wantPhase: serinv1.CanaryPhaseFinalising,
+			status: status(serinv1.CanaryPhasePromoting, weight(40)), wantPhase: serinv1.CanaryPhaseFinalising, primary: &copied,
 			wantActions: "SetTraffic(0)", wantEvents: "!OperationRefused Finalising", wantRefusal: "already being promoted", wantRequeue: time.Second,
 		},
 		{
@@ -115,22 +115,22 @@ func TestDecideOperations(t *testing.T) {
 		{
 			name: "promote-full skips the remaining steps", op: promoteFull, spec: canarySpec(metric),
 			status: status(serinv1.CanaryPhaseProgressing, weight(20), iterations(1)), wantPhase: serinv1.CanaryPhasePromoting,
-			wantWeight: 20, wantIter: 1, wantActions: "PromotePrimary", wantEvents: "OperationPromoteFull Promoting", wantRequeue: time.Minute,
+			wantWeight: 20, wantIter: 1, wantEvents: "OperationPromoteFull Promoting", wantRequeue: time.Millisecond,
 		},
 		{
 			name: "promote-full of blue/green sends all traffic to the tested canary first", op: promoteFull, spec: canarySpec(blueGreen(3)),
 			status: status(serinv1.CanaryPhaseProgressing, iterations(1)), wantPhase: serinv1.CanaryPhasePromoting,
-			wantWeight: 100, wantIter: 1, wantActions: "SetTraffic(100) PromotePrimary", wantEvents: "OperationPromoteFull Promoting", wantRequeue: time.Minute,
+			wantWeight: 100, wantIter: 1, wantActions: "SetTraffic(100)", wantEvents: "OperationPromoteFull Promoting", wantRequeue: time.Millisecond,
 		},
 		{
 			name: "promote-full from Waiting promotes with traffic on the primary", op: promoteFull, spec: canarySpec(blueGreen(3), hook(serinv1.ConfirmRolloutHook)),
 			status: status(serinv1.CanaryPhaseWaiting, idleAt("rev1")), wantPhase: serinv1.CanaryPhasePromoting, wantApplied: "rev2",
-			wantActions: "PromotePrimary", wantEvents: "OperationPromoteFull", wantRequeue: time.Minute,
+			wantEvents: "OperationPromoteFull", wantRequeue: time.Millisecond,
 		},
 		{
 			name: "promote-full in WaitingPromotion promotes", op: promoteFull, spec: canarySpec(hook(serinv1.ConfirmPromotionHook)),
 			status: status(serinv1.CanaryPhaseWaitingPromotion, weight(40)), wantPhase: serinv1.CanaryPhasePromoting,
-			wantWeight: 40, wantActions: "PromotePrimary", wantEvents: "OperationPromoteFull Promoting", wantRequeue: time.Minute,
+			wantWeight: 40, wantEvents: "OperationPromoteFull Promoting", wantRequeue: time.Millisecond,
 		},
 		{
 			name: "promote-full is refused on an Initialized canary", op: promoteFull, spec: canarySpec(),
@@ -166,7 +166,7 @@ func TestDecideOperations(t *testing.T) {
 		},
 		{
 			name: "abort is refused during the promotion", op: abort, spec: canarySpec(),
-			status: status(serinv1.CanaryPhasePromoting, weight(40)), wantPhase: serinv1.CanaryPhaseFinalising,
+			status: status(serinv1.CanaryPhasePromoting, weight(40)), wantPhase: serinv1.CanaryPhaseFinalising, primary: &copied,
 			wantActions: "SetTraffic(0)", wantEvents: "!OperationRefused Finalising", wantRefusal: "revert the target", wantRequeue: time.Second,
 		},
 		{
@@ -192,7 +192,7 @@ func TestDecideOperations(t *testing.T) {
 		},
 		{
 			name: "retry behind a closed confirm-rollout gate waits", op: retry, spec: canarySpec(hook(serinv1.ConfirmRolloutHook)),
-			status: status(serinv1.CanaryPhaseFailed, failed(2)), checks: &CheckResults{}, wantPhase: serinv1.CanaryPhaseWaiting,
+			status: status(serinv1.CanaryPhaseFailed, failed(2)), checks: gatesClosed, wantPhase: serinv1.CanaryPhaseWaiting,
 			wantApplied: "rev2", wantEvents: "OperationRetry WaitingForApproval", wantRequeue: time.Minute,
 		},
 		{
@@ -270,7 +270,7 @@ func TestDecideOperations(t *testing.T) {
 			op := Operation{Kind: tt.op, ID: "2026-01-01T00:10:00Z", By: "alice"}
 			in := Input{
 				Spec: tt.spec, Status: tt.status, Now: t0.Add(now), Revision: "rev2", Primary: ready, Canary: ready,
-				Checks: tt.checks, Operation: &op,
+				Operation: &op,
 			}
 			if tt.rev != "" {
 				in.Revision = tt.rev
@@ -281,7 +281,7 @@ func TestDecideOperations(t *testing.T) {
 			if tt.primary != nil {
 				in.Primary = *tt.primary
 			}
-			got := Decide(in)
+			got := decideLikeTheReconciler(in, tt.checks)
 			if tt.wantRun != nil || got.Run != nil {
 				if got.Run == nil || tt.wantRun == nil || *got.Run != *tt.wantRun {
 					t.Fatalf("Run = %+v, want %+v", got.Run, tt.wantRun)

@@ -35,6 +35,11 @@ type Input struct {
 	// any. Decide carries it out or refuses it, and records its ID in
 	// status.lastHandledOperation either way.
 	Operation *Operation
+
+	// ErrorLimit is the controller's default of the consecutive error
+	// limit (DefaultErrorLimit when zero); the Canary's own fields override
+	// it.
+	ErrorLimit int
 }
 
 // Workload is the observed state of the primary or the canary workload.
@@ -43,6 +48,9 @@ type Workload struct {
 	Exists bool
 	// Ready is true when its rollout is complete and enough pods are ready.
 	Ready bool
+	// Revision is the revision the workload's pod template runs, when
+	// Serin recorded it there (the primary's serin.dev/revision).
+	Revision string
 	// Message says why it is not ready.
 	Message string
 	// Pods is how many pods it wants and ReadyPods how many are
@@ -64,17 +72,13 @@ type CheckRequest struct {
 	Analysis bool
 }
 
-// CheckResults are the outcomes of a CheckRequest.
+// CheckResults are what the checks of a CheckRequest observed, without any
+// judgement: Decide judges them against the spec.
 type CheckResults struct {
-	// GateOpen is true when every webhook of the requested gate succeeded
-	// (and when the Canary has none).
-	GateOpen bool
-	// RollbackRequested is true when a rollback webhook succeeded.
-	RollbackRequested bool
-	// Failures has one line per failed pre-rollout, rollout or metric check.
-	Failures []string
-	// Metrics is the status of each metric check that ran.
-	Metrics []serinv1.MetricStatus
+	// Webhooks has one observation per webhook called.
+	Webhooks []WebhookObservation
+	// Metrics has one observation per metric queried.
+	Metrics []MetricObservation
 }
 
 // Decision is the outcome of Decide.
@@ -96,6 +100,16 @@ type Decision struct {
 	// RequeueAfter is when the Canary needs another look without any change
 	// in the cluster; zero means only a change triggers it.
 	RequeueAfter time.Duration
+
+	// Message is the message of the Canary's conditions: why the release is
+	// where it is.
+	Message string
+
+	// Invalid, when set, says why the analysis cannot run as written (a
+	// metric condition that does not compile or evaluate). Nothing moves;
+	// the reconciler marks the Canary Stalled and looks again an interval
+	// later.
+	Invalid string
 }
 
 // ActionKind is a change to the cluster.
@@ -112,8 +126,13 @@ const (
 	// ScaleCanaryDown scales the target back to zero.
 	ScaleCanaryDown ActionKind = "ScaleCanaryDown"
 	// PromotePrimary copies the target's pod template (and its configs)
-	// into the primary.
+	// into the primary, provided the target still holds Action.Revision:
+	// only the analysed revision is promoted.
 	PromotePrimary ActionKind = "PromotePrimary"
+	// RestorePrimary puts the kept copy of Action.Revision, the last
+	// promoted revision, back into the primary: a rollback after a
+	// promotion had started to overwrite it.
+	RestorePrimary ActionKind = "RestorePrimary"
 	// SetTraffic routes traffic as in Action.Traffic.
 	SetTraffic ActionKind = "SetTraffic"
 	// RunPostRollout calls the post-rollout webhooks; their outcome is only
@@ -126,6 +145,8 @@ type Action struct {
 	Kind ActionKind
 	// Traffic is set for SetTraffic.
 	Traffic *Traffic
+	// Revision is set for PromotePrimary: the revision that was analysed.
+	Revision string
 }
 
 // Traffic is the routing a router applies.
@@ -158,6 +179,7 @@ const (
 	ReasonAdvanced           = "Advanced"
 	ReasonWeightCapped       = "WeightCapped"
 	ReasonChecksFailed       = "ChecksFailed"
+	ReasonNoVerdict          = "NoVerdict"
 	ReasonWaitingPromotion   = "WaitingForPromotion"
 	ReasonPromoting          = "Promoting"
 	ReasonFinalising         = "Finalising"

@@ -5,22 +5,14 @@ import (
 	"fmt"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 	"github.com/serin-dev/serin/pkg/checks/webhook"
+	"github.com/serin-dev/serin/pkg/internal/httpreply"
 )
-
-// hookType is the effective type of a webhook; an empty type is rollout.
-func hookType(h serinv1.CanaryWebhook) serinv1.HookType {
-	if h.Type == "" {
-		return serinv1.RolloutHook
-	}
-	return h.Type
-}
 
 func (r *CanaryReconciler) payload(c *serinv1.Canary, revision string, h serinv1.CanaryWebhook) webhook.Payload {
 	return webhook.Payload{
@@ -32,54 +24,42 @@ func (r *CanaryReconciler) payload(c *serinv1.Canary, revision string, h serinv1
 	}
 }
 
-// runChecks calls the webhooks and runs the metric checks that the analysis
-// asked for and reports their outcomes. An error is a metric that cannot run
-// as written (metrics.ConfigError).
+// runChecks calls the webhooks and runs the metric queries that the analysis
+// asked for and returns what they observed; pkg/analysis judges it. An
+// error is a metric that cannot run as written (metrics.ConfigError).
 func (r *CanaryReconciler) runChecks(ctx context.Context, c *serinv1.Canary, revision string, req analysis.CheckRequest) (analysis.CheckResults, error) {
-	logger := log.FromContext(ctx)
-	res := analysis.CheckResults{GateOpen: true}
+	var res analysis.CheckResults
 	for _, h := range c.Spec.Analysis.Webhooks {
-		t := hookType(h)
-		wanted := (req.Gate != "" && t == req.Gate) ||
-			(req.Rollback && t == serinv1.RollbackHook) ||
-			(req.PreRollout && t == serinv1.PreRolloutHook) ||
-			(req.Analysis && t == serinv1.RolloutHook)
-		if !wanted {
+		if !req.Wants(h) {
 			continue
 		}
-		out := r.Webhooks.Call(ctx, h, r.payload(c, revision, h))
-		switch t {
-		case serinv1.RollbackHook:
-			if out.OK() {
-				res.RollbackRequested = true
-			}
-		case serinv1.ConfirmRolloutHook, serinv1.ConfirmTrafficIncreaseHook, serinv1.ConfirmPromotionHook:
-			if !out.OK() {
-				res.GateOpen = false
-				logger.Info("gate closed", "webhook", h.Name, "type", t, "reason", out.Err.Error())
-			}
-		default:
-			if !out.OK() {
-				res.Failures = append(res.Failures, fmt.Sprintf("%s webhook %s: %v", t, h.Name, out.Err))
-			}
-		}
+		res.Webhooks = append(res.Webhooks, webhookObservation(h, r.Webhooks.Call(ctx, h, r.payload(c, revision, h))))
 	}
 	if req.Analysis && len(c.Spec.Analysis.Metrics) > 0 {
-		out, err := r.MetricChecks.Run(ctx, c, r.provider(c), r.Now())
+		measured, err := r.MetricChecks.Measure(ctx, c, r.provider(c))
 		if err != nil {
 			return res, err
 		}
-		res.Metrics = out.Metrics
-		res.Failures = append(res.Failures, out.Failures...)
-		for _, m := range out.Metrics {
-			eventType := corev1.EventTypeNormal
-			if m.Verdict != serinv1.MetricPassed {
-				eventType = corev1.EventTypeWarning
+		for _, m := range measured {
+			o := analysis.MetricObservation{Name: m.Name, Value: m.Value, NoData: m.NoData}
+			if m.Err != nil {
+				o.Err = m.Err.Error()
 			}
-			r.eventf(ctx, c, eventType, "Metric"+string(m.Verdict), "metric %s: %s", m.Name, m.Message)
+			res.Metrics = append(res.Metrics, o)
 		}
 	}
 	return res, nil
+}
+
+// webhookObservation turns a call's result into what the analysis judges:
+// the status code of the answer, or why there was none.
+func webhookObservation(h serinv1.CanaryWebhook, out webhook.Result) analysis.WebhookObservation {
+	o := analysis.WebhookObservation{Name: h.Name, Type: analysis.HookType(h), StatusCode: out.StatusCode}
+	if out.Err != nil {
+		o.Err = out.Err.Error()
+	}
+	o.Body = httpreply.Excerpt(out.Body)
+	return o
 }
 
 // runPostRollout calls the post-rollout webhooks; their outcome is only
@@ -87,7 +67,7 @@ func (r *CanaryReconciler) runChecks(ctx context.Context, c *serinv1.Canary, rev
 func (r *CanaryReconciler) runPostRollout(ctx context.Context, c *serinv1.Canary, revision string) {
 	logger := log.FromContext(ctx)
 	for _, h := range c.Spec.Analysis.Webhooks {
-		if hookType(h) != serinv1.PostRolloutHook {
+		if analysis.HookType(h) != serinv1.PostRolloutHook {
 			continue
 		}
 		if out := r.Webhooks.Call(ctx, h, r.payload(c, revision, h)); !out.OK() {
@@ -103,7 +83,7 @@ func (r *CanaryReconciler) eventf(ctx context.Context, c *serinv1.Canary, eventT
 	r.Eventf(c, nil, eventType, reason, reason, "%s", message)
 	r.alert(ctx, c, reason, message)
 	for _, h := range c.Spec.Analysis.Webhooks {
-		if hookType(h) != serinv1.EventHook {
+		if analysis.HookType(h) != serinv1.EventHook {
 			continue
 		}
 		p := webhook.EventPayload(c.Name, c.Namespace, c.Status.Phase, c.Status.LastAppliedSpec, eventType, message, h.Metadata)

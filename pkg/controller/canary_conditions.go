@@ -50,30 +50,3 @@ func markRetrying(c *serinv1.Canary, reason, message string) {
 	conditions.MarkReconciling(c, meta.ProgressingWithRetryReason, "%s", message)
 	conditions.MarkFalse(c, meta.ReadyCondition, reason, "%s", message)
 }
-
-// phaseMessage is the condition message for a phase.
-func phaseMessage(c *serinv1.Canary) string {
-	target := c.Spec.TargetRef.Name
-	switch c.Status.Phase {
-	case serinv1.CanaryPhaseInitializing:
-		return "creating " + target + "-primary"
-	case serinv1.CanaryPhaseInitialized:
-		return target + "-primary serves " + target
-	case serinv1.CanaryPhaseWaiting:
-		return "a new revision of " + target + " waits for the confirm-rollout gate"
-	case serinv1.CanaryPhaseProgressing:
-		return "analysing a new revision of " + target
-	case serinv1.CanaryPhaseWaitingPromotion:
-		return "a new revision of " + target + " waits for the confirm-promotion gate"
-	case serinv1.CanaryPhasePromoting:
-		return "promoting a new revision of " + target
-	case serinv1.CanaryPhaseFinalising:
-		return "finalising the promotion of " + target
-	case serinv1.CanaryPhaseSucceeded:
-		return "the current revision of " + target + " is promoted"
-	case serinv1.CanaryPhaseFailed:
-		return "the current revision of " + target + " failed its analysis and was rolled back"
-	default:
-		return string(c.Status.Phase)
-	}
-}

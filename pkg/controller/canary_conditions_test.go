@@ -37,7 +37,7 @@ func TestSetPhaseConditions(t *testing.T) {
 			conditions.MarkStalled(c, "Old", "old")
 			c.Status.ObservedGeneration = 1
 			c.Status.Phase = tt.phase
-			setPhaseConditions(c, phaseMessage(c))
+			setPhaseConditions(c, "the message of "+string(tt.phase))
 
 			if got := conditions.Get(c, meta.ReadyCondition); got == nil || got.Status != tt.wantReady {
 				t.Errorf("Ready = %v, want %s", got, tt.wantReady)

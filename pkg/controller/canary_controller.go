@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/fluxcd/pkg/runtime/conditions"
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -43,7 +42,8 @@ const routerRetry = time.Minute
 type Workloads interface {
 	Observe(ctx context.Context, c *serinv1.Canary) (workload.Observation, error)
 	EnsurePrimary(ctx context.Context, c *serinv1.Canary) error
-	Promote(ctx context.Context, c *serinv1.Canary) error
+	Promote(ctx context.Context, c *serinv1.Canary, revision string) error
+	Restore(ctx context.Context, c *serinv1.Canary, revision string) error
 	ScaleTargetToZero(ctx context.Context, c *serinv1.Canary) error
 	ScaleCanaryUp(ctx context.Context, c *serinv1.Canary) error
 	Revert(ctx context.Context, c *serinv1.Canary) error
@@ -64,6 +64,9 @@ type CanaryReconciler struct {
 
 	// DefaultProvider is used when spec.provider is empty.
 	DefaultProvider serinv1.Provider
+	// ErrorLimit is the default consecutive error limit of the checks
+	// (--metric-error-limit).
+	ErrorLimit int
 	// Alerting sends release events to alert providers.
 	Alerting Alerting
 
@@ -237,7 +240,8 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, c *serinv1.Canary) (ct
 		Primary:  analysis.Workload(obs.Primary),
 		Canary:   analysis.Workload(obs.Canary),
 		// Decide records the operation as handled in the status it returns.
-		Operation: analysis.PendingOperation(c),
+		Operation:  analysis.PendingOperation(c),
+		ErrorLimit: r.ErrorLimit,
 	}
 	decision := analysis.Decide(in)
 	if decision.Run != nil {
@@ -260,9 +264,20 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, c *serinv1.Canary) (ct
 			return ctrl.Result{}, fmt.Errorf("analysis asked for checks twice: %+v", *decision.Run)
 		}
 	}
+	if decision.Invalid != "" {
+		r.eventf(ctx, c, corev1.EventTypeWarning, serinv1.InvalidMetricReason, "%s", decision.Invalid)
+		markStalled(c, serinv1.InvalidMetricReason, decision.Invalid)
+		return ctrl.Result{RequeueAfter: decision.RequeueAfter}, nil
+	}
 
 	for _, a := range decision.Actions {
 		if err := r.act(ctx, c, rt, route, a, obs.Revision); err != nil {
+			if errors.Is(err, workload.ErrRevisionChanged) {
+				// The target moved on since it was observed: the next
+				// reconcile sees the new revision and analyses it.
+				log.FromContext(ctx).Info("not promoting: the target changed", "error", err.Error())
+				return ctrl.Result{RequeueAfter: time.Millisecond}, nil
+			}
 			if meta.IsNoMatchError(err) {
 				// The router's CRDs are not installed. Nothing was routed,
 				// so the primary keeps its traffic; look again later, in
@@ -283,27 +298,14 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, c *serinv1.Canary) (ct
 	c.Status.ObservedGeneration = observedGeneration
 	c.Status.TrackedConfigs = obs.TrackedConfigs
 
-	message := phaseMessage(c)
 	for _, e := range decision.Events {
 		eventType := corev1.EventTypeNormal
 		if e.Warning {
 			eventType = corev1.EventTypeWarning
-			if !operationEvent(e) {
-				message = e.Message
-			}
 		}
 		r.eventf(ctx, c, eventType, e.Reason, "%s", e.Message)
 	}
-	if c.Status.Phase == serinv1.CanaryPhaseFailed && releaseEvents(decision.Events) == 0 &&
-		conditions.GetReason(c, serinv1.PromotedCondition) == string(serinv1.CanaryPhaseFailed) {
-		// Keep the reason of the rollback until a new revision arrives;
-		// Promoted holds it even when a retry replaced Stalled meanwhile.
-		message = conditions.GetMessage(c, serinv1.PromotedCondition)
-	}
-	if c.Status.Paused {
-		message = "paused: " + message
-	}
-	setPhaseConditions(c, message)
+	setPhaseConditions(c, decision.Message)
 	return ctrl.Result{RequeueAfter: decision.RequeueAfter}, nil
 }
 
@@ -347,7 +349,9 @@ func (r *CanaryReconciler) act(ctx context.Context, c *serinv1.Canary, rt router
 	case analysis.EnsurePrimary:
 		return r.Workloads.EnsurePrimary(ctx, c)
 	case analysis.PromotePrimary:
-		return r.Workloads.Promote(ctx, c)
+		return r.Workloads.Promote(ctx, c, a.Revision)
+	case analysis.RestorePrimary:
+		return r.Workloads.Restore(ctx, c, a.Revision)
 	case analysis.ScaleTargetToZero, analysis.ScaleCanaryDown:
 		return r.Workloads.ScaleTargetToZero(ctx, c)
 	case analysis.ScaleCanaryUp:

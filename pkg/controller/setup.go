@@ -41,8 +41,9 @@ type Config struct {
 	Options CanaryReconcilerOptions
 	// MetricsServer is the Prometheus of Canaries without metricsServer.
 	MetricsServer string
-	// MetricErrorLimit is how many no-data or error results in a row count
-	// as a failed check.
+	// MetricErrorLimit is how many intervals in a row a check may go
+	// without a verdict before that counts as a failed check, unless the
+	// Canary sets consecutiveErrorLimit.
 	MetricErrorLimit int
 	// NoCrossNamespaceRefs forbids MetricTemplate references to other
 	// namespaces.
@@ -93,7 +94,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		APIReader:     mgr.GetAPIReader(),
 		EventRecorder: recorder,
 		Metrics:       runtimectrl.NewMetrics(mgr, metricsRecorder(), serinv1.CanaryFinalizer),
-		Workloads:     workload.New(kube, writer, cfg.Workload),
+		Workloads:     workload.New(kube, writer, withHistoryReader(cfg.Workload, mgr.GetAPIReader())),
 		Services:      &service.Applier{Reader: kube, Client: writer, FieldManager: FieldManager, Versions: writes},
 		versions:      versions.New(mgr.GetScheme()),
 		writes:        writes,
@@ -101,14 +102,22 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		MetricChecks: &metrics.Checker{
 			Reader:               kube,
 			DefaultAddress:       cfg.MetricsServer,
-			ErrorLimit:           cfg.MetricErrorLimit,
 			NoCrossNamespaceRefs: cfg.NoCrossNamespaceRefs,
 			NewProvider:          providers.New,
 		},
 		DefaultProvider: cfg.DefaultProvider,
+		ErrorLimit:      cfg.MetricErrorLimit,
 		Alerting:        cfg.Alerting,
 		Routers:         cfg.Routers,
 		Now:             time.Now,
 	}
 	return r.SetupWithManager(ctx, mgr, cfg.Options)
+}
+
+// withHistoryReader reads the kept revisions around the cache: they are read
+// only at a promotion or a restore, too rarely to watch every
+// ControllerRevision in the cluster.
+func withHistoryReader(opts workload.Options, reader client.Reader) workload.Options {
+	opts.HistoryReader = reader
+	return opts
 }

@@ -204,7 +204,7 @@ func (h *harness) testDeployment(t *testing.T) {
 	g.Expect(obs.Revision).To(Equal(rev), "scaling is no new revision")
 
 	canary.Status.LastPromotedSpec = rev
-	g.Expect(h.w.Promote(ctx, canary)).To(Succeed())
+	g.Expect(h.w.Promote(ctx, canary, rev)).To(Succeed())
 	g.Expect(h.w.EnsurePrimary(ctx, canary)).To(Succeed())
 	g.Expect(h.versions(t, ns, primaryObjects...)).To(Equal(versions))
 
@@ -228,14 +228,53 @@ func (h *harness) testDeployment(t *testing.T) {
 	g.Expect(*target.Spec.Replicas).To(Equal(int32(2)), "as many as the primary")
 	h.eventually(t, canary, func(o workload.Observation) bool { return o.Canary.Ready })
 
-	g.Expect(h.w.Promote(ctx, canary)).To(Succeed())
+	// Only the analysed revision is promoted: a target that moved on is
+	// refused before anything is written.
+	err := h.w.Promote(ctx, canary, rev)
+	g.Expect(errors.Is(err, workload.ErrRevisionChanged)).To(BeTrue(), "%v", err)
+	h.get(t, ns, "podinfo-config-primary", cmCopy)
+	g.Expect(cmCopy.Data).To(Equal(map[string]string{"greeting": "hello"}), "a refused promotion writes nothing")
+	g.Expect(h.kept(t, canary)).To(BeEmpty())
+
+	g.Expect(h.w.Promote(ctx, canary, newRev)).To(Succeed())
 	h.get(t, ns, "podinfo-config-primary", cmCopy)
 	g.Expect(cmCopy.Data).To(Equal(map[string]string{"greeting": "hola"}))
 	h.get(t, ns, "podinfo-secret-primary", secretCopy)
 	g.Expect(secretCopy.ResourceVersion).To(Equal(versions[2]), "unchanged Secret: no write")
 	h.get(t, ns, "podinfo-primary", primary)
 	g.Expect(primary.Spec.Template.Annotations).To(HaveKeyWithValue(workload.RevisionAnnotation, newRev), "the primary's pods roll onto the new data")
-	h.eventually(t, canary, func(o workload.Observation) bool { return o.Primary.Ready })
+	h.eventually(t, canary, func(o workload.Observation) bool { return o.Primary.Ready && o.Primary.Revision == newRev })
+
+	// What the primary ran before is kept, Secret copies apart, and can be
+	// restored: the pod template and the config copies' content.
+	kept := h.kept(t, canary)
+	g.Expect(kept).To(HaveLen(1))
+	g.Expect(kept[0].Revision).To(Equal(int64(1)))
+	g.Expect(kept[0].Annotations).To(HaveKeyWithValue(workload.RevisionAnnotation, rev))
+	g.Expect(metav1.IsControlledBy(&kept[0], canary)).To(BeTrue())
+	g.Expect(string(kept[0].Data.Raw)).NotTo(ContainSubstring("s3cret"), "Secret data stays out of the ControllerRevision")
+	keptSecret := &corev1.Secret{}
+	h.get(t, ns, kept[0].Name, keptSecret)
+	g.Expect(metav1.IsControlledBy(keptSecret, canary)).To(BeTrue())
+	listed, err := h.w.KeptRevisions(ctx, canary)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(listed).To(Equal([]workload.KeptRevision{{Number: 1, Revision: rev, Images: []string{"podinfo:1"}}}))
+	g.Expect(h.w.Promote(ctx, canary, newRev)).To(Succeed())
+	g.Expect(h.kept(t, canary)).To(HaveLen(1), "promoting the same revision again keeps nothing more")
+
+	g.Expect(h.w.Restore(ctx, canary, rev)).To(Succeed())
+	h.get(t, ns, "podinfo-config-primary", cmCopy)
+	g.Expect(cmCopy.Data).To(Equal(map[string]string{"greeting": "hello"}))
+	h.get(t, ns, "podinfo-primary", primary)
+	g.Expect(primary.Spec.Template.Annotations).To(HaveKeyWithValue(workload.RevisionAnnotation, rev))
+	h.eventually(t, canary, func(o workload.Observation) bool { return o.Primary.Ready && o.Primary.Revision == rev })
+	g.Expect(h.w.Restore(ctx, canary, rev)).To(Succeed(), "idempotent")
+	err = h.w.Restore(ctx, canary, "0123456789abcdef")
+	g.Expect(errors.Is(err, workload.ErrRevisionNotKept)).To(BeTrue(), "%v", err)
+
+	// Promoting again brings the new revision back.
+	g.Expect(h.w.Promote(ctx, canary, newRev)).To(Succeed())
+	h.eventually(t, canary, func(o workload.Observation) bool { return o.Primary.Ready && o.Primary.Revision == newRev })
 	canary.Status.LastPromotedSpec = newRev
 
 	// Revert: the target takes over at the primary's scale, Serin's
@@ -303,7 +342,7 @@ func (h *harness) testDaemonSet(t *testing.T) {
 	// Promoting the scaled-down target changes nothing in the primary: the
 	// nodeSelector is not copied.
 	versions := h.versions(t, ns, named{&appsv1.DaemonSet{}, "agent-primary"})
-	g.Expect(h.w.Promote(ctx, canary)).To(Succeed())
+	g.Expect(h.w.Promote(ctx, canary, rev)).To(Succeed())
 	g.Expect(h.versions(t, ns, named{&appsv1.DaemonSet{}, "agent-primary"})).To(Equal(versions))
 	h.get(t, ns, "agent-primary", primary)
 	g.Expect(primary.Spec.Template.Spec.NodeSelector).To(BeEmpty())
@@ -377,7 +416,7 @@ func (h *harness) testAutoscaler(t *testing.T) {
 	primaryObjects := []named{{&appsv1.Deployment{}, "web-primary"}, {&autoscalingv2.HorizontalPodAutoscaler{}, "web-primary"}}
 	versions := h.versions(t, ns, primaryObjects...)
 	g.Expect(h.w.EnsurePrimary(ctx, canary)).To(Succeed())
-	g.Expect(h.w.Promote(ctx, canary)).To(Succeed())
+	g.Expect(h.w.Promote(ctx, canary, h.observe(t, canary).Revision)).To(Succeed())
 	g.Expect(h.versions(t, ns, primaryObjects...)).To(Equal(versions))
 
 	// A promotion with a change keeps the autoscaler's count.
@@ -385,7 +424,7 @@ func (h *harness) testAutoscaler(t *testing.T) {
 	h.get(t, ns, "web", target)
 	target.Spec.Template.Spec.Containers[0].Image = "web:2"
 	g.Expect(h.c.Update(ctx, target)).To(Succeed())
-	g.Expect(h.w.Promote(ctx, canary)).To(Succeed())
+	g.Expect(h.w.Promote(ctx, canary, h.observe(t, canary).Revision)).To(Succeed())
 	h.get(t, ns, "web-primary", primary)
 	g.Expect(primary.Spec.Template.Spec.Containers[0].Image).To(Equal("web:2"))
 	g.Expect(*primary.Spec.Replicas).To(Equal(int32(3)))
@@ -491,6 +530,16 @@ func (h *harness) canary(t *testing.T, ns, kind, name string, autoscaler *v1beta
 	}
 	h.create(t, c)
 	return c
+}
+
+// kept lists the ControllerRevisions that keep the Canary's revisions.
+func (h *harness) kept(t *testing.T, canary *v1beta1.Canary) []appsv1.ControllerRevision {
+	t.Helper()
+	var list appsv1.ControllerRevisionList
+	if err := h.c.List(t.Context(), &list, client.InNamespace(canary.Namespace), client.MatchingLabels{workload.KeptRevisionLabel: canary.Name}); err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
 }
 
 func (h *harness) observe(t *testing.T, canary *v1beta1.Canary) workload.Observation {

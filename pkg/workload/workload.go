@@ -67,6 +67,10 @@ const (
 // reconciler reports them as Stalled.
 var ErrInvalid = errors.New("invalid canary setup")
 
+// ErrRevisionChanged is returned by Promote when the target no longer holds
+// the revision to promote: only an analysed revision reaches the primary.
+var ErrRevisionChanged = errors.New("the target's revision changed")
+
 // Options tune how primaries are built.
 type Options struct {
 	// SelectorLabels are the label keys tried, in order, in the target's
@@ -84,6 +88,9 @@ type Options struct {
 	// FieldManager names Serin in server-side apply. Default:
 	// DefaultFieldManager.
 	FieldManager string
+	// HistoryReader reads the kept revisions (ControllerRevisions) around
+	// the cache, which does not watch them. Default: the writing client.
+	HistoryReader client.Reader
 }
 
 // DefaultSelectorLabels are the selector labels Flagger recognises.
@@ -107,16 +114,21 @@ func (o Options) withDefaults() Options {
 
 // Workloads does the Kubernetes I/O for the workloads of Canaries.
 type Workloads struct {
-	reader client.Reader
-	client client.Client
-	opts   Options
+	reader  client.Reader
+	client  client.Client
+	history client.Reader
+	opts    Options
 }
 
 // New returns Workloads reading through reader (typically the manager's
 // cache-backed client) and writing through c. c's scheme must know apps/v1,
 // core/v1, autoscaling/v2 and serin.dev/v1beta1.
 func New(reader client.Reader, c client.Client, opts Options) *Workloads {
-	return &Workloads{reader: reader, client: c, opts: opts.withDefaults()}
+	w := &Workloads{reader: reader, client: c, history: opts.HistoryReader, opts: opts.withDefaults()}
+	if w.history == nil {
+		w.history = c
+	}
+	return w
 }
 
 // Observation is what the reconciler needs to know about a Canary's
@@ -150,6 +162,9 @@ type State struct {
 	// Ready is true once the workload has rolled out its current spec with
 	// enough ready pods; a workload scaled to zero is never ready.
 	Ready bool
+	// Revision is the serin.dev/revision of its pod template: the revision
+	// a primary runs (empty for the target).
+	Revision string
 	// Message says why the workload is not ready, with the pod counts.
 	Message string
 	// Pods is how many pods the workload wants and ReadyPods how many of
@@ -246,7 +261,9 @@ func stateOf(t target, obj client.Object, name string, threshold *int) State {
 	if obj == nil {
 		return State{Message: describe(t.kind(), "", name) + " not found"}
 	}
-	return t.state(obj, ptr.Deref(threshold, defaultReadyThreshold))
+	st := t.state(obj, ptr.Deref(threshold, defaultReadyThreshold))
+	st.Revision = t.podTemplate(obj).Annotations[RevisionAnnotation]
+	return st
 }
 
 // EnsurePrimary creates <target>-primary, the copies of the tracked configs
@@ -255,21 +272,25 @@ func stateOf(t target, obj client.Object, name string, threshold *int) State {
 // date with the target, so the primary starts from the target's latest
 // spec.
 func (w *Workloads) EnsurePrimary(ctx context.Context, canary *v1beta1.Canary) error {
-	return w.syncPrimary(ctx, canary, canary.Status.LastPromotedSpec == "")
+	return w.syncPrimary(ctx, canary, canary.Status.LastPromotedSpec == "", "")
 }
 
 // Promote copies the target's pod template and the current content of its
 // tracked configs into the primary and its config copies, and updates the
-// primary's autoscaler.
-func (w *Workloads) Promote(ctx context.Context, canary *v1beta1.Canary) error {
-	return w.syncPrimary(ctx, canary, true)
+// primary's autoscaler, provided the target is at revision rev, the one
+// that was analysed; otherwise it writes nothing and returns
+// ErrRevisionChanged. What the primary ran before is kept first (see
+// history.go).
+func (w *Workloads) Promote(ctx context.Context, canary *v1beta1.Canary, rev string) error {
+	return w.syncPrimary(ctx, canary, true, rev)
 }
 
 // syncPrimary applies the primary and its companions, creating missing ones
 // and, if update is set, updating existing ones. Configs go first so that
 // new primary pods find them; the autoscaler goes last, once its scale
-// target exists.
-func (w *Workloads) syncPrimary(ctx context.Context, canary *v1beta1.Canary, update bool) error {
+// target exists. A promotion names the revision it promotes (rev); nothing
+// is written when the target holds another one.
+func (w *Workloads) syncPrimary(ctx context.Context, canary *v1beta1.Canary, update bool, rev string) error {
 	t, err := targetOf(canary)
 	if err != nil {
 		return err
@@ -288,6 +309,21 @@ func (w *Workloads) syncPrimary(ctx context.Context, canary *v1beta1.Canary, upd
 	if err != nil {
 		return fmt.Errorf("target %s: %w", describe(t.kind(), ns, name), err)
 	}
+	current := revision(tmpl, configHashes(configs))
+	primary, err := w.getWorkload(ctx, t, ns, PrimaryName(name))
+	if err != nil {
+		return err
+	}
+	if rev != "" {
+		if current != rev {
+			return fmt.Errorf("%w: %s holds revision %s, not the analysed %s", ErrRevisionChanged, describe(t.kind(), ns, name), current, rev)
+		}
+		if primary != nil && t.podTemplate(primary).Annotations[RevisionAnnotation] != current {
+			if err := w.keep(ctx, canary, t, primary); err != nil {
+				return err
+			}
+		}
+	}
 	for _, c := range configs {
 		desired := configCopy(c.obj, canary)
 		live, err := w.getOptional(ctx, c.newObject(), ns, desired.GetName())
@@ -299,15 +335,11 @@ func (w *Workloads) syncPrimary(ctx context.Context, canary *v1beta1.Canary, upd
 		}
 	}
 
-	primary, err := w.getWorkload(ctx, t, ns, PrimaryName(name))
-	if err != nil {
-		return err
-	}
 	autoscaled := canary.Spec.AutoscalerRef != nil
 	desired := t.primary(tgt, primaryParts{
 		meta:     primaryMeta(tgt, canary, key, value, w.opts),
 		selector: primarySelector(t.selector(tgt), key, value),
-		template: primaryPodTemplate(*tmpl, key, value, trackedRefs(configs), revision(tmpl, configHashes(configs))),
+		template: primaryPodTemplate(*tmpl, key, value, trackedRefs(configs), current),
 		replicas: primaryReplicas(t.replicas(tgt), replicasOf(t, primary), autoscaled),
 	})
 	var unhashed [][]string

@@ -28,16 +28,24 @@ type ConfigError struct {
 func (e *ConfigError) Error() string { return fmt.Sprintf("metric %s: %v", e.Metric, e.Err) }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
-// Checker runs the metric checks of a Canary.
+// Measurement is what one query returned; the analysis judges it.
+type Measurement struct {
+	// Name of the metric check.
+	Name  string
+	Value float64
+	// NoData: the backend answered without a usable value.
+	NoData bool
+	// Err: the query failed (backend unreachable, bad query, auth).
+	Err error
+}
+
+// Checker queries the metrics of a Canary. It measures; it does not judge.
 type Checker struct {
 	// Reader reads MetricTemplates and the Secrets they name.
 	Reader client.Reader
 	// DefaultAddress is the Prometheus of built-in and inline queries when
 	// the Canary has no metricsServer.
 	DefaultAddress string
-	// ErrorLimit is how many no-data or error results in a row make a
-	// failed check (DefaultErrorLimit when zero).
-	ErrorLimit int
 	// NoCrossNamespaceRefs forbids templateRefs to other namespaces.
 	NoCrossNamespaceRefs bool
 	// NewProvider builds a backend client; providers.New unless a test
@@ -45,42 +53,21 @@ type Checker struct {
 	NewProvider func(providers.Config) (providers.Provider, error)
 }
 
-// Result is the outcome of one round of metric checks.
-type Result struct {
-	// Metrics is the new status of every metric.
-	Metrics []serinv1.MetricStatus
-	// Failures has one line per failed check.
-	Failures []string
-}
-
-// Run queries every metric of the Canary once. provider is the Canary's
-// effective traffic provider, which selects the built-in queries.
-func (c *Checker) Run(ctx context.Context, canary *serinv1.Canary, provider serinv1.Provider, now time.Time) (Result, error) {
-	var res Result
+// Measure queries every metric of the Canary once. provider is the
+// Canary's effective traffic provider, which selects the built-in queries.
+// A query that fails is part of its Measurement; only a metric that cannot
+// run as written is an error (a ConfigError).
+func (c *Checker) Measure(ctx context.Context, canary *serinv1.Canary, provider serinv1.Provider) ([]Measurement, error) {
+	out := make([]Measurement, 0, len(canary.Spec.Analysis.Metrics))
 	for _, m := range canary.Spec.Analysis.Metrics {
 		meas, err := c.measure(ctx, canary, provider, m)
 		if err != nil {
-			return Result{}, &ConfigError{Metric: m.Name, Err: err}
+			return nil, &ConfigError{Metric: m.Name, Err: err}
 		}
-		st, failed, err := Judge(m, meas, previous(canary, m.Name), c.ErrorLimit, now)
-		if err != nil {
-			return Result{}, &ConfigError{Metric: m.Name, Err: err}
-		}
-		res.Metrics = append(res.Metrics, st)
-		if failed {
-			res.Failures = append(res.Failures, fmt.Sprintf("metric %s: %s", m.Name, st.Message))
-		}
+		meas.Name = m.Name
+		out = append(out, meas)
 	}
-	return res, nil
-}
-
-func previous(canary *serinv1.Canary, name string) *serinv1.MetricStatus {
-	for i := range canary.Status.Metrics {
-		if canary.Status.Metrics[i].Name == name {
-			return &canary.Status.Metrics[i]
-		}
-	}
-	return nil
+	return out, nil
 }
 
 // measure renders the metric's query and runs it. Query failures are part

@@ -52,38 +52,36 @@ func TestBuiltinChecksOnRealPrometheus(t *testing.T) {
 	successRate := serinv1.CanaryMetric{Name: serinv1.MetricRequestSuccessRate, Interval: "30s", ThresholdRange: &serinv1.CanaryThresholdRange{Min: new(99.0)}}
 	duration := serinv1.CanaryMetric{Name: serinv1.MetricRequestDuration, Interval: "30s", ThresholdRange: &serinv1.CanaryThresholdRange{Max: new(100.0)}}
 
-	res, err := checker.Run(ctx, canaryWith("apps", successRate, duration), serinv1.ProviderIstio, time.Now())
+	res, err := checker.Measure(ctx, canaryWith("apps", successRate, duration), serinv1.ProviderIstio)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(res.Failures).To(BeEmpty())
-	g.Expect(res.Metrics).To(HaveLen(2))
-	g.Expect(res.Metrics[0].Verdict).To(Equal(serinv1.MetricPassed), res.Metrics[0].Message)
-	g.Expect(*res.Metrics[0].Value).To(BeNumerically("~", 99.5, 0.3))
-	g.Expect(res.Metrics[1].Verdict).To(Equal(serinv1.MetricPassed), res.Metrics[1].Message)
-	g.Expect(*res.Metrics[1].Value).To(And(BeNumerically(">", 25), BeNumerically("<=", 50)), "p99 within the bucket holding 50ms")
+	g.Expect(res).To(HaveLen(2))
+	g.Expect(res[0].Name).To(Equal(serinv1.MetricRequestSuccessRate))
+	g.Expect(res[0].Err).NotTo(HaveOccurred())
+	g.Expect(res[0].NoData).To(BeFalse())
+	g.Expect(res[0].Value).To(BeNumerically("~", 99.5, 0.3))
+	g.Expect(res[1].Err).NotTo(HaveOccurred())
+	g.Expect(res[1].Value).To(And(BeNumerically(">", 25), BeNumerically("<=", 50)), "p99 within the bucket holding 50ms")
 
 	bad := canaryWith("apps", successRate)
 	bad.Spec.TargetRef.Name = "bad"
-	res, err = checker.Run(ctx, bad, serinv1.ProviderIstio, time.Now())
+	res, err = checker.Measure(ctx, bad, serinv1.ProviderIstio)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(res.Metrics[0].Verdict).To(Equal(serinv1.MetricFailed))
-	g.Expect(*res.Metrics[0].Value).To(BeNumerically("~", 90, 0.5))
-	g.Expect(res.Failures).To(ConsistOf(ContainSubstring("is below the minimum 99")))
+	g.Expect(res[0].Value).To(BeNumerically("~", 90, 0.5))
 
 	missing := canaryWith("apps", successRate)
 	missing.Spec.TargetRef.Name = "absent"
-	res, err = checker.Run(ctx, missing, serinv1.ProviderIstio, time.Now())
+	res, err = checker.Measure(ctx, missing, serinv1.ProviderIstio)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(res.Metrics[0].Verdict).To(Equal(serinv1.MetricNoData))
-	g.Expect(res.Failures).To(BeEmpty(), "no data is not a failure")
+	g.Expect(res[0].NoData).To(BeTrue(), "a series that does not exist is no data")
+	g.Expect(res[0].Err).NotTo(HaveOccurred())
 
-	// A stopped Prometheus is an error result, not a failure and not a
-	// configuration problem.
+	// A stopped Prometheus is an error result, not a configuration
+	// problem.
 	g.Expect(prom.Stop()).To(Succeed())
-	res, err = checker.Run(ctx, canaryWith("apps", successRate), serinv1.ProviderIstio, time.Now())
+	res, err = checker.Measure(ctx, canaryWith("apps", successRate), serinv1.ProviderIstio)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(res.Metrics[0].Verdict).To(Equal(serinv1.MetricError))
-	g.Expect(res.Metrics[0].Errors).To(Equal(1))
-	g.Expect(res.Failures).To(BeEmpty())
+	g.Expect(res[0].Err).To(HaveOccurred())
+	g.Expect(res[0].NoData).To(BeFalse())
 }
 
 // TestMetricTemplate resolves a MetricTemplate and its Secret from a real
@@ -142,10 +140,10 @@ func TestMetricTemplate(t *testing.T) {
 		SuccessCondition:  "result < 0.5 && result >= 0",
 	}
 	checker := &metrics.Checker{Reader: kube, NewProvider: providers.New}
-	res, err := checker.Run(ctx, canaryWith("apps", metric), serinv1.ProviderKubernetes, time.Now())
+	res, err := checker.Measure(ctx, canaryWith("apps", metric), serinv1.ProviderKubernetes)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(res.Metrics[0].Verdict).To(Equal(serinv1.MetricPassed), res.Metrics[0].Message)
-	g.Expect(*res.Metrics[0].Value).To(Equal(0.25))
+	g.Expect(res[0].Err).NotTo(HaveOccurred())
+	g.Expect(res[0].Value).To(Equal(0.25))
 	mu.Lock()
 	g.Expect(gotQuery).To(Equal(`sum(rate(errors{namespace="apps",workload="web",cluster="eu-1"}[2m]))`))
 	g.Expect(gotAuth).To(Equal("Bearer s3cr3t-token"))
@@ -154,7 +152,7 @@ func TestMetricTemplate(t *testing.T) {
 	t.Run("cross-namespace references can be forbidden", func(t *testing.T) {
 		g := NewWithT(t)
 		strict := &metrics.Checker{Reader: kube, NewProvider: providers.New, NoCrossNamespaceRefs: true}
-		_, err := strict.Run(ctx, canaryWith("apps", metric), serinv1.ProviderKubernetes, time.Now())
+		_, err := strict.Measure(ctx, canaryWith("apps", metric), serinv1.ProviderKubernetes)
 		var invalid *metrics.ConfigError
 		g.Expect(errors.As(err, &invalid)).To(BeTrue())
 		g.Expect(err.Error()).To(ContainSubstring("shared/error-rate is in another namespace"))
@@ -164,7 +162,7 @@ func TestMetricTemplate(t *testing.T) {
 		g := NewWithT(t)
 		gone := metric
 		gone.TemplateRef = &serinv1.CrossNamespaceObjectReference{Name: "latency"}
-		_, err := checker.Run(ctx, canaryWith("apps", gone), serinv1.ProviderKubernetes, time.Now())
+		_, err := checker.Measure(ctx, canaryWith("apps", gone), serinv1.ProviderKubernetes)
 		var invalid *metrics.ConfigError
 		g.Expect(errors.As(err, &invalid)).To(BeTrue())
 		g.Expect(err.Error()).To(ContainSubstring("MetricTemplate apps/latency not found"))
@@ -174,7 +172,7 @@ func TestMetricTemplate(t *testing.T) {
 		g := NewWithT(t)
 		noVars := metric
 		noVars.TemplateVariables = nil
-		_, err := checker.Run(ctx, canaryWith("apps", noVars), serinv1.ProviderKubernetes, time.Now())
+		_, err := checker.Measure(ctx, canaryWith("apps", noVars), serinv1.ProviderKubernetes)
 		var invalid *metrics.ConfigError
 		g.Expect(errors.As(err, &invalid)).To(BeTrue())
 		g.Expect(err.Error()).To(ContainSubstring("cluster"))

@@ -20,13 +20,20 @@ func StatusError(code int, body []byte) error {
 	if code >= 300 && code < 400 {
 		msg += " (redirects are not followed)"
 	}
-	s := string(body[:min(len(body), MaxQuotedBytes)])
-	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "")), " ")
+	s := Excerpt(body)
 	if s == "" {
 		return errors.New(msg)
 	}
-	if len(body) > MaxQuotedBytes {
+	return fmt.Errorf("%s: %s", msg, s)
+}
+
+// Excerpt is the start of a body as one line of valid UTF-8, at most
+// MaxQuotedBytes of it, marked with … when cut.
+func Excerpt(body []byte) string {
+	s := string(body[:min(len(body), MaxQuotedBytes)])
+	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "")), " ")
+	if s != "" && len(body) > MaxQuotedBytes {
 		s += "…"
 	}
-	return fmt.Errorf("%s: %s", msg, s)
+	return s
 }

@@ -126,6 +126,15 @@ type CanarySpec struct {
 	// before Serin took over when the Canary is deleted.
 	// +optional
 	RevertOnDeletion bool `json:"revertOnDeletion,omitempty"`
+
+	// RevisionHistoryLimit is how many revisions the primary ran before
+	// the current one are kept (as apps/v1 ControllerRevisions), so that a
+	// rollback after an interrupted promotion, or kubectl serin undo, can
+	// restore them (default 3).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty"`
 }
 
 // TargetReference names the workload a Canary analyses.
@@ -414,6 +423,17 @@ type CanaryAnalysis struct {
 	// +optional
 	SessionAffinity *SessionAffinity `json:"sessionAffinity,omitempty"`
 
+	// ConsecutiveErrorLimit is how many intervals in a row a metric or a
+	// webhook may go without a verdict (the query returned no data or
+	// failed, the webhook did not answer) before that counts as one failed
+	// check. Such an interval never advances the release; it holds the step
+	// where it is. Default: the controller's --metric-error-limit (3). A
+	// metric's own consecutiveErrorLimit takes precedence.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	ConsecutiveErrorLimit *int `json:"consecutiveErrorLimit,omitempty"`
+
 	// Metrics are checked at every iteration.
 	// +listType=map
 	// +listMapKey=name
@@ -504,6 +524,14 @@ type CanaryMetric struct {
 	// +kubebuilder:validation:MaxLength=1024
 	// +optional
 	FailureCondition string `json:"failureCondition,omitempty"`
+
+	// ConsecutiveErrorLimit is how many intervals in a row this metric may
+	// return no data or fail to query before that counts as one failed
+	// check; it overrides analysis.consecutiveErrorLimit.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	ConsecutiveErrorLimit *int `json:"consecutiveErrorLimit,omitempty"`
 }
 
 // CanaryThresholdRange bounds a metric's passing values; an unset bound is
@@ -685,6 +713,24 @@ type CanaryStatus struct {
 	// +optional
 	Metrics []MetricStatus `json:"metrics,omitempty"`
 
+	// Webhooks holds the last outcome of each pre-rollout and rollout
+	// webhook of the current release.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Webhooks []WebhookStatus `json:"webhooks,omitempty"`
+
+	// InconclusiveSince is when the current run of analysis intervals
+	// without a verdict began; unset while every check gives one. The
+	// progress deadline bounds such a run.
+	// +optional
+	InconclusiveSince *metav1.Time `json:"inconclusiveSince,omitempty"`
+
+	// History lists the last decisions of the analysis, newest last.
+	// +kubebuilder:validation:MaxItems=10
+	// +optional
+	History []DecisionRecord `json:"history,omitempty"`
+
 	// Paused is set by the pause operation and cleared by resume and
 	// abort: the release holds where it is, with its weights, and runs no
 	// checks. It lives in the status so that a restarted controller keeps
@@ -708,8 +754,9 @@ type CanaryStatus struct {
 // +kubebuilder:validation:Enum=Passed;Failed;NoData;Error
 type MetricVerdict string
 
-// The outcomes of a metric check. NoData and Error are not failures until
-// they repeat past the controller's error limit.
+// The outcomes of a metric or webhook check. NoData and Error are no
+// verdict: the interval holds, and only when they repeat past the
+// consecutive error limit do they count as a failed check.
 const (
 	MetricPassed MetricVerdict = "Passed"
 	MetricFailed MetricVerdict = "Failed"
@@ -745,10 +792,78 @@ type MetricStatus struct {
 	Errors int `json:"errors,omitempty"`
 
 	// ConsecutiveErrors counts the no-data and error checks since the last
-	// measured value; at the controller's limit they count as a failed
-	// check.
+	// measured value; at the consecutive error limit they count as a
+	// failed check.
 	// +optional
 	ConsecutiveErrors int `json:"consecutiveErrors,omitempty"`
+}
+
+// WebhookStatus is the last outcome of a pre-rollout or rollout webhook.
+type WebhookStatus struct {
+	// Name of the webhook.
+	Name string `json:"name"`
+
+	// Verdict of the last call: Passed (a 2xx answer), Failed (another
+	// answer) or Error (no answer).
+	Verdict MetricVerdict `json:"verdict"`
+
+	// StatusCode of the last answer; unset when there was none.
+	// +optional
+	StatusCode int `json:"statusCode,omitempty"`
+
+	// Message explains the verdict.
+	// +optional
+	Message string `json:"message,omitempty"`
+
+	// Time of the last call.
+	Time metav1.Time `json:"time"`
+
+	// Errors counts the calls of this release that got no answer.
+	// +optional
+	Errors int `json:"errors,omitempty"`
+
+	// ConsecutiveErrors counts the calls without an answer since the last
+	// answer; at the consecutive error limit they count as a failed check.
+	// +optional
+	ConsecutiveErrors int `json:"consecutiveErrors,omitempty"`
+}
+
+// DecisionRecord is one decision of the analysis, kept in status.history.
+type DecisionRecord struct {
+	// Time of the decision.
+	Time metav1.Time `json:"time"`
+
+	// Revision analysed.
+	// +optional
+	Revision string `json:"revision,omitempty"`
+
+	// Phase after the decision.
+	Phase CanaryPhase `json:"phase"`
+
+	// Weight is the canary weight after the decision.
+	// +optional
+	Weight int `json:"weight,omitempty"`
+
+	// Iteration is the iteration count after the decision.
+	// +optional
+	Iteration int `json:"iteration,omitempty"`
+
+	// Checks is each check's outcome, for example
+	// "request-success-rate=99.5", "latency=no-data" or
+	// "load-test=error"; one line, capped in length.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Checks string `json:"checks,omitempty"`
+
+	// Verdict of the interval: Passed, Failed, or Inconclusive when a
+	// check gave no verdict.
+	// +optional
+	Verdict string `json:"verdict,omitempty"`
+
+	// Action taken, for example "advance to 40", "hold", "promote",
+	// "rollback".
+	// +optional
+	Action string `json:"action,omitempty"`
 }
 
 // GetConditions returns the status conditions, for fluxcd/pkg/runtime.
