@@ -434,22 +434,22 @@ func TestDecide(t *testing.T) {
 		// skipAnalysis set during an analysis.
 		{
 			name: "skipAnalysis set while progressing promotes at once", spec: canarySpec(metric, func(s *serinv1.CanarySpec) { s.SkipAnalysis = true }),
-			status: status(serinv1.CanaryPhaseProgressing, weight(20), iterations(1)),
+			status:    status(serinv1.CanaryPhaseProgressing, weight(20), iterations(1)),
 			wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 20, wantIter: 1, wantEvents: "SkippedAnalysis Promoting", wantRequeue: time.Millisecond,
 		},
 		{
 			name: "skipAnalysis set while waiting for promotion promotes at once", spec: canarySpec(hook(serinv1.ConfirmPromotionHook), func(s *serinv1.CanarySpec) { s.SkipAnalysis = true }),
-			status: status(serinv1.CanaryPhaseWaitingPromotion, weight(40)),
+			status:    status(serinv1.CanaryPhaseWaitingPromotion, weight(40)),
 			wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 40, wantEvents: "SkippedAnalysis Promoting", wantRequeue: time.Millisecond,
 		},
 		{
 			name: "skipAnalysis set while a blue/green release is analysed promotes with traffic on the canary", spec: canarySpec(blueGreen(3), func(s *serinv1.CanarySpec) { s.SkipAnalysis = true }),
-			status: status(serinv1.CanaryPhaseProgressing, iterations(1)),
+			status:    status(serinv1.CanaryPhaseProgressing, iterations(1)),
 			wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 100, wantIter: 1, wantActions: "SetTraffic(100)", wantEvents: "SkippedAnalysis Promoting", wantRequeue: time.Millisecond,
 		},
 		{
 			name: "skipAnalysis set while waiting for confirm-rollout promotes", spec: canarySpec(hook(serinv1.ConfirmRolloutHook), func(s *serinv1.CanarySpec) { s.SkipAnalysis = true }),
-			status: status(serinv1.CanaryPhaseWaiting, idleAt("rev1")),
+			status:    status(serinv1.CanaryPhaseWaiting, idleAt("rev1")),
 			wantPhase: serinv1.CanaryPhasePromoting, wantApplied: "rev2", wantEvents: "SkippedAnalysis", wantRequeue: time.Millisecond,
 		},
 
@@ -534,7 +534,9 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "a primary that does not take the revision within the deadline rolls back", spec: canarySpec(),
-			status:    status(serinv1.CanaryPhasePromoting, weight(40), func(s *serinv1.CanaryStatus) { s.LastTransitionTime, s.LastIterationTime = at(time.Minute), at(time.Minute) }),
+			status: status(serinv1.CanaryPhasePromoting, weight(40), func(s *serinv1.CanaryStatus) {
+				s.LastTransitionTime, s.LastIterationTime = at(time.Minute), at(time.Minute)
+			}),
 			wantPhase: serinv1.CanaryPhaseFailed, wantActions: "SetTraffic(0) ScaleCanaryDown RunPostRollout", wantEvents: "!RolledBack",
 		},
 		{

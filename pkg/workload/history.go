@@ -48,8 +48,8 @@ var ErrRevisionNotKept = fmt.Errorf("%w: revision not kept", ErrInvalid)
 // keptRevision is what a ControllerRevision holds of a revision the
 // primary ran.
 type keptRevision struct {
-	Template   corev1.PodTemplateSpec        `json:"template"`
-	ConfigMaps map[string]keptConfigMap      `json:"configMaps,omitempty"`
+	Template   corev1.PodTemplateSpec       `json:"template"`
+	ConfigMaps map[string]keptConfigMap     `json:"configMaps,omitempty"`
 	Secrets    map[string]map[string][]byte `json:"-"`
 }
 
