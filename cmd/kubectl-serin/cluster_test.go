@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -120,6 +121,10 @@ func TestClusterCommands(t *testing.T) {
 	k.canary(t, "shop", "cart", inPhase(serinv1.CanaryPhaseProgressing, func(s *serinv1.CanaryStatus) {
 		s.CanaryWeight, s.Iterations, s.FailedChecks = 20, 2, 1
 		s.Metrics = []serinv1.MetricStatus{{Name: serinv1.MetricRequestSuccessRate, Value: new(98.5), Verdict: serinv1.MetricFailed, Message: "98.5 < 99", Time: measured}}
+		s.History = []serinv1.DecisionRecord{
+			{Time: measured, Revision: "5d8f9c", Phase: serinv1.CanaryPhaseProgressing, Weight: 20, Iteration: 2, Checks: "request-success-rate=no-data", Verdict: "Inconclusive", Action: "hold"},
+			{Time: measured, Revision: "5d8f9c", Phase: serinv1.CanaryPhaseProgressing, Weight: 20, Iteration: 2, Checks: "request-success-rate=98.5(failed)", Verdict: "Failed", Action: "hold"},
+		}
 		s.Conditions = []metav1.Condition{{Type: meta.ReadyCondition, Status: metav1.ConditionUnknown, Reason: meta.ProgressingReason, Message: "analysing a new revision of cart", LastTransitionTime: s.LastTransitionTime}}
 	}))
 	k.canary(t, "shop", "checkout", inPhase(serinv1.CanaryPhaseSucceeded))
@@ -240,7 +245,9 @@ func TestClusterCommands(t *testing.T) {
 			"step 5 of 5: weight 50%",
 			"promotion",
 			"request-success-rate 98.5 [99, +inf] Failed", "ago 98.5 < 99",
-			"approval confirm-promotion http://tester.test/gate/check",
+			"approval confirm-promotion - -",
+			"5d8f9c Progressing 20 2 Inconclusive hold request-success-rate=no-data",
+			"5d8f9c Progressing 20 2 Failed hold request-success-rate=98.5(failed)",
 			"Ready Unknown Progressing",
 			"Normal Advanced Advancing cart canary weight to 20",
 		} {
@@ -431,4 +438,59 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func TestClusterUndo(t *testing.T) {
+	k := startCluster(t)
+	c := k.canary(t, "shop", "cart", inPhase(serinv1.CanaryPhaseSucceeded, func(s *serinv1.CanaryStatus) { s.LastPromotedSpec = "rev3" }))
+	for n, rev := range map[int64]string{1: "rev1", 2: "rev2", 3: "rev3"} {
+		cr := &appsv1.ControllerRevision{
+			ObjectMeta: metav1.ObjectMeta{
+				Namespace: "shop", Name: "cart-primary-" + rev,
+				Labels:          map[string]string{serinv1.KeptRevisionLabel: "cart"},
+				Annotations:     map[string]string{serinv1.RevisionAnnotation: rev},
+				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(c, serinv1.GroupVersion.WithKind("Canary"))},
+			},
+			Data:     runtime.RawExtension{Raw: []byte(`{}`)},
+			Revision: n,
+		}
+		if err := k.c.Create(t.Context(), cr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Not the Canary's: same label, no controller reference.
+	if err := k.c.Create(t.Context(), &appsv1.ControllerRevision{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "impostor", Labels: map[string]string{serinv1.KeptRevisionLabel: "cart"}, Annotations: map[string]string{serinv1.RevisionAnnotation: "evil"}},
+		Data:       runtime.RawExtension{Raw: []byte(`{}`)}, Revision: 9,
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tt := range []struct {
+		args    []string
+		want    string
+		wantErr string
+	}{
+		{args: nil, want: "rev2"},
+		{args: []string{"--to-revision", "1"}, want: "rev1"},
+		{args: []string{"--to-revision", "9"}, wantErr: "no kept revision 9 (kept: 3, 2, 1)"},
+	} {
+		t.Run(strings.Join(append([]string{"undo"}, tt.args...), " "), func(t *testing.T) {
+			_, errOut, code := k.serin(t, append([]string{"undo", "cart", "-n", "shop"}, tt.args...)...)
+			if tt.wantErr != "" {
+				if code == 0 || !strings.Contains(errOut, tt.wantErr) {
+					t.Fatalf("code %d, stderr %q; want an error with %q", code, errOut, tt.wantErr)
+				}
+				return
+			}
+			if code != 0 {
+				t.Fatalf("code %d: %s", code, errOut)
+			}
+			a := k.get(t, "shop", "cart").Annotations
+			if a[serinv1.OperationAnnotation] != "undo" || a[serinv1.OperationRevisionAnnotation] != tt.want {
+				t.Errorf("annotations %v, want undo of %s", a, tt.want)
+			}
+			k.markHandled(t, "shop", "cart")
+		})
+	}
 }

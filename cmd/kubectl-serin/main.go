@@ -60,6 +60,6 @@ func newRootCommand() *cobra.Command {
 	k.flags.AddFlags(root.PersistentFlags())
 	root.AddCommand(newConvertCommand(), newVersionCommand(),
 		newGetCommand(k), newStatusCommand(k),
-		newPromoteCommand(k), newAbortCommand(k), newRetryCommand(k), newPauseCommand(k), newResumeCommand(k))
+		newPromoteCommand(k), newAbortCommand(k), newRetryCommand(k), newPauseCommand(k), newResumeCommand(k), newUndoCommand(k))
 	return root
 }

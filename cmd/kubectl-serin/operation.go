@@ -29,6 +29,13 @@ const conflictRetries = 5
 // engineers cannot overwrite each other's request unseen: an abort that is
 // still pending is never replaced by a promote.
 func requestOperation(ctx context.Context, k *kube, out io.Writer, name string, op analysis.OperationKind, w waitFlags) error {
+	return requestOperationWith(ctx, k, out, name, op, nil, w)
+}
+
+// requestOperationWith is requestOperation with the annotations an
+// operation needs besides its kind (an undo's revision), chosen from the
+// Canary as read right before the patch.
+func requestOperationWith(ctx context.Context, k *kube, out io.Writer, name string, op analysis.OperationKind, extra func(context.Context, client.Client, *serinv1.Canary) (map[string]string, error), w waitFlags) error {
 	c, ns, err := k.client()
 	if err != nil {
 		return err
@@ -47,9 +54,19 @@ func requestOperation(ctx context.Context, k *kube, out io.Writer, name string, 
 		}
 		id := time.Now().UTC().Format(time.RFC3339Nano)
 		annotations := map[string]any{
-			serinv1.OperationAnnotation:   string(op),
-			serinv1.OperationIDAnnotation: id,
-			serinv1.OperationByAnnotation: nil,
+			serinv1.OperationAnnotation:         string(op),
+			serinv1.OperationIDAnnotation:       id,
+			serinv1.OperationByAnnotation:       nil,
+			serinv1.OperationRevisionAnnotation: nil,
+		}
+		if extra != nil {
+			more, err := extra(ctx, c, canary)
+			if err != nil {
+				return err
+			}
+			for k, v := range more {
+				annotations[k] = v
+			}
 		}
 		if by != "" {
 			annotations[serinv1.OperationByAnnotation] = by

@@ -113,6 +113,17 @@ func printStatus(out io.Writer, c *serinv1.Canary, events []corev1.Event, now ti
 	for _, s := range steps(c) {
 		fmt.Fprintln(out, "  "+s)
 	}
+	if len(st.History) > 0 {
+		fmt.Fprintln(out, "\nDecisions:")
+		t := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(t, "  AGE\tREVISION\tPHASE\tWEIGHT\tITERATION\tVERDICT\tACTION\tCHECKS")
+		for _, r := range st.History {
+			fmt.Fprintf(t, "  %s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", age(r.Time.Time, now), orNone(r.Revision), r.Phase, r.Weight, r.Iteration, r.Verdict, r.Action, r.Checks)
+		}
+		if err := t.Flush(); err != nil {
+			return err
+		}
+	}
 	if len(a.Metrics) > 0 {
 		fmt.Fprintln(out, "\nMetrics:")
 		t := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -133,17 +144,18 @@ func printStatus(out io.Writer, c *serinv1.Canary, events []corev1.Event, now ti
 		}
 	}
 	if len(a.Webhooks) > 0 {
-		// The status keeps no webhook results: their failures are in the
-		// ChecksFailed Events below.
+		// The status keeps the last outcome of the pre-rollout and
+		// rollout webhooks; gates and the others are in the Events below.
 		fmt.Fprintln(out, "\nWebhooks:")
 		t := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(t, "  NAME\tTYPE\tURL")
+		fmt.Fprintln(t, "  NAME\tTYPE\tVERDICT\tCALLED\tMESSAGE")
 		for _, h := range a.Webhooks {
-			typ := h.Type
-			if typ == "" {
-				typ = serinv1.RolloutHook
+			verdict, called, message := "-", "-", ""
+			if i := slices.IndexFunc(st.Webhooks, func(s serinv1.WebhookStatus) bool { return s.Name == h.Name }); i >= 0 {
+				ws := st.Webhooks[i]
+				verdict, called, message = string(ws.Verdict), age(ws.Time.Time, now)+" ago", ws.Message
 			}
-			fmt.Fprintf(t, "  %s\t%s\t%s\n", h.Name, typ, h.URL)
+			fmt.Fprintf(t, "  %s\t%s\t%s\t%s\t%s\n", h.Name, analysis.HookType(h), verdict, called, message)
 		}
 		if err := t.Flush(); err != nil {
 			return err

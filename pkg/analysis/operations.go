@@ -27,10 +27,14 @@ const (
 	OperationPause OperationKind = "pause"
 	// OperationResume continues a paused release.
 	OperationResume OperationKind = "resume"
+	// OperationUndo puts a kept revision (Operation.Revision) back into
+	// the primary, through the analysis-free path of a rollback, when no
+	// release is in flight.
+	OperationUndo OperationKind = "undo"
 )
 
 // OperationKinds lists every operation.
-var OperationKinds = []OperationKind{OperationPromote, OperationPromoteFull, OperationAbort, OperationRetry, OperationPause, OperationResume}
+var OperationKinds = []OperationKind{OperationPromote, OperationPromoteFull, OperationAbort, OperationRetry, OperationPause, OperationResume, OperationUndo}
 
 // Operation is one request for an operation.
 type Operation struct {
@@ -40,6 +44,8 @@ type Operation struct {
 	ID string
 	// By is who asked, when known.
 	By string
+	// Revision is the revision an undo restores.
+	Revision string
 }
 
 // PendingOperation is the operation the serin.dev/operation annotations of
@@ -53,7 +59,10 @@ func PendingOperation(c *serinv1.Canary) *Operation {
 	if kind == "" || id == "" || id == c.Status.LastHandledOperation {
 		return nil
 	}
-	return &Operation{Kind: OperationKind(kind), ID: id, By: c.Annotations[serinv1.OperationByAnnotation]}
+	return &Operation{
+		Kind: OperationKind(kind), ID: id, By: c.Annotations[serinv1.OperationByAnnotation],
+		Revision: c.Annotations[serinv1.OperationRevisionAnnotation],
+	}
 }
 
 // Reason is the Event reason of a carried-out operation, for example
@@ -127,8 +136,11 @@ func Refusal(spec serinv1.CanarySpec, st serinv1.CanaryStatus, kind OperationKin
 			return ""
 		}
 		switch phase {
-		case serinv1.CanaryPhasePromoting, serinv1.CanaryPhaseFinalising:
-			return "the primary already runs the new revision: revert the target to roll back"
+		case serinv1.CanaryPhasePromoting:
+			// The primary goes back to the last promoted revision.
+			return ""
+		case serinv1.CanaryPhaseFinalising:
+			return "the primary already runs the new revision: revert the target, or undo, to roll back"
 		case serinv1.CanaryPhaseFailed:
 			if st.LastPromotedSpec != "" {
 				return "the release already failed and was rolled back"
@@ -157,6 +169,17 @@ func Refusal(spec serinv1.CanarySpec, st serinv1.CanaryStatus, kind OperationKin
 			return ""
 		}
 		return "the release is not paused"
+	case OperationUndo:
+		switch phase {
+		case serinv1.CanaryPhaseInitialized, serinv1.CanaryPhaseSucceeded, serinv1.CanaryPhaseFailed:
+			if st.LastPromotedSpec == "" {
+				break
+			}
+			return ""
+		}
+		if inFlight(phase) || phase == serinv1.CanaryPhasePromoting || phase == serinv1.CanaryPhaseFinalising {
+			return "a release is in flight: abort it first"
+		}
 	default:
 		return fmt.Sprintf("unknown operation %q: use one of %s", kind, joinKinds(OperationKinds))
 	}
@@ -205,6 +228,13 @@ func (d *decider) operate(op Operation) (Decision, bool) {
 	phase := d.next.Phase
 	event := func(what string) { d.event(op.Kind.Reason(), "%s%s: %s", op.Kind, op.requester(), what) }
 	switch op.Kind {
+	case OperationUndo:
+		event("rolling " + d.target() + "-primary back to revision " + op.Revision)
+		d.actions = append(d.actions, Action{Kind: RestorePrimary, Revision: op.Revision})
+		d.next.LastPromotedSpec = op.Revision
+		d.next.CanaryWeight = 0
+		d.setPhase(serinv1.CanaryPhaseSucceeded)
+		return d.done(0), true
 	case OperationAbort:
 		event("rolling back now")
 		d.next.Paused = false
@@ -251,6 +281,15 @@ func (d *decider) operate(op Operation) (Decision, bool) {
 func (d *decider) refusal(kind OperationKind) string {
 	if why := Refusal(d.in.Spec, d.in.Status, kind); why != "" {
 		return why
+	}
+	if kind == OperationUndo {
+		switch op := d.in.Operation; {
+		case op == nil || op.Revision == "":
+			return "undo needs the revision to restore (serin.dev/operation-revision)"
+		case op.Revision == d.in.Primary.Revision:
+			return fmt.Sprintf("%s-primary already runs revision %s", d.target(), op.Revision)
+		}
+		return ""
 	}
 	if kind != OperationPause && kind != OperationResume && d.in.Revision == d.next.LastPromotedSpec {
 		return fmt.Sprintf("%s is back at the promoted revision: the release ends by itself", d.target())

@@ -18,22 +18,26 @@ func TestDecideOperations(t *testing.T) {
 		retry       = OperationRetry
 		pause       = OperationPause
 		resume      = OperationResume
+		undo        = OperationUndo
 	)
 	tests := []struct {
-		name    string
-		op      OperationKind
-		spec    serinv1.CanarySpec
-		status  serinv1.CanaryStatus
-		rev     string // default rev2
-		primary *Workload
-		canary  *Workload
-		checks  observer
+		name     string
+		op       OperationKind
+		revision string // of an undo
+		spec     serinv1.CanarySpec
+		status   serinv1.CanaryStatus
+		rev      string // default rev2
+		primary  *Workload
+		canary   *Workload
+		checks   observer
 
 		wantRun     *CheckRequest
 		wantPhase   serinv1.CanaryPhase
 		wantWeight  int
 		wantIter    int
 		wantApplied string // checked when set
+		wantPromo   string // checked when set
+		wantFailed  int
 		wantPaused  bool
 		wantActions string
 		wantEvents  string
@@ -80,7 +84,7 @@ func TestDecideOperations(t *testing.T) {
 		},
 		{
 			name: "a rollback that is due wins over promote", op: promote, spec: canarySpec(metric),
-			status: status(serinv1.CanaryPhaseProgressing, weight(20), iterations(1), failed(2)), wantPhase: serinv1.CanaryPhaseFailed,
+			status: status(serinv1.CanaryPhaseProgressing, weight(20), iterations(1), failed(2)), wantFailed: 2, wantPhase: serinv1.CanaryPhaseFailed,
 			wantIter: 1, wantActions: "SetTraffic(0) ScaleCanaryDown RunPostRollout", wantEvents: "!OperationRefused !RolledBack",
 			wantRefusal: "reached the threshold",
 		},
@@ -165,13 +169,23 @@ func TestDecideOperations(t *testing.T) {
 			wantActions: "SetTraffic(0) ScaleCanaryDown RunPostRollout", wantEvents: "OperationAbort !RolledBack",
 		},
 		{
-			name: "abort is refused during the promotion", op: abort, spec: canarySpec(),
-			status: status(serinv1.CanaryPhasePromoting, weight(40)), wantPhase: serinv1.CanaryPhaseFinalising, primary: &copied,
-			wantActions: "SetTraffic(0)", wantEvents: "!OperationRefused Finalising", wantRefusal: "revert the target", wantRequeue: time.Second,
+			name: "abort during the promotion puts the promoted revision back into the primary", op: abort, spec: canarySpec(),
+			status: status(serinv1.CanaryPhasePromoting, weight(40)), wantPhase: serinv1.CanaryPhaseFailed, primary: &copied,
+			wantActions: "SetTraffic(0) RestorePrimary(rev1) ScaleCanaryDown RunPostRollout", wantEvents: "OperationAbort !RolledBack",
+		},
+		{
+			name: "abort before the promotion copied anything leaves the primary alone", op: abort, spec: canarySpec(),
+			status: status(serinv1.CanaryPhasePromoting, weight(40)), wantPhase: serinv1.CanaryPhaseFailed,
+			wantActions: "SetTraffic(0) ScaleCanaryDown RunPostRollout", wantEvents: "OperationAbort !RolledBack",
+		},
+		{
+			name: "abort is refused while finalising", op: abort, spec: canarySpec(),
+			status: status(serinv1.CanaryPhaseFinalising), wantPhase: serinv1.CanaryPhaseSucceeded, primary: &copied, wantPromo: "rev2",
+			wantActions: "ScaleCanaryDown RunPostRollout", wantEvents: "!OperationRefused Succeeded", wantRefusal: "revert the target",
 		},
 		{
 			name: "abort is refused on a Failed canary", op: abort, spec: canarySpec(),
-			status: status(serinv1.CanaryPhaseFailed, failed(2)), wantPhase: serinv1.CanaryPhaseFailed,
+			status: status(serinv1.CanaryPhaseFailed, failed(2)), wantFailed: 2, wantPhase: serinv1.CanaryPhaseFailed,
 			wantEvents: "!OperationRefused", wantRefusal: "already failed",
 		},
 		{
@@ -192,7 +206,7 @@ func TestDecideOperations(t *testing.T) {
 		},
 		{
 			name: "retry behind a closed confirm-rollout gate waits", op: retry, spec: canarySpec(hook(serinv1.ConfirmRolloutHook)),
-			status: status(serinv1.CanaryPhaseFailed, failed(2)), checks: gatesClosed, wantPhase: serinv1.CanaryPhaseWaiting,
+			status: status(serinv1.CanaryPhaseFailed, failed(2)), checks: gatesClosed, wantFailed: 2, wantPhase: serinv1.CanaryPhaseWaiting,
 			wantApplied: "rev2", wantEvents: "OperationRetry WaitingForApproval", wantRequeue: time.Minute,
 		},
 		{
@@ -202,7 +216,7 @@ func TestDecideOperations(t *testing.T) {
 		},
 		{
 			name: "retry is refused when the target is back at the promoted revision", op: retry, spec: canarySpec(),
-			status: status(serinv1.CanaryPhaseFailed, failed(2)), rev: "rev1", wantPhase: serinv1.CanaryPhaseSucceeded, wantApplied: "rev1",
+			status: status(serinv1.CanaryPhaseFailed, failed(2)), rev: "rev1", wantFailed: 2, wantPhase: serinv1.CanaryPhaseSucceeded, wantApplied: "rev1",
 			wantActions: "SetTraffic(0) ScaleCanaryDown", wantEvents: "!OperationRefused RevertedToPromoted", wantRefusal: "back at the promoted revision",
 		},
 		{
@@ -258,6 +272,35 @@ func TestDecideOperations(t *testing.T) {
 			wantWeight: 20, wantIter: 1, wantEvents: "!OperationRefused", wantRefusal: "not paused", wantRequeue: 30 * time.Second,
 		},
 
+		// Undo.
+		{
+			name: "undo puts a kept revision back into the primary", op: undo, revision: "rev0", spec: canarySpec(),
+			status: status(serinv1.CanaryPhaseSucceeded, idleAt("rev2")), primary: &copied,
+			wantPhase: serinv1.CanaryPhaseSucceeded, wantPromo: "rev0", wantApplied: "rev2",
+			wantActions: "RestorePrimary(rev0)", wantEvents: "OperationUndo",
+		},
+		{
+			name: "undo after a failed release", op: undo, revision: "rev0", spec: canarySpec(),
+			status:    status(serinv1.CanaryPhaseFailed, failed(2)),
+			wantPhase: serinv1.CanaryPhaseSucceeded, wantPromo: "rev0", wantFailed: 2,
+			wantActions: "RestorePrimary(rev0)", wantEvents: "OperationUndo",
+		},
+		{
+			name: "undo is refused mid-analysis", op: undo, revision: "rev0", spec: canarySpec(),
+			status: status(serinv1.CanaryPhaseProgressing, weight(20)), wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 20,
+			wantEvents: "!OperationRefused", wantRefusal: "abort it first", wantRequeue: 30 * time.Second,
+		},
+		{
+			name: "undo to the revision the primary runs is refused", op: undo, revision: "rev2", spec: canarySpec(),
+			status: status(serinv1.CanaryPhaseSucceeded, idleAt("rev2")), primary: &copied, wantPhase: serinv1.CanaryPhaseSucceeded,
+			wantEvents: "!OperationRefused", wantRefusal: "already runs revision rev2",
+		},
+		{
+			name: "undo without a revision is refused", op: undo, spec: canarySpec(),
+			status: status(serinv1.CanaryPhaseSucceeded, idleAt("rev2")), wantPhase: serinv1.CanaryPhaseSucceeded,
+			wantEvents: "!OperationRefused", wantRefusal: "needs the revision",
+		},
+
 		// Any operation.
 		{
 			name: "an unknown operation is refused", op: "rollforward", spec: canarySpec(),
@@ -267,7 +310,7 @@ func TestDecideOperations(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			op := Operation{Kind: tt.op, ID: "2026-01-01T00:10:00Z", By: "alice"}
+			op := Operation{Kind: tt.op, ID: "2026-01-01T00:10:00Z", By: "alice", Revision: tt.revision}
 			in := Input{
 				Spec: tt.spec, Status: tt.status, Now: t0.Add(now), Revision: "rev2", Primary: ready, Canary: ready,
 				Operation: &op,
@@ -297,6 +340,12 @@ func TestDecideOperations(t *testing.T) {
 			}
 			if s.CanaryWeight != tt.wantWeight || s.Iterations != tt.wantIter {
 				t.Errorf("weight/iterations = %d/%d, want %d/%d", s.CanaryWeight, s.Iterations, tt.wantWeight, tt.wantIter)
+			}
+			if tt.wantPromo != "" && s.LastPromotedSpec != tt.wantPromo {
+				t.Errorf("lastPromotedSpec %s, want %s", s.LastPromotedSpec, tt.wantPromo)
+			}
+			if s.FailedChecks != tt.wantFailed {
+				t.Errorf("failedChecks %d, want %d", s.FailedChecks, tt.wantFailed)
 			}
 			if tt.wantApplied != "" && s.LastAppliedSpec != tt.wantApplied {
 				t.Errorf("lastAppliedSpec %s, want %s", s.LastAppliedSpec, tt.wantApplied)

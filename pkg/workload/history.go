@@ -30,7 +30,7 @@ import (
 
 const (
 	// KeptRevisionLabel names the Canary whose primary ran a kept revision.
-	KeptRevisionLabel = "serin.dev/canary"
+	KeptRevisionLabel = v1beta1.KeptRevisionLabel
 
 	// DefaultRevisionHistoryLimit is how many revisions are kept when the
 	// Canary does not set revisionHistoryLimit.

@@ -48,7 +48,7 @@ const (
 	// RevisionAnnotation on the primary's pod template names the revision
 	// it runs. A change of config data alone changes it too, which is what
 	// rolls the primary's pods onto the new data.
-	RevisionAnnotation = "serin.dev/revision"
+	RevisionAnnotation = v1beta1.RevisionAnnotation
 
 	// AppliedHashAnnotation holds the hash of what Serin last applied to an
 	// object it owns; an unchanged hash means there is nothing to write.

@@ -42,13 +42,25 @@ type Canary struct {
 // written meanwhile is never lost.
 const (
 	// OperationAnnotation is the operation: promote, promote-full, abort,
-	// retry, pause or resume.
+	// retry, pause, resume or undo.
 	OperationAnnotation = "serin.dev/operation"
 	// OperationIDAnnotation identifies one request; an operation without it
 	// is ignored. kubectl serin writes the request time (RFC 3339).
 	OperationIDAnnotation = "serin.dev/operation-id"
 	// OperationByAnnotation names who asked, for the Event.
 	OperationByAnnotation = "serin.dev/operation-by"
+	// OperationRevisionAnnotation is the revision an undo restores into
+	// the primary (a kept revision's serin.dev/revision).
+	OperationRevisionAnnotation = "serin.dev/operation-revision"
+)
+
+const (
+	// RevisionAnnotation on the primary's pod template, and on a kept
+	// revision, names the revision it runs.
+	RevisionAnnotation = "serin.dev/revision"
+	// KeptRevisionLabel on a ControllerRevision names the Canary whose
+	// primary ran the revision it keeps.
+	KeptRevisionLabel = "serin.dev/canary"
 )
 
 // CanaryList is a list of Canaries.
