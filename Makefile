@@ -32,6 +32,7 @@ verify: generate
 	@unformatted="$$(gofmt -l cmd pkg e2e)"; test -z "$$unformatted" || { echo "gofmt needed: $$unformatted"; exit 1; }
 	go vet ./...
 	go vet -tags e2e ./e2e/...
+	go vet -tags faultinject ./pkg/controller/
 
 ## testbin: build (once) the local control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok
 testbin:

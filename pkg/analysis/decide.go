@@ -589,16 +589,11 @@ func (d *decider) waitingPromotion() Decision {
 	return d.promote()
 }
 
-// promote enters Promoting for the analysed revision. Blue/green and A/B
-// first send all traffic to the tested canary, so users never reach a
-// primary that is rolling out. The copy into the primary waits for the next
-// reconcile: the status that says Promoting is written first, so a crash
-// between the two writes repeats the copy instead of forgetting it.
+// promote enters Promoting for the analysed revision. The copy into the
+// primary waits for the next reconcile: the status that says Promoting is
+// written first, so a crash between the two writes repeats the copy instead
+// of forgetting it.
 func (d *decider) promote() Decision {
-	if d.strategyOf() != StrategyCanary {
-		d.next.CanaryWeight = 100
-		d.route(Traffic{CanaryWeight: 100})
-	}
 	d.next.LastIterationTime = d.now()
 	d.setPhase(serinv1.CanaryPhasePromoting)
 	d.event(ReasonPromoting, "Copying %s into %s-primary", d.target(), d.target())
@@ -624,6 +619,14 @@ func (d *decider) promoting() Decision {
 			return d.restart()
 		}
 		if left := d.untilDeadline(); left > 0 {
+			if d.strategyOf() != StrategyCanary && d.next.CanaryWeight != 100 {
+				// Blue/green and A/B send all traffic to the tested
+				// canary first, so users never reach a primary that is
+				// rolling out. This happens only now that the target is
+				// seen to still hold the analysed revision.
+				d.next.CanaryWeight = 100
+				d.route(Traffic{CanaryWeight: 100})
+			}
 			d.actions = append(d.actions, Action{Kind: PromotePrimary, Revision: rev})
 			// The primary's rollout arrives as watch events.
 			return d.done(left)

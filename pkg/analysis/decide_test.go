@@ -443,9 +443,9 @@ func TestDecide(t *testing.T) {
 			wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 40, wantEvents: "SkippedAnalysis Promoting", wantRequeue: time.Millisecond,
 		},
 		{
-			name: "skipAnalysis set while a blue/green release is analysed promotes with traffic on the canary", spec: canarySpec(blueGreen(3), func(s *serinv1.CanarySpec) { s.SkipAnalysis = true }),
+			name: "skipAnalysis set while a blue/green release is analysed promotes and keeps traffic on the primary until the copy", spec: canarySpec(blueGreen(3), func(s *serinv1.CanarySpec) { s.SkipAnalysis = true }),
 			status:    status(serinv1.CanaryPhaseProgressing, iterations(1)),
-			wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 100, wantIter: 1, wantActions: "SetTraffic(100)", wantEvents: "SkippedAnalysis Promoting", wantRequeue: time.Millisecond,
+			wantPhase: serinv1.CanaryPhasePromoting, wantIter: 1, wantEvents: "SkippedAnalysis Promoting", wantRequeue: time.Millisecond,
 		},
 		{
 			name: "skipAnalysis set while waiting for confirm-rollout promotes", spec: canarySpec(hook(serinv1.ConfirmRolloutHook), func(s *serinv1.CanarySpec) { s.SkipAnalysis = true }),
@@ -473,9 +473,9 @@ func TestDecide(t *testing.T) {
 			wantPhase: serinv1.CanaryPhaseProgressing, wantIter: 1, wantFailed: 1, wantEvents: "!ChecksFailed", wantRequeue: time.Minute,
 		},
 		{
-			name: "blue/green promotes after the last iteration with all traffic on the canary", spec: canarySpec(blueGreen(3), hook(serinv1.RolloutHook)),
-			status: status(serinv1.CanaryPhaseProgressing, due, iterations(3)), wantPhase: serinv1.CanaryPhasePromoting, wantIter: 3, wantWeight: 100,
-			wantActions: "SetTraffic(100)", wantEvents: "Promoting", wantRequeue: time.Millisecond,
+			name: "blue/green promotes after the last iteration", spec: canarySpec(blueGreen(3), hook(serinv1.RolloutHook)),
+			status: status(serinv1.CanaryPhaseProgressing, due, iterations(3)), wantPhase: serinv1.CanaryPhasePromoting, wantIter: 3,
+			wantEvents: "Promoting", wantRequeue: time.Millisecond,
 		},
 		{
 			name: "the last blue/green iteration asks confirm-promotion with its checks", spec: canarySpec(blueGreen(3), hook(serinv1.RolloutHook), hook(serinv1.ConfirmPromotionHook)),
@@ -484,8 +484,8 @@ func TestDecide(t *testing.T) {
 		{
 			name: "a passing last blue/green iteration promotes at once", spec: canarySpec(blueGreen(3), hook(serinv1.RolloutHook)),
 			status: status(serinv1.CanaryPhaseProgressing, due, iterations(2)), checks: passing,
-			wantPhase: serinv1.CanaryPhasePromoting, wantIter: 3, wantWeight: 100,
-			wantActions: "SetTraffic(100)", wantEvents: "Advanced Promoting", wantRequeue: time.Millisecond,
+			wantPhase: serinv1.CanaryPhasePromoting, wantIter: 3,
+			wantEvents: "Advanced Promoting", wantRequeue: time.Millisecond,
 		},
 		{
 			name: "a passing last blue/green iteration behind a closed gate waits for promotion", spec: canarySpec(blueGreen(3), hook(serinv1.RolloutHook), hook(serinv1.ConfirmPromotionHook)),
@@ -525,6 +525,11 @@ func TestDecide(t *testing.T) {
 			name: "promoting copies the analysed revision into the primary", spec: canarySpec(),
 			status:    status(serinv1.CanaryPhasePromoting, weight(40)),
 			wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 40, wantActions: "PromotePrimary(rev2)", wantRequeue: 4*time.Minute + 30*time.Second,
+		},
+		{
+			name: "a blue/green copy sends all traffic to the tested canary first", spec: canarySpec(blueGreen(3)),
+			status:    status(serinv1.CanaryPhasePromoting, iterations(3)),
+			wantPhase: serinv1.CanaryPhasePromoting, wantWeight: 100, wantIter: 3, wantActions: "SetTraffic(100) PromotePrimary(rev2)", wantRequeue: 4*time.Minute + 30*time.Second,
 		},
 		{
 			name: "a target changed before the copy restarts the analysis of the new revision", spec: canarySpec(),

@@ -122,9 +122,9 @@ func TestDecideOperations(t *testing.T) {
 			wantWeight: 20, wantIter: 1, wantEvents: "OperationPromoteFull Promoting", wantRequeue: time.Millisecond,
 		},
 		{
-			name: "promote-full of blue/green sends all traffic to the tested canary first", op: promoteFull, spec: canarySpec(blueGreen(3)),
+			name: "promote-full of blue/green enters Promoting", op: promoteFull, spec: canarySpec(blueGreen(3)),
 			status: status(serinv1.CanaryPhaseProgressing, iterations(1)), wantPhase: serinv1.CanaryPhasePromoting,
-			wantWeight: 100, wantIter: 1, wantActions: "SetTraffic(100)", wantEvents: "OperationPromoteFull Promoting", wantRequeue: time.Millisecond,
+			wantIter: 1, wantEvents: "OperationPromoteFull Promoting", wantRequeue: time.Millisecond,
 		},
 		{
 			name: "promote-full from Waiting promotes with traffic on the primary", op: promoteFull, spec: canarySpec(blueGreen(3), hook(serinv1.ConfirmRolloutHook)),

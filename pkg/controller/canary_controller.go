@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
@@ -44,6 +45,7 @@ type Workloads interface {
 	EnsurePrimary(ctx context.Context, c *serinv1.Canary) error
 	Promote(ctx context.Context, c *serinv1.Canary, revision string) error
 	Restore(ctx context.Context, c *serinv1.Canary, revision string) error
+	RestoreTarget(ctx context.Context, c *serinv1.Canary) ([]string, error)
 	ScaleTargetToZero(ctx context.Context, c *serinv1.Canary) error
 	ScaleCanaryUp(ctx context.Context, c *serinv1.Canary) error
 	Revert(ctx context.Context, c *serinv1.Canary) error
@@ -271,7 +273,11 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, c *serinv1.Canary) (ct
 	}
 
 	for _, a := range decision.Actions {
-		if err := r.act(ctx, c, rt, route, a, obs.Revision); err != nil {
+		err := r.act(ctx, c, rt, route, a, obs.Revision)
+		if err == nil {
+			faultAfter(a.Kind)
+		}
+		if err != nil {
 			if errors.Is(err, workload.ErrRevisionChanged) {
 				// The target moved on since it was observed: the next
 				// reconcile sees the new revision and analyses it.
@@ -380,10 +386,13 @@ func setAndVerify(ctx context.Context, rt router.Router, route router.Route, t a
 	return nil
 }
 
-// finalize reverts a Canary with revertOnDeletion. The target is scaled
-// back up first; once it is ready the apex Service selects it, and only then
-// are the primary and the other generated objects removed, so traffic always
-// has pods to go to.
+// finalize reverts a Canary with revertOnDeletion. A target that holds a
+// revision that was never promoted gets the promoted one back first. The
+// target is scaled back up; once it is ready the apex Service selects it,
+// and only then are the primary and the other generated objects removed, so
+// traffic always has pods to go to. A target that is not ready within the
+// progress deadline gets the traffic anyway, with a Warning, so that the
+// deletion never hangs.
 func (r *CanaryReconciler) finalize(ctx context.Context, c *serinv1.Canary) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(c, serinv1.CanaryFinalizer) {
 		return ctrl.Result{}, nil
@@ -394,15 +403,32 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *serinv1.Canary) (ctr
 		r.eventf(ctx, c, corev1.EventTypeNormal, string(serinv1.CanaryPhaseTerminating), "Reverting %s before deletion", c.Spec.TargetRef.Name)
 	}
 	obs, err := r.Workloads.Observe(ctx, c)
+	waited := r.Now().Sub(c.Status.LastTransitionTime.Time)
 	switch {
 	case err == nil && obs.TargetFound:
+		if promoted := c.Status.LastPromotedSpec; promoted != "" && obs.Revision != promoted && obs.Primary.Exists {
+			changed, err := r.Workloads.RestoreTarget(ctx, c)
+			if err != nil {
+				return r.retry(ctx, c, serinv1.ReconciliationFailedReason, fmt.Errorf("restoring the promoted revision into %s: %w", c.Spec.TargetRef.Name, err))
+			}
+			if len(changed) > 0 {
+				r.eventf(ctx, c, corev1.EventTypeWarning, "RestoredTarget",
+					"%s held revision %s, which was never promoted: restored %s to the promoted revision %s before handing traffic back; the source of the target (Git) still holds the unanalysed one",
+					c.Spec.TargetRef.Name, obs.Revision, strings.Join(changed, ", "), promoted)
+			}
+		}
 		if !obs.Canary.Ready {
 			if err := r.Workloads.ScaleCanaryUp(ctx, c); err != nil {
 				return r.retry(ctx, c, serinv1.ReconciliationFailedReason, fmt.Errorf("scaling %s back up: %w", c.Spec.TargetRef.Name, err))
 			}
-			// The target's rollout triggers the next reconcile; the
-			// requeue bounds the wait should no event come.
-			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+			if left := analysis.ProgressDeadline(c.Spec) - waited; left > 0 {
+				// The target's rollout triggers the next reconcile; the
+				// requeue bounds the wait should no event come.
+				return ctrl.Result{RequeueAfter: min(10*time.Second, left)}, nil
+			}
+			r.eventf(ctx, c, corev1.EventTypeWarning, analysis.ReasonDeadlineExceeded,
+				"%s is not ready %s after the deletion (%s), past the progress deadline: the apex Service selects it anyway, and the primary and the generated objects are removed",
+				c.Spec.TargetRef.Name, waited.Round(time.Second), obs.Canary.Message)
 		}
 		if err := r.Services.Release(ctx, c, &obs.Selector); err != nil {
 			return r.retry(ctx, c, serinv1.ReconciliationFailedReason, err)

@@ -88,6 +88,7 @@ func TestCanaryReconciler_MetricsNoData(t *testing.T) {
 	ns, name := newNamespace(t), "silent"
 	_, prom := withTelemetry(t, ns, name, 0)
 	initialized(t, g, ns, name, successRateCheck(prom), func(c *serinv1.Canary) { c.Spec.Analysis.Threshold = 1 })
+	phases := recordPhases(t, ns, name)
 
 	setImage(g, ns, name, "example.com/app:v2")
 	g.Eventually(func() serinv1.MetricVerdict {
@@ -100,6 +101,7 @@ func TestCanaryReconciler_MetricsNoData(t *testing.T) {
 	c := get(g, ns, name, &serinv1.Canary{})
 	g.Expect(c.Status.Phase).To(Equal(serinv1.CanaryPhaseProgressing), "no data is not a failed check")
 	g.Expect(c.Status.FailedChecks).To(BeZero())
+	g.Expect(c.Status.Iterations).To(BeZero(), "nor a passed iteration")
 
 	// The third no-data result in a row counts as the failed check that
 	// reaches threshold 1.
@@ -108,6 +110,18 @@ func TestCanaryReconciler_MetricsNoData(t *testing.T) {
 	g.Expect(m.NoData).To(Equal(3))
 	g.Expect(m.Message).To(ContainSubstring("3 in a row"))
 	g.Expect(events(g, ns, name, "MetricNoData")).NotTo(BeEmpty())
+	g.Expect(events(g, ns, name, "NoVerdict")).NotTo(BeEmpty())
+	c = get(g, ns, name, &serinv1.Canary{})
+	g.Expect(c.Status.Iterations).To(BeZero(), "a release without data never advances")
+	g.Expect(phases.seen()).NotTo(ContainElement(serinv1.CanaryPhasePromoting))
+	g.Expect(image(g, ns, name+"-primary")).To(Equal("example.com/app:v1"))
+	g.Expect(c.Status.History).To(HaveLen(3))
+	for _, r := range c.Status.History[:2] {
+		g.Expect(r.Verdict).To(Equal("Inconclusive"))
+		g.Expect(r.Checks).To(Equal(serinv1.MetricRequestSuccessRate + "=no-data"))
+		g.Expect(r.Action).To(Equal("hold"))
+	}
+	g.Expect(c.Status.History[2].Verdict).To(Equal("Failed"))
 }
 
 func TestCanaryReconciler_PrometheusOutage(t *testing.T) {
@@ -125,6 +139,7 @@ func TestCanaryReconciler_PrometheusOutage(t *testing.T) {
 	g.Expect(c.Status.Phase).To(Equal(serinv1.CanaryPhaseProgressing))
 	g.Expect(c.Status.FailedChecks).To(BeZero(), "one error is counted apart from failures")
 	g.Expect(c.Status.Metrics[0].Errors).To(Equal(1))
+	g.Expect(c.Status.Iterations).To(Equal(1), "an interval without data holds the iteration")
 
 	g.Expect(prom.Restart(context.Background())).To(Succeed())
 	g.Eventually(phaseOf(ns, name), release, poll).Should(Equal(serinv1.CanaryPhaseSucceeded))
@@ -132,6 +147,8 @@ func TestCanaryReconciler_PrometheusOutage(t *testing.T) {
 	g.Expect(c.Status.FailedChecks).To(BeZero())
 	g.Expect(c.Status.Metrics[0].Verdict).To(Equal(serinv1.MetricPassed))
 	g.Expect(c.Status.Metrics[0].Errors).To(BeNumerically(">=", 1))
+	g.Expect(c.Status.Iterations).To(Equal(4), "each iteration counted once")
+	g.Expect(c.Status.Metrics[0].Errors).To(BeNumerically("<", 3), "the outage stayed under the limit")
 }
 
 // events returns the messages of the Canary's Events with a reason.

@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -347,4 +348,94 @@ func (w *Workloads) KeptRevisions(ctx context.Context, canary *v1beta1.Canary) (
 		out = append(out, k)
 	}
 	return out, nil
+}
+
+// RestoreTarget gives the target the pod template and the config content of
+// the revision the primary runs, so that a Canary deleted mid-analysis hands
+// its traffic back to the promoted revision, not to one that was never
+// analysed. It returns what it changed ("Deployment/web",
+// "configmap/web-config"), nothing when the target already runs it.
+func (w *Workloads) RestoreTarget(ctx context.Context, canary *v1beta1.Canary) ([]string, error) {
+	t, err := targetOf(canary)
+	if err != nil {
+		return nil, err
+	}
+	ns, name := canary.Namespace, canary.Spec.TargetRef.Name
+	primary, err := w.requireWorkload(ctx, t, ns, PrimaryName(name))
+	if err != nil {
+		return nil, err
+	}
+	tgt, err := w.requireWorkload(ctx, t, ns, name)
+	if err != nil {
+		return nil, err
+	}
+	key, value, err := selectorLabel(t.selector(tgt), w.opts.SelectorLabels)
+	if err != nil {
+		return nil, fmt.Errorf("target %s: %w", describe(t.kind(), ns, name), err)
+	}
+	// The primary's template, turned back into the target's: its own
+	// selector value, and the originals of the config copies.
+	tmpl := t.podTemplate(primary).DeepCopy()
+	tmpl.Labels = swapLabel(tmpl.Labels, key, PrimaryName(value), value)
+	swapPodSelectors(&tmpl.Spec, key, PrimaryName(value), value)
+	delete(tmpl.Annotations, RevisionAnnotation)
+	if len(tmpl.Annotations) == 0 {
+		tmpl.Annotations = nil
+	}
+	var changed []string
+	copies := map[configRef]client.Object{}
+	for ref := range configRefs(&tmpl.Spec) {
+		if !strings.HasSuffix(ref.name, PrimarySuffix) {
+			continue
+		}
+		obj, err := w.getOptional(ctx, newConfigObject(ref.kind), ns, ref.name)
+		if err != nil {
+			return nil, err
+		}
+		if obj != nil && metav1.IsControlledBy(obj, canary) {
+			copies[ref] = obj
+		}
+	}
+	forEachConfigRef(&tmpl.Spec, func(kind configKind, name *string, _ *bool) {
+		if _, ok := copies[configRef{kind: kind, name: *name}]; ok {
+			*name = strings.TrimSuffix(*name, PrimarySuffix)
+		}
+	})
+	for ref, cp := range copies {
+		orig := configRef{kind: ref.kind, name: strings.TrimSuffix(ref.name, PrimarySuffix)}
+		live, err := w.getOptional(ctx, newConfigObject(orig.kind), ns, orig.name)
+		if err != nil {
+			return nil, err
+		}
+		if live == nil || configHash(live) == configHash(cp) {
+			continue
+		}
+		var body []byte
+		switch c := cp.(type) {
+		case *corev1.ConfigMap:
+			l := live.(*corev1.ConfigMap)
+			body, err = json.Marshal(map[string]any{"data": exactly(c.Data, l.Data), "binaryData": exactly(c.BinaryData, l.BinaryData)})
+		case *corev1.Secret:
+			body, err = json.Marshal(map[string]any{"data": exactly(c.Data, live.(*corev1.Secret).Data)})
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := w.patch(ctx, live, body); err != nil {
+			return nil, fmt.Errorf("restoring %s: %w", orig, err)
+		}
+		changed = append(changed, orig.String())
+	}
+	if !equality.Semantic.DeepEqual(withoutScaleToZero(t.podTemplate(tgt)), tmpl) {
+		patch, err := json.Marshal([]map[string]any{{"op": "replace", "path": "/spec/template", "value": tmpl}})
+		if err != nil {
+			return nil, err
+		}
+		if err := w.client.Patch(ctx, tgt, client.RawPatch(types.JSONPatchType, patch), client.FieldOwner(w.opts.FieldManager)); err != nil {
+			return nil, fmt.Errorf("restoring %s: %w", describe(t.kind(), ns, name), err)
+		}
+		changed = append(changed, t.kind()+"/"+name)
+	}
+	slices.Sort(changed)
+	return changed, nil
 }

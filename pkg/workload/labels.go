@@ -29,33 +29,14 @@ func selectorLabel(sel *metav1.LabelSelector, names []string) (key, value string
 // primaryLabels returns a copy of labels where key, if set to value, is set
 // to the primary's value instead.
 func primaryLabels(labels map[string]string, key, value string) map[string]string {
-	out := maps.Clone(labels)
-	if out[key] == value {
-		out[key] = PrimaryName(value)
-	}
-	return out
+	return swapLabel(labels, key, value, PrimaryName(value))
 }
 
 // primarySelector returns a copy of sel that selects the primary's pods
 // where sel selects the target's: key=value becomes key=<value>-primary, in
 // matchLabels and in matchExpressions.
 func primarySelector(sel *metav1.LabelSelector, key, value string) *metav1.LabelSelector {
-	if sel == nil {
-		return nil
-	}
-	out := sel.DeepCopy()
-	out.MatchLabels = primaryLabels(out.MatchLabels, key, value)
-	for i, e := range out.MatchExpressions {
-		if e.Key != key {
-			continue
-		}
-		for j, v := range e.Values {
-			if v == value {
-				out.MatchExpressions[i].Values[j] = PrimaryName(value)
-			}
-		}
-	}
-	return out
+	return swapSelector(sel, key, value, PrimaryName(value))
 }
 
 // rewritePodSelectors points spec's pod (anti-)affinity terms and topology
@@ -63,27 +44,64 @@ func primarySelector(sel *metav1.LabelSelector, key, value string) *metav1.Label
 // instead: the primary spreads over its own pods, not over the target's
 // (which are scaled to zero most of the time).
 func rewritePodSelectors(spec *corev1.PodSpec, key, value string) {
+	swapPodSelectors(spec, key, value, PrimaryName(value))
+}
+
+// swapLabel returns a copy of labels where key, if set to from, is set to
+// to.
+func swapLabel(labels map[string]string, key, from, to string) map[string]string {
+	out := maps.Clone(labels)
+	if out[key] == from {
+		out[key] = to
+	}
+	return out
+}
+
+// swapSelector returns a copy of sel where key=from becomes key=to, in
+// matchLabels and in matchExpressions.
+func swapSelector(sel *metav1.LabelSelector, key, from, to string) *metav1.LabelSelector {
+	if sel == nil {
+		return nil
+	}
+	out := sel.DeepCopy()
+	out.MatchLabels = swapLabel(out.MatchLabels, key, from, to)
+	for i, e := range out.MatchExpressions {
+		if e.Key != key {
+			continue
+		}
+		for j, v := range e.Values {
+			if v == from {
+				out.MatchExpressions[i].Values[j] = to
+			}
+		}
+	}
+	return out
+}
+
+// swapPodSelectors applies swapSelector to spec's pod (anti-)affinity terms
+// and topology spread constraints.
+func swapPodSelectors(spec *corev1.PodSpec, key, from, to string) {
 	if a := spec.Affinity; a != nil {
 		if pa := a.PodAffinity; pa != nil {
-			rewriteAffinityTerms(pa.RequiredDuringSchedulingIgnoredDuringExecution, pa.PreferredDuringSchedulingIgnoredDuringExecution, key, value)
+			swapAffinityTerms(pa.RequiredDuringSchedulingIgnoredDuringExecution, pa.PreferredDuringSchedulingIgnoredDuringExecution, key, from, to)
 		}
 		if pa := a.PodAntiAffinity; pa != nil {
-			rewriteAffinityTerms(pa.RequiredDuringSchedulingIgnoredDuringExecution, pa.PreferredDuringSchedulingIgnoredDuringExecution, key, value)
+			swapAffinityTerms(pa.RequiredDuringSchedulingIgnoredDuringExecution, pa.PreferredDuringSchedulingIgnoredDuringExecution, key, from, to)
 		}
 	}
 	for i := range spec.TopologySpreadConstraints {
 		c := &spec.TopologySpreadConstraints[i]
-		c.LabelSelector = primarySelector(c.LabelSelector, key, value)
+		c.LabelSelector = swapSelector(c.LabelSelector, key, from, to)
 	}
 }
 
-func rewriteAffinityTerms(required []corev1.PodAffinityTerm, preferred []corev1.WeightedPodAffinityTerm, key, value string) {
+func swapAffinityTerms(required []corev1.PodAffinityTerm, preferred []corev1.WeightedPodAffinityTerm, key, from, to string) {
 	for i := range required {
-		required[i].LabelSelector = primarySelector(required[i].LabelSelector, key, value)
+		required[i].LabelSelector = swapSelector(required[i].LabelSelector, key, from, to)
 	}
 	for i := range preferred {
 		t := &preferred[i].PodAffinityTerm
-		t.LabelSelector = primarySelector(t.LabelSelector, key, value)
+		t.LabelSelector = swapSelector(t.LabelSelector, key, from, to)
 	}
 }
 

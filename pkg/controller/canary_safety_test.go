@@ -1,0 +1,307 @@
+package controller_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/checks/webhook"
+)
+
+// watchImages records every image the named Deployment's pod template had,
+// in order, from its current one on.
+func watchImages(t *testing.T, ns, name string) func() []string {
+	t.Helper()
+	w, err := k8sClient.Watch(context.Background(), &appsv1.DeploymentList{}, client.InNamespace(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	var (
+		mu     sync.Mutex
+		images []string
+	)
+	go func() {
+		for ev := range w.ResultChan() {
+			d, ok := ev.Object.(*appsv1.Deployment)
+			if !ok || d.Name != name {
+				continue
+			}
+			img := d.Spec.Template.Spec.Containers[0].Image
+			mu.Lock()
+			if n := len(images); n == 0 || images[n-1] != img {
+				images = append(images, img)
+			}
+			mu.Unlock()
+		}
+	}()
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(images)
+	}
+}
+
+// operateWith requests an operation with extra annotations, as kubectl
+// serin does.
+func operateWith(g Gomega, ns, name, op string, extra map[string]string) string {
+	id := time.Now().UTC().Format(time.RFC3339Nano)
+	annotations := map[string]string{serinv1.OperationAnnotation: op, serinv1.OperationIDAnnotation: id}
+	for k, v := range extra {
+		annotations[k] = v
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": annotations}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(k8sClient.Patch(context.Background(), &serinv1.Canary{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}, client.RawPatch(types.MergePatchType, patch))).To(Succeed())
+	return id
+}
+
+// TestCanaryReconciler_TargetChangedDuringTheLastCheck: the target gets a
+// new image while the last iteration's blocking load test still runs. The
+// analysis passed for the old image, but the primary never runs the new one
+// without its own analysis: the analysed revision is gone, so the new one
+// is analysed from the start.
+func TestCanaryReconciler_TargetChangedDuringTheLastCheck(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ns, name := newNamespace(t), "raced"
+	var (
+		mu        sync.Mutex
+		checksums []string
+	)
+	load := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var p webhook.Payload
+		_ = json.NewDecoder(req.Body).Decode(&p)
+		mu.Lock()
+		checksums = append(checksums, p.Checksum)
+		first := len(checksums) == 1
+		mu.Unlock()
+		if first {
+			// Pushed while the load test of v2 runs.
+			setImage(NewWithT(t), ns, name, "example.com/app:v3")
+			time.Sleep(time.Second)
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(load.Close)
+	initialized(t, g, ns, name, func(c *serinv1.Canary) {
+		c.Spec.Analysis.Iterations = 1
+		c.Spec.Analysis.Webhooks = []serinv1.CanaryWebhook{{Name: "load", URL: load.URL + "/load", Timeout: "20s"}}
+	})
+	images := watchImages(t, ns, name+"-primary")
+
+	setImage(g, ns, name, "example.com/app:v2")
+	g.Eventually(func() string { return image(g, ns, name+"-primary") }, release, poll).Should(Equal("example.com/app:v3"))
+	g.Eventually(phaseOf(ns, name), release, poll).Should(Equal(serinv1.CanaryPhaseSucceeded))
+	g.Expect(images()).To(Equal([]string{"example.com/app:v1", "example.com/app:v3"}), "the primary never ran v2, nor v3 before its analysis")
+	c := get(g, ns, name, &serinv1.Canary{})
+	mu.Lock()
+	defer mu.Unlock()
+	g.Expect(checksums).To(HaveLen(2))
+	g.Expect(checksums[1]).To(Equal(c.Status.LastPromotedSpec), "v3 was analysed before its promotion")
+	g.Expect(checksums[0]).NotTo(Equal(checksums[1]))
+}
+
+// TestCanaryReconciler_SkipAnalysisMidAnalysis: setting skipAnalysis during
+// an analysis promotes at the next reconcile, as Flagger does.
+func TestCanaryReconciler_SkipAnalysisMidAnalysis(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ns, name := newNamespace(t), "skipped"
+	initialized(t, g, ns, name, func(c *serinv1.Canary) { c.Spec.Analysis.Iterations = 20 })
+
+	setImage(g, ns, name, "example.com/app:v2")
+	g.Eventually(func() int { return get(g, ns, name, &serinv1.Canary{}).Status.Iterations }, release, poll).Should(Equal(1))
+	c := get(g, ns, name, &serinv1.Canary{})
+	patch := client.MergeFrom(c.DeepCopy())
+	c.Spec.SkipAnalysis = true
+	g.Expect(k8sClient.Patch(context.Background(), c, patch)).To(Succeed())
+
+	g.Eventually(phaseOf(ns, name), release, poll).Should(Equal(serinv1.CanaryPhaseSucceeded))
+	g.Expect(image(g, ns, name+"-primary")).To(Equal("example.com/app:v2"))
+	g.Expect(get(g, ns, name, &serinv1.Canary{}).Status.Iterations).To(BeNumerically("<", 5), "the remaining iterations were skipped")
+	g.Expect(events(g, ns, name, "SkippedAnalysis")).NotTo(BeEmpty())
+}
+
+// TestCanaryReconciler_RevertOnDeletionMidAnalysis: deleting a Canary in
+// the middle of an analysis hands the traffic back to the target running
+// the promoted revision, not the unanalysed one.
+func TestCanaryReconciler_RevertOnDeletionMidAnalysis(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ns, name := newNamespace(t), "deleted-mid"
+	initialized(t, g, ns, name, func(c *serinv1.Canary) {
+		c.Spec.RevertOnDeletion = true
+		c.Spec.Analysis.Iterations = 20
+	})
+	setImage(g, ns, name, "example.com/app:v2")
+	g.Eventually(func() int { return get(g, ns, name, &serinv1.Canary{}).Status.Iterations }, release, poll).Should(Equal(1))
+
+	c := get(g, ns, name, &serinv1.Canary{})
+	g.Expect(k8sClient.Delete(context.Background(), c)).To(Succeed())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(c), &serinv1.Canary{}))
+	}, release, poll).Should(BeTrue())
+	g.Expect(image(g, ns, name)).To(Equal("example.com/app:v1"), "the target runs the promoted revision again")
+	g.Expect(get(g, ns, name, &corev1.Service{}).Spec.Selector).To(Equal(map[string]string{"app": name}))
+	g.Expect(events(g, ns, name, "RestoredTarget")).To(ContainElement(ContainSubstring("never promoted")))
+	d := get(g, ns, name, &appsv1.Deployment{})
+	g.Expect(d.Spec.Template.Labels).To(Equal(map[string]string{"app": name}), "the target's own selector value")
+	g.Expect(d.Spec.Template.Annotations).NotTo(HaveKey(serinv1.RevisionAnnotation))
+}
+
+// TestCanaryReconciler_RevertOnDeletionGivesUp: a target that cannot become
+// ready (a quota forbids its pods) does not keep the Canary Terminating:
+// after the progress deadline the traffic goes to it anyway, with a Warning.
+func TestCanaryReconciler_RevertOnDeletionGivesUp(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ns, name := newNamespace(t), "stuck"
+	initialized(t, g, ns, name, func(c *serinv1.Canary) {
+		c.Spec.RevertOnDeletion = true
+		c.Spec.ProgressDeadlineSeconds = new(int32(10))
+	})
+	g.Eventually(func() int32 { return replicas(g, ns, name) }, release, poll).Should(BeZero())
+	create(t, &corev1.ResourceQuota{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "no-more-pods"},
+		Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("2")}},
+	})
+
+	c := get(g, ns, name, &serinv1.Canary{})
+	g.Expect(k8sClient.Delete(context.Background(), c)).To(Succeed())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(c), &serinv1.Canary{}))
+	}, release, poll).Should(BeTrue())
+	g.Expect(events(g, ns, name, "ProgressDeadlineExceeded")).To(ContainElement(ContainSubstring("past the progress deadline")))
+	g.Expect(get(g, ns, name, &corev1.Service{}).Spec.Selector).To(Equal(map[string]string{"app": name}))
+}
+
+// TestCanaryReconciler_Undo: after two promotions, undo puts the revision
+// before back into the primary without an analysis, and no release starts
+// for the target's unchanged revision.
+func TestCanaryReconciler_Undo(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ns, name := newNamespace(t), "undone"
+	initialized(t, g, ns, name, func(c *serinv1.Canary) { c.Spec.Analysis.Iterations = 1 })
+	v1 := get(g, ns, name, &serinv1.Canary{}).Status.LastPromotedSpec
+	setImage(g, ns, name, "example.com/app:v2")
+	g.Eventually(func() string { return get(g, ns, name, &serinv1.Canary{}).Status.LastPromotedSpec }, release, poll).ShouldNot(Equal(v1))
+	g.Eventually(phaseOf(ns, name), release, poll).Should(Equal(serinv1.CanaryPhaseSucceeded))
+
+	var kept appsv1.ControllerRevisionList
+	g.Expect(k8sClient.List(context.Background(), &kept, client.InNamespace(ns), client.MatchingLabels{serinv1.KeptRevisionLabel: name})).To(Succeed())
+	g.Expect(kept.Items).To(HaveLen(1))
+	g.Expect(kept.Items[0].Annotations[serinv1.RevisionAnnotation]).To(Equal(v1))
+
+	id := operateWith(g, ns, name, "undo", map[string]string{serinv1.OperationRevisionAnnotation: v1})
+	handled(g, ns, name, id)
+	g.Eventually(func() string { return image(g, ns, name+"-primary") }, release, poll).Should(Equal("example.com/app:v1"))
+	c := get(g, ns, name, &serinv1.Canary{})
+	g.Expect(c.Status.LastPromotedSpec).To(Equal(v1))
+	g.Expect(c.Status.Phase).To(Equal(serinv1.CanaryPhaseSucceeded))
+	g.Consistently(phaseOf(ns, name), "3s", poll).Should(Equal(serinv1.CanaryPhaseSucceeded), "no analysis of the target's unchanged revision")
+	g.Expect(events(g, ns, name, "OperationUndo")).NotTo(BeEmpty())
+}
+
+// faultShard labels the Canary of the fault-injection test, served by a
+// serin binary of its own.
+const faultShard = "fault"
+
+// TestCanaryReconciler_PromotionInterrupted kills the controller (a test
+// build with the faultinject tag) right after it wrote the primary and
+// before its status patch, then aborts: traffic ends on the last promoted
+// revision, which is put back into the primary.
+func TestCanaryReconciler_PromotionInterrupted(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ns, name := newNamespace(t), "interrupted"
+	bin := filepath.Join(t.TempDir(), "serin")
+	if out, err := exec.Command("go", "build", "-tags", "faultinject", "-o", bin, "../../cmd/serin").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	logPath := filepath.Join(t.TempDir(), "serin.log")
+	start := func(environ ...string) *exec.Cmd {
+		logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		g.Expect(err).NotTo(HaveOccurred())
+		cmd := exec.Command(bin,
+			"--kubeconfig="+env.KubeconfigPath,
+			"--watch-label-selector="+restartShard+"="+faultShard,
+			"--leader-election-namespace="+ns,
+			"--leader-election-lease-duration=3s",
+			"--leader-election-renew-deadline=2s",
+			"--leader-election-retry-period=500ms",
+			"--metrics-addr=0",
+			"--health-addr=0",
+			"--log-encoding=console",
+		)
+		cmd.Env = append(os.Environ(), environ...)
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		g.Expect(cmd.Start()).To(Succeed())
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			logFile.Close()
+		})
+		return cmd
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := os.ReadFile(logPath)
+			t.Logf("controller log:\n%s", out)
+		}
+	})
+
+	faulty := start("SERIN_FAULT_EXIT_AFTER=PromotePrimary")
+	initialized(t, g, ns, name, func(c *serinv1.Canary) {
+		c.Labels = map[string]string{restartShard: faultShard}
+		c.Spec.Analysis.Iterations = 1
+	})
+	v1 := get(g, ns, name, &serinv1.Canary{}).Status.LastPromotedSpec
+	setImage(g, ns, name, "example.com/app:v2")
+
+	exited := make(chan error, 1)
+	go func() { exited <- faulty.Wait() }()
+	select {
+	case err := <-exited:
+		g.Expect(err).To(HaveOccurred(), "the fault exits with status 3")
+	case <-time.After(release):
+		t.Fatal("the controller did not reach the promotion")
+	}
+	g.Expect(image(g, ns, name+"-primary")).To(Equal("example.com/app:v2"), "the primary was written")
+	c := get(g, ns, name, &serinv1.Canary{})
+	g.Expect(c.Status.Phase).To(Equal(serinv1.CanaryPhasePromoting), "the status said Promoting before the copy")
+	g.Expect(c.Status.LastPromotedSpec).To(Equal(v1))
+
+	id := operateWith(g, ns, name, "abort", nil)
+	start()
+	handled(g, ns, name, id)
+	g.Eventually(phaseOf(ns, name), release, poll).Should(Equal(serinv1.CanaryPhaseFailed))
+	g.Eventually(func() string { return image(g, ns, name+"-primary") }, release, poll).Should(Equal("example.com/app:v1"), "the last promoted revision is back in the primary")
+	g.Expect(get(g, ns, name, &corev1.Service{}).Spec.Selector).To(Equal(map[string]string{"app": name + "-primary"}), "traffic is on the primary")
+	g.Expect(get(g, ns, name, &serinv1.Canary{}).Status.LastPromotedSpec).To(Equal(v1))
+	g.Eventually(func() bool {
+		d := get(g, ns, name+"-primary", &appsv1.Deployment{})
+		return d.Status.ObservedGeneration == d.Generation && d.Status.UpdatedReplicas == 2 && d.Status.ReadyReplicas == 2
+	}, release, poll).Should(BeTrue(), "the primary rolls back out")
+}

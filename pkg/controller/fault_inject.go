@@ -1,0 +1,20 @@
+//go:build faultinject
+
+package controller
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/serin-dev/serin/pkg/analysis"
+)
+
+// faultAfter makes the process exit at once, as a crash would, right after
+// an action of the kind SERIN_FAULT_EXIT_AFTER names succeeded and before
+// the status patch. Only test builds (-tags faultinject) have it.
+func faultAfter(kind analysis.ActionKind) {
+	if want := os.Getenv("SERIN_FAULT_EXIT_AFTER"); want != "" && want == string(kind) {
+		fmt.Fprintf(os.Stderr, "fault injection: exiting after %s\n", kind)
+		os.Exit(3)
+	}
+}
