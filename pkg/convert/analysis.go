@@ -27,6 +27,9 @@ type argoMetric struct {
 	count    int64
 	// failureLimit is Argo's number of failed measurements tolerated.
 	failureLimit int64
+	// consecutiveErrorLimit is Argo's number of errors in a row tolerated;
+	// Serin's field of the same name also counts no-data results.
+	consecutiveErrorLimit *int
 }
 
 // argoTemplate is an AnalysisTemplate read for conversion.
@@ -107,8 +110,9 @@ func readAnalysisTemplate(t *tracker) (argoTemplate, error) {
 				c.warn("%q cannot be converted to a CEL condition on result; write the Canary metric's failureCondition by hand", s)
 			}
 		}
-		if l := m.get("consecutiveErrorLimit"); l.exists() {
-			l.warn("not supported per metric: the controller's --metric-error-limit applies")
+		if l, ok := m.get("consecutiveErrorLimit").integer(); ok && l > 0 {
+			n := int(min(l, 100))
+			am.consecutiveErrorLimit = &n
 		}
 
 		provider := m.get("provider")

@@ -456,11 +456,12 @@ func (r *rollout) addMetric(ref node, m argoMetric, tmpl argoTemplate, args map[
 		name = m.template
 	}
 	cm := serinv1.CanaryMetric{
-		Name:             name,
-		TemplateRef:      &serinv1.CrossNamespaceObjectReference{Name: m.template},
-		ThresholdRange:   m.rng,
-		SuccessCondition: m.success,
-		FailureCondition: m.failure,
+		Name:                  name,
+		TemplateRef:           &serinv1.CrossNamespaceObjectReference{Name: m.template},
+		ThresholdRange:        m.rng,
+		SuccessCondition:      m.success,
+		FailureCondition:      m.failure,
+		ConsecutiveErrorLimit: m.consecutiveErrorLimit,
 	}
 	for _, k := range tmpl.argNames {
 		v, ok := args[k]

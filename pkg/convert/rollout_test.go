@@ -140,12 +140,13 @@ spec:
     - name: errors
       interval: 20s
       failureCondition: result[0] > 5
+      consecutiveErrorLimit: 2
       provider:
         prometheus: {query: 'sum(errors{host="{{args.host}}"})'}
 `,
 		check: func(_ *appsv1.Deployment, c *serinv1.Canary) string {
 			a := c.Spec.Analysis
-			want := []serinv1.CanaryMetric{{Name: "errors", TemplateRef: &serinv1.CrossNamespaceObjectReference{Name: "shared"}, FailureCondition: "result > 5.0"}}
+			want := []serinv1.CanaryMetric{{Name: "errors", TemplateRef: &serinv1.CrossNamespaceObjectReference{Name: "shared"}, FailureCondition: "result > 5.0", ConsecutiveErrorLimit: new(2)}}
 			if a.Iterations != 5 || a.Interval != "20s" || a.Threshold != 1 || c.Spec.Provider != serinv1.ProviderKubernetes {
 				return "got " + mustYAML(c.Spec)
 			}
