@@ -30,6 +30,12 @@ func Decide(in Input) Decision {
 		// Suspended: nothing moves; resuming continues from this status.
 		return d.done(0)
 	}
+	if in.Primary.Ready || in.Status.LastPromotedSpec != "" {
+		// The Services move traffic to the primary: they are created only
+		// once it serves, so an existing apex Service keeps its endpoints
+		// meanwhile; afterwards every decision keeps them as they should be.
+		d.act(EnsureServices)
+	}
 	if in.Operation != nil {
 		if dec, ok := d.operate(*in.Operation); ok {
 			return dec

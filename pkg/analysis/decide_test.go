@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -663,7 +664,35 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-func formatActions(actions []Action) string { return FormatActions(actions) }
+// formatActions lists the actions but EnsureServices, which
+// TestDecideEnsuresServices covers.
+func formatActions(actions []Action) string {
+	return FormatActions(slices.DeleteFunc(slices.Clone(actions), func(a Action) bool { return a.Kind == EnsureServices }))
+}
+
+// TestDecideEnsuresServices: the Services are applied in every decision
+// once the primary serves, never before, and first.
+func TestDecideEnsuresServices(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		status  serinv1.CanaryStatus
+		primary Workload
+		want    bool
+	}{
+		{"a new Canary whose primary is not ready yet", serinv1.CanaryStatus{}, Workload{Exists: true}, false},
+		{"the primary is ready at initialisation", serinv1.CanaryStatus{Phase: serinv1.CanaryPhaseInitializing}, ready, true},
+		{"an initialised Canary", status(serinv1.CanaryPhaseSucceeded, idleAt("rev2")), ready, true},
+		{"an initialised Canary whose primary is rolling out", status(serinv1.CanaryPhasePromoting), Workload{Exists: true, Revision: "rev2"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := Decide(Input{Spec: canarySpec(), Status: tt.status, Now: t0.Add(now), Revision: "rev2", Primary: tt.primary, Canary: ready})
+			got := len(d.Actions) > 0 && d.Actions[0].Kind == EnsureServices
+			if got != tt.want || slices.ContainsFunc(d.Actions[min(1, len(d.Actions)):], func(a Action) bool { return a.Kind == EnsureServices }) {
+				t.Errorf("actions %s, want EnsureServices first: %v", FormatActions(d.Actions), tt.want)
+			}
+		})
+	}
+}
 
 // formatEvents lists event reasons; warnings are prefixed with !.
 func formatEvents(events []Event) string {

@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
@@ -40,8 +41,10 @@ func (d *decider) withRecord(v *verdict) []serinv1.DecisionRecord {
 	case len(v.inconclusive) > 0:
 		rec.Verdict = VerdictInconclusive
 	}
-	if len(d.actions) > 0 {
-		rec.Action = FormatActions(d.actions)
+	// Keeping the Services as they are is part of every decision, not news.
+	moves := slices.DeleteFunc(slices.Clone(d.actions), func(a Action) bool { return a.Kind == EnsureServices })
+	if len(moves) > 0 {
+		rec.Action = FormatActions(moves)
 	}
 	h := append(append(make([]serinv1.DecisionRecord, 0, len(d.next.History)+1), d.next.History...), rec)
 	if len(h) > historyLimit {

@@ -162,7 +162,7 @@ func TestDecideIsRepeatable(t *testing.T) {
 	}
 	// Once the status is patched, the next step is an interval away.
 	after := Decide(w.input(spec, first.Status, nil))
-	if after.Run != nil || after.RequeueAfter != time.Minute || len(after.Actions) != 0 {
+	if after.Run != nil || after.RequeueAfter != time.Minute || formatActions(after.Actions) != "" {
 		t.Errorf("after the patch: run=%v requeue=%s actions=%v", after.Run, after.RequeueAfter, after.Actions)
 	}
 }

@@ -119,6 +119,8 @@ const (
 	// EnsurePrimary creates <target>-primary from the target if it is
 	// missing.
 	EnsurePrimary ActionKind = "EnsurePrimary"
+	// EnsureServices applies the apex, primary and canary Services.
+	EnsureServices ActionKind = "EnsureServices"
 	// ScaleTargetToZero scales the target down once the primary serves.
 	ScaleTargetToZero ActionKind = "ScaleTargetToZero"
 	// ScaleCanaryUp scales the target up so the new revision runs.

@@ -226,14 +226,6 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, c *serinv1.Canary) (ct
 	}
 	route := router.Route{Canary: c, Selector: obs.Selector, Ports: obs.Ports}
 
-	// The Services move traffic to the primary: create them only once it
-	// serves, so an existing apex Service keeps its endpoints meanwhile.
-	if obs.Primary.Ready || c.Status.LastPromotedSpec != "" {
-		if err := r.ensureServices(ctx, c, route); err != nil {
-			return r.retry(ctx, c, serinv1.ReconciliationFailedReason, err)
-		}
-	}
-
 	in := analysis.Input{
 		Spec:     c.Spec,
 		Status:   c.Status,
@@ -354,6 +346,8 @@ func (r *CanaryReconciler) act(ctx context.Context, c *serinv1.Canary, rt router
 	switch a.Kind {
 	case analysis.EnsurePrimary:
 		return r.Workloads.EnsurePrimary(ctx, c)
+	case analysis.EnsureServices:
+		return r.ensureServices(ctx, c, route)
 	case analysis.PromotePrimary:
 		return r.Workloads.Promote(ctx, c, a.Revision)
 	case analysis.RestorePrimary:
