@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -28,42 +29,7 @@ func TestCanaryReconciler_ResumesAfterRestart(t *testing.T) {
 	g := NewWithT(t)
 	ns, name := newNamespace(t), "resumed"
 	hooks := newHookServer(t, 200)
-	bin := filepath.Join(t.TempDir(), "serin")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/serin").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	logPath := filepath.Join(t.TempDir(), "serin.log")
-	start := func() *exec.Cmd {
-		logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		g.Expect(err).NotTo(HaveOccurred())
-		cmd := exec.Command(bin,
-			"--kubeconfig="+env.KubeconfigPath,
-			"--watch-label-selector="+restartShard+"=restart",
-			"--leader-election-namespace="+ns,
-			"--leader-election-lease-duration=3s",
-			"--leader-election-renew-deadline=2s",
-			"--leader-election-retry-period=500ms",
-			"--metrics-addr=0",
-			"--health-addr=0",
-			"--log-encoding=console",
-		)
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		g.Expect(cmd.Start()).To(Succeed())
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			logFile.Close()
-		})
-		return cmd
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			out, _ := os.ReadFile(logPath)
-			t.Logf("controller log:\n%s", out)
-		}
-	})
-
+	start := serinProcess(t, g, ns, "restart")
 	first := start()
 	initialized(t, g, ns, name, func(c *serinv1.Canary) {
 		c.Labels = map[string]string{restartShard: "restart"}
@@ -95,4 +61,52 @@ func TestCanaryReconciler_ResumesAfterRestart(t *testing.T) {
 		want[fmt.Sprintf("Iteration %d of 4 of %s passed", i, name)] = 1
 	}
 	g.Expect(iterations).To(Equal(want), "each iteration ran exactly once")
+}
+
+// serinProcess builds the serin binary (with the given build tags) and
+// returns a function that starts it, serving only the Canaries labelled
+// restartShard=shard, with extra environment variables. Each process is
+// killed at the end of the test; a failed test logs their output.
+func serinProcess(t *testing.T, g Gomega, ns, shard string, tags ...string) func(environ ...string) *exec.Cmd {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "serin")
+	args := []string{"build", "-o", bin}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	if out, err := exec.Command("go", append(args, "../../cmd/serin")...).CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	logPath := filepath.Join(t.TempDir(), "serin.log")
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := os.ReadFile(logPath)
+			t.Logf("controller log:\n%s", out)
+		}
+	})
+	return func(environ ...string) *exec.Cmd {
+		logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		g.Expect(err).NotTo(HaveOccurred())
+		cmd := exec.Command(bin,
+			"--kubeconfig="+env.KubeconfigPath,
+			"--watch-label-selector="+restartShard+"="+shard,
+			"--leader-election-namespace="+ns,
+			"--leader-election-lease-duration=3s",
+			"--leader-election-renew-deadline=2s",
+			"--leader-election-retry-period=500ms",
+			"--metrics-addr=0",
+			"--health-addr=0",
+			"--log-encoding=console",
+		)
+		cmd.Env = append(os.Environ(), environ...)
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		g.Expect(cmd.Start()).To(Succeed())
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			logFile.Close()
+		})
+		return cmd
+	}
 }

@@ -5,12 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -156,11 +152,7 @@ func TestCanaryReconciler_RevertOnDeletionMidAnalysis(t *testing.T) {
 	setImage(g, ns, name, "example.com/app:v2")
 	g.Eventually(func() int { return get(g, ns, name, &serinv1.Canary{}).Status.Iterations }, release, poll).Should(Equal(1))
 
-	c := get(g, ns, name, &serinv1.Canary{})
-	g.Expect(k8sClient.Delete(context.Background(), c)).To(Succeed())
-	g.Eventually(func() bool {
-		return apierrors.IsNotFound(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(c), &serinv1.Canary{}))
-	}, release, poll).Should(BeTrue())
+	deleteCanary(g, ns, name)
 	g.Expect(image(g, ns, name)).To(Equal("example.com/app:v1"), "the target runs the promoted revision again")
 	g.Expect(get(g, ns, name, &corev1.Service{}).Spec.Selector).To(Equal(map[string]string{"app": name}))
 	g.Expect(events(g, ns, name, "RestoredTarget")).To(ContainElement(ContainSubstring("never promoted")))
@@ -186,11 +178,7 @@ func TestCanaryReconciler_RevertOnDeletionGivesUp(t *testing.T) {
 		Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("2")}},
 	})
 
-	c := get(g, ns, name, &serinv1.Canary{})
-	g.Expect(k8sClient.Delete(context.Background(), c)).To(Succeed())
-	g.Eventually(func() bool {
-		return apierrors.IsNotFound(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(c), &serinv1.Canary{}))
-	}, release, poll).Should(BeTrue())
+	deleteCanary(g, ns, name)
 	g.Expect(events(g, ns, name, "ProgressDeadlineExceeded")).To(ContainElement(ContainSubstring("past the progress deadline")))
 	g.Expect(get(g, ns, name, &corev1.Service{}).Spec.Selector).To(Equal(map[string]string{"app": name}))
 }
@@ -235,42 +223,7 @@ func TestCanaryReconciler_PromotionInterrupted(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	ns, name := newNamespace(t), "interrupted"
-	bin := filepath.Join(t.TempDir(), "serin")
-	if out, err := exec.Command("go", "build", "-tags", "faultinject", "-o", bin, "../../cmd/serin").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	logPath := filepath.Join(t.TempDir(), "serin.log")
-	start := func(environ ...string) *exec.Cmd {
-		logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		g.Expect(err).NotTo(HaveOccurred())
-		cmd := exec.Command(bin,
-			"--kubeconfig="+env.KubeconfigPath,
-			"--watch-label-selector="+restartShard+"="+faultShard,
-			"--leader-election-namespace="+ns,
-			"--leader-election-lease-duration=3s",
-			"--leader-election-renew-deadline=2s",
-			"--leader-election-retry-period=500ms",
-			"--metrics-addr=0",
-			"--health-addr=0",
-			"--log-encoding=console",
-		)
-		cmd.Env = append(os.Environ(), environ...)
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		g.Expect(cmd.Start()).To(Succeed())
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			logFile.Close()
-		})
-		return cmd
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			out, _ := os.ReadFile(logPath)
-			t.Logf("controller log:\n%s", out)
-		}
-	})
+	start := serinProcess(t, g, ns, faultShard, "faultinject")
 
 	faulty := start("SERIN_FAULT_EXIT_AFTER=PromotePrimary")
 	initialized(t, g, ns, name, func(c *serinv1.Canary) {
@@ -304,4 +257,13 @@ func TestCanaryReconciler_PromotionInterrupted(t *testing.T) {
 		d := get(g, ns, name+"-primary", &appsv1.Deployment{})
 		return d.Status.ObservedGeneration == d.Generation && d.Status.UpdatedReplicas == 2 && d.Status.ReadyReplicas == 2
 	}, release, poll).Should(BeTrue(), "the primary rolls back out")
+}
+
+// deleteCanary deletes a Canary and waits until it is gone.
+func deleteCanary(g Gomega, ns, name string) {
+	c := get(g, ns, name, &serinv1.Canary{})
+	g.Expect(k8sClient.Delete(context.Background(), c)).To(Succeed())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(c), &serinv1.Canary{}))
+	}, release, poll).Should(BeTrue())
 }

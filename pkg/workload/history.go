@@ -302,18 +302,24 @@ func (w *Workloads) restoreConfig(ctx context.Context, canary *v1beta1.Canary, l
 	if err != nil || obj == nil || !metav1.IsControlledBy(obj, canary) {
 		return err
 	}
-	var body []byte
-	switch d := desired.(type) {
-	case *corev1.ConfigMap:
-		l := obj.(*corev1.ConfigMap)
-		body, err = json.Marshal(map[string]any{"data": exactly(d.Data, l.Data), "binaryData": exactly(d.BinaryData, l.BinaryData)})
-	case *corev1.Secret:
-		body, err = json.Marshal(map[string]any{"data": exactly(d.Data, obj.(*corev1.Secret).Data)})
-	}
+	body, err := dataPatch(desired, obj)
 	if err != nil {
 		return err
 	}
 	return w.patch(ctx, obj, body)
+}
+
+// dataPatch is the merge patch that gives live, a ConfigMap or Secret, the
+// content of want, of the same kind.
+func dataPatch(want, live client.Object) ([]byte, error) {
+	switch w := want.(type) {
+	case *corev1.ConfigMap:
+		l := live.(*corev1.ConfigMap)
+		return json.Marshal(map[string]any{"data": exactly(w.Data, l.Data), "binaryData": exactly(w.BinaryData, l.BinaryData)})
+	case *corev1.Secret:
+		return json.Marshal(map[string]any{"data": exactly(w.Data, live.(*corev1.Secret).Data)})
+	}
+	return nil, fmt.Errorf("%T holds no config data", want)
 }
 
 // exactly is the merge patch of a data map that turns live into want: keys
@@ -410,14 +416,7 @@ func (w *Workloads) RestoreTarget(ctx context.Context, canary *v1beta1.Canary) (
 		if live == nil || configHash(live) == configHash(cp) {
 			continue
 		}
-		var body []byte
-		switch c := cp.(type) {
-		case *corev1.ConfigMap:
-			l := live.(*corev1.ConfigMap)
-			body, err = json.Marshal(map[string]any{"data": exactly(c.Data, l.Data), "binaryData": exactly(c.BinaryData, l.BinaryData)})
-		case *corev1.Secret:
-			body, err = json.Marshal(map[string]any{"data": exactly(c.Data, live.(*corev1.Secret).Data)})
-		}
+		body, err := dataPatch(cp, live)
 		if err != nil {
 			return nil, err
 		}
