@@ -306,12 +306,14 @@ func (d *decider) skipRemaining() Decision {
 func (d *decider) resetFor(rev string) {
 	d.next.LastAppliedSpec = rev
 	d.next.Iterations, d.next.FailedChecks, d.next.CanaryWeight = 0, 0, 0
-	d.next.Metrics = nil
+	d.next.Metrics, d.next.Webhooks, d.next.InconclusiveSince = nil, nil, nil
+	d.next.AnalysisRouted = false
 	d.next.LastIterationTime = d.now()
-	if d.strategyOf() == StrategyCanary {
-		// The first weight step judges nothing that needs traffic (only
-		// the pre-rollout checks run), so it is due as soon as the canary
-		// is ready, not an interval from now.
+	if d.strategyOf() == StrategyCanary || d.needsRouting() {
+		// The first weight step, like the routing step of an A/B or
+		// mirroring analysis, judges nothing that needs traffic (only the
+		// pre-rollout checks run), so it is due as soon as the canary is
+		// ready, not an interval from now.
 		d.next.LastIterationTime = metav1.NewTime(d.in.Now.Add(-d.interval()))
 	}
 }
@@ -521,13 +523,37 @@ func (d *decider) shift() Decision {
 	return d.done(d.interval())
 }
 
+// needsRouting is true for an A/B or mirroring analysis whose routing is
+// not in place yet: its iterations judge traffic that only that routing
+// sends to the canary.
+func (d *decider) needsRouting() bool {
+	return d.strategyOf() != StrategyCanary && d.analysisTraffic(0) != Traffic{} && !d.next.AnalysisRouted
+}
+
+// routeAnalysis is the first step of an A/B or mirroring analysis: after
+// the pre-rollout checks, matching requests (or mirrored copies) go to the
+// canary; the first iteration judges them an interval later.
+func (d *decider) routeAnalysis() Decision {
+	req := CheckRequest{Rollback: d.hasHooks(serinv1.RollbackHook), PreRollout: d.hasHooks(serinv1.PreRolloutHook)}
+	if _, stop := d.stepChecks(req); stop != nil {
+		return *stop
+	}
+	d.route(d.analysisTraffic(0))
+	d.next.AnalysisRouted = true
+	d.event(ReasonAdvanced, "Routing the analysis traffic of %s to the canary", d.target())
+	return d.done(d.interval())
+}
+
 // iterationStep runs one blue/green or A/B iteration; after the last one
 // it promotes behind the confirm-promotion gate.
 func (d *decider) iterationStep() Decision {
+	if d.needsRouting() {
+		return d.routeAnalysis()
+	}
 	total := d.in.Spec.Analysis.Iterations
 	req := CheckRequest{Rollback: d.hasHooks(serinv1.RollbackHook)}
 	if d.next.Iterations < total {
-		req.PreRollout = d.next.Iterations == 0 && d.hasHooks(serinv1.PreRolloutHook)
+		req.PreRollout = d.next.Iterations == 0 && d.hasHooks(serinv1.PreRolloutHook) && !d.next.AnalysisRouted
 		req.Analysis = d.hasAnalysisChecks()
 	}
 	// The last iteration asks the confirm-promotion gate along with its
@@ -553,10 +579,10 @@ func (d *decider) iterationStep() Decision {
 
 // iterate counts one passed blue/green or A/B iteration.
 func (d *decider) iterate() Decision {
-	if d.next.Iterations == 0 {
-		if t := d.analysisTraffic(0); t != (Traffic{}) {
-			d.route(t)
-		}
+	if d.needsRouting() {
+		// A promote operation skipped the routing step.
+		d.route(d.analysisTraffic(0))
+		d.next.AnalysisRouted = true
 	}
 	d.next.Iterations++
 	d.event(ReasonAdvanced, "Iteration %d of %d of %s passed", d.next.Iterations, d.in.Spec.Analysis.Iterations, d.target())

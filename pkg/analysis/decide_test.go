@@ -494,14 +494,32 @@ func TestDecide(t *testing.T) {
 			wantPhase: serinv1.CanaryPhaseWaitingPromotion, wantIter: 3, wantEvents: "Advanced WaitingForPromotion", wantRequeue: time.Minute,
 		},
 		{
-			name: "blue/green with mirroring mirrors from the first iteration", spec: canarySpec(blueGreen(3), func(s *serinv1.CanarySpec) { s.Analysis.Mirror = true }),
-			status: status(serinv1.CanaryPhaseProgressing, due), wantPhase: serinv1.CanaryPhaseProgressing, wantIter: 1,
+			name: "blue/green with mirroring mirrors before the first iteration", spec: canarySpec(blueGreen(3), func(s *serinv1.CanarySpec) { s.Analysis.Mirror = true }),
+			status: status(serinv1.CanaryPhaseProgressing, due), wantPhase: serinv1.CanaryPhaseProgressing,
 			wantActions: "SetTraffic(0,mirror=100)", wantEvents: "Advanced", wantRequeue: time.Minute,
 		},
 		{
-			name: "A/B testing routes matching requests to the canary", spec: canarySpec(blueGreen(3), abTesting),
-			status: status(serinv1.CanaryPhaseProgressing, due), wantPhase: serinv1.CanaryPhaseProgressing, wantIter: 1,
+			name: "A/B testing routes matching requests to the canary before the first iteration", spec: canarySpec(blueGreen(3), abTesting, metric),
+			status: status(serinv1.CanaryPhaseProgressing, due), wantPhase: serinv1.CanaryPhaseProgressing,
 			wantActions: "SetTraffic(0,match)", wantEvents: "Advanced", wantRequeue: time.Minute,
+		},
+		{
+			name: "the A/B routing step runs the pre-rollout checks only", spec: canarySpec(blueGreen(3), abTesting, metric, hook(serinv1.PreRolloutHook)),
+			status: status(serinv1.CanaryPhaseProgressing, due), wantRun: &CheckRequest{PreRollout: true},
+		},
+		{
+			name: "a failed pre-rollout check sends no matching requests to the canary", spec: canarySpec(blueGreen(3), abTesting, hook(serinv1.PreRolloutHook)),
+			status: status(serinv1.CanaryPhaseProgressing, due), checks: observe(code(serinv1.PreRolloutHook, 500)),
+			wantPhase: serinv1.CanaryPhaseProgressing, wantFailed: 1, wantEvents: "!ChecksFailed", wantRequeue: time.Minute,
+		},
+		{
+			name: "the first A/B iteration judges the routed traffic", spec: canarySpec(blueGreen(3), abTesting, metric, hook(serinv1.PreRolloutHook)),
+			status: status(serinv1.CanaryPhaseProgressing, due, func(s *serinv1.CanaryStatus) { s.AnalysisRouted = true }), wantRun: &CheckRequest{Analysis: true},
+		},
+		{
+			name: "a passing first A/B iteration counts", spec: canarySpec(blueGreen(3), abTesting, metric),
+			status: status(serinv1.CanaryPhaseProgressing, due, func(s *serinv1.CanaryStatus) { s.AnalysisRouted = true }), checks: passing,
+			wantPhase: serinv1.CanaryPhaseProgressing, wantIter: 1, wantEvents: "MetricPassed Advanced", wantRequeue: time.Minute,
 		},
 
 		// Waiting for promotion.

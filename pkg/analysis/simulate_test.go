@@ -21,7 +21,8 @@ type world struct {
 	primaryRev     string
 	canaryReplicas int
 	weight         int
-	canaryDelay    int // ticks until a scaled-up canary is ready
+	matched        bool // matching requests are routed to the canary
+	canaryDelay    int  // ticks until a scaled-up canary is ready
 }
 
 func (w *world) input(spec serinv1.CanarySpec, st serinv1.CanaryStatus, checks *CheckResults) Input {
@@ -51,7 +52,7 @@ func (w *world) apply(actions []Action) {
 		case ScaleCanaryDown, ScaleTargetToZero:
 			w.canaryReplicas = 0
 		case SetTraffic:
-			w.weight = a.Traffic.CanaryWeight
+			w.weight, w.matched = a.Traffic.CanaryWeight, a.Traffic.MatchToCanary
 		}
 	}
 }
@@ -332,5 +333,34 @@ func TestInvalidConditionHolds(t *testing.T) {
 	d := decideLikeTheReconciler(in, passing)
 	if !strings.Contains(d.Invalid, "request-success-rate") || !reflect.DeepEqual(d.Status, in.Status) || d.Actions != nil {
 		t.Errorf("invalid %q, status changed %v, actions %v", d.Invalid, !reflect.DeepEqual(d.Status, in.Status), d.Actions)
+	}
+}
+
+// TestABReleaseJudgesRoutedTraffic: an A/B analysis routes the matching
+// requests before its first iteration, so its metrics have data from the
+// first iteration on: it is promoted after exactly its iterations, with no
+// interval held and no failed check.
+func TestABReleaseJudgesRoutedTraffic(t *testing.T) {
+	spec := canarySpec(blueGreen(2), abTesting, metric)
+	w := &world{now: t0, revision: "rev1"}
+	var st serinv1.CanaryStatus
+	release(t, spec, w, &st, passing, serinv1.CanaryPhaseInitialized)
+
+	w.revision = "rev2"
+	calls := 0
+	// The canary only gets data once the matching requests reach it.
+	dataWhenMatched := func(spec serinv1.CanarySpec, req CheckRequest) CheckResults {
+		calls++
+		if w.matched {
+			return passing(spec, req)
+		}
+		return noData(spec, req)
+	}
+	phases, _ := release(t, spec, w, &st, dataWhenMatched, serinv1.CanaryPhaseSucceeded, serinv1.CanaryPhaseFailed)
+	if want := []serinv1.CanaryPhase{"Progressing", "Promoting", "Finalising", "Succeeded"}; !reflect.DeepEqual(phases, want) {
+		t.Errorf("phases %v, want %v", phases, want)
+	}
+	if calls != 2 || st.Iterations != 2 || st.FailedChecks != 0 || st.Metrics[0].NoData != 0 {
+		t.Errorf("checks ran %d times, iterations %d, failedChecks %d, no data %d; want 2, 2, 0, 0", calls, st.Iterations, st.FailedChecks, st.Metrics[0].NoData)
 	}
 }

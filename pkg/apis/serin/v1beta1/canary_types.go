@@ -690,6 +690,12 @@ type CanaryStatus struct {
 	// +optional
 	Iterations int `json:"iterations,omitempty"`
 
+	// AnalysisRouted is set once the routing an A/B or mirroring analysis
+	// judges (matching requests, or mirrored copies, to the canary) is in
+	// place for the current release; its iterations count only after.
+	// +optional
+	AnalysisRouted bool `json:"analysisRouted,omitempty"`
+
 	// FailedChecks counts the failed checks of the current release.
 	// +optional
 	FailedChecks int `json:"failedChecks,omitempty"`
