@@ -81,17 +81,23 @@ func (s *server) runBash(w http.ResponseWriter, r *http.Request, p payload) erro
 	outcome := commandOutcome(ctx, runErr)
 	s.metrics.task(typeBash, outcome)
 	s.log.Info("bash command finished", "canary", p.canaryKey(), "outcome", outcome)
+	// The output goes back (to the controller, and from there to Events
+	// and alerts) only when asked for: commands print tokens.
+	output := "(output withheld: set logCmdOutput: \"true\" to return it)"
+	if logOutput {
+		output = string(out.Bytes())
+	}
 	switch outcome {
 	case outcomeSuccess:
 		if logOutput {
 			_, _ = w.Write(out.Bytes())
 		}
 	case outcomeTimeout:
-		http.Error(w, fmt.Sprintf("command timed out after %s\n%s", timeout, out.Bytes()), http.StatusInternalServerError)
+		http.Error(w, fmt.Sprintf("command timed out after %s\n%s", timeout, output), http.StatusInternalServerError)
 	case outcomeCanceled:
-		http.Error(w, fmt.Sprintf("command canceled (tester shutting down or client gone)\n%s", out.Bytes()), http.StatusServiceUnavailable)
+		http.Error(w, fmt.Sprintf("command canceled (tester shutting down or client gone)\n%s", output), http.StatusServiceUnavailable)
 	default:
-		http.Error(w, fmt.Sprintf("command failed: %v\n%s", runErr, out.Bytes()), http.StatusInternalServerError)
+		http.Error(w, fmt.Sprintf("command failed: %v\n%s", runErr, output), http.StatusInternalServerError)
 	}
 	return nil
 }

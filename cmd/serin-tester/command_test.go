@@ -23,9 +23,14 @@ func TestBashSuccessAndFailure(t *testing.T) {
 	g.Expect(code).To(Equal(http.StatusOK))
 	g.Expect(body).To(BeEmpty(), "output only with logCmdOutput")
 
-	code, body = ts.post(t, "/", "a", "ns", map[string]string{"type": "bash", "cmd": "echo boom >&2; exit 3"})
+	code, body = ts.post(t, "/", "a", "ns", map[string]string{"type": "bash", "cmd": "echo token=s3cr3t >&2; exit 3"})
 	g.Expect(code).To(Equal(http.StatusInternalServerError))
 	g.Expect(body).To(ContainSubstring("exit status 3"))
+	g.Expect(body).NotTo(ContainSubstring("s3cr3t"), "a failure returns no output without logCmdOutput")
+	g.Expect(body).To(ContainSubstring("output withheld"))
+
+	code, body = ts.post(t, "/", "a", "ns", map[string]string{"type": "bash", "cmd": "echo boom >&2; exit 3", "logCmdOutput": "true"})
+	g.Expect(code).To(Equal(http.StatusInternalServerError))
 	g.Expect(body).To(ContainSubstring("boom"))
 
 	code, body = ts.post(t, "/", "a", "ns", map[string]string{"type": "bash", "cmd": "[[ a == a ]] && echo bash", "logCmdOutput": "true"})

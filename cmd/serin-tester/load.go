@@ -18,7 +18,11 @@ import (
 // Bounds of a load task, so that a webhook cannot turn the tester into an
 // unbounded traffic source.
 const (
-	maxLoadRate           = 1000
+	maxLoadRate = 1000
+	// minLoadRate keeps the interval between two requests (1/rate) well
+	// inside a time.Duration: a rate of 1e-10 overflowed it, and the
+	// ticker panicked.
+	minLoadRate           = 0.01
 	maxLoadConcurrency    = 100
 	maxLoadDuration       = 10 * time.Minute
 	maxRequestTimeout     = time.Minute
@@ -71,8 +75,8 @@ func parseLoadSpec(md map[string]string) (loadSpec, error) {
 	}
 	if v := md["rate"]; v != "" {
 		spec.rate, err = strconv.ParseFloat(v, 64)
-		if err != nil || math.IsNaN(spec.rate) || spec.rate <= 0 || spec.rate > maxLoadRate {
-			return spec, badRequest(fmt.Sprintf("metadata.rate: %q must be a number of requests per second in (0, %d]", v, maxLoadRate))
+		if err != nil || math.IsNaN(spec.rate) || spec.rate < minLoadRate || spec.rate > maxLoadRate {
+			return spec, badRequest(fmt.Sprintf("metadata.rate: %q must be a number of requests per second in [%g, %d]", v, minLoadRate, maxLoadRate))
 		}
 	}
 	if v := md["concurrency"]; v != "" {

@@ -158,6 +158,8 @@ func TestLoadBoundsAndBadValues(t *testing.T) {
 		{"rate too high", map[string]string{"url": "http://h", "rate": "1001"}, "metadata.rate"},
 		{"rate zero", map[string]string{"url": "http://h", "rate": "0"}, "metadata.rate"},
 		{"rate not a number", map[string]string{"url": "http://h", "rate": "fast"}, "metadata.rate"},
+		{"rate so low that its interval overflows", map[string]string{"url": "http://h", "rate": "1e-10"}, "metadata.rate"},
+		{"rate negative", map[string]string{"url": "http://h", "rate": "-5"}, "metadata.rate"},
 		{"concurrency too high", map[string]string{"url": "http://h", "concurrency": "101"}, "metadata.concurrency"},
 		{"concurrency zero", map[string]string{"url": "http://h", "concurrency": "0"}, "metadata.concurrency"},
 		{"duration too long", map[string]string{"url": "http://h", "duration": "11m"}, "metadata.duration"},

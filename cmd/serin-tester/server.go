@@ -118,6 +118,13 @@ func (s *server) startBackground(fn func()) bool {
 	s.tasks.Add(1)
 	go func() {
 		defer s.tasks.Done()
+		// A bug in one task must not take every other team's tasks and
+		// gates down with the process.
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("background task panicked", "panic", fmt.Sprint(r))
+			}
+		}()
 		fn()
 	}()
 	return true

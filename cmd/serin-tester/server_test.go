@@ -159,3 +159,18 @@ func TestMetricsCountTasks(t *testing.T) {
 	g.Expect(body).To(ContainSubstring(`serin_tester_tasks_total{outcome="invalid",type="unknown"} 1`))
 	g.Expect(body).To(ContainSubstring(`# TYPE serin_tester_load_request_duration_seconds histogram`))
 }
+
+// TestBackgroundTaskPanicIsContained: a panicking task is recovered, the
+// tester keeps serving, and shutdown still waits for the others.
+func TestBackgroundTaskPanicIsContained(t *testing.T) {
+	g := NewWithT(t)
+	ts := newTestServer(t, ".*", "")
+	done := make(chan struct{})
+	g.Expect(ts.startBackground(func() {
+		defer close(done)
+		panic("a bug in one task")
+	})).To(BeTrue())
+	<-done
+	code, _ := ts.post(t, "/gate/check", "a", "ns", nil)
+	g.Expect(code).To(Equal(http.StatusForbidden), "still serving: the closed gate answers")
+}
