@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -113,6 +114,13 @@ func (c *Checker) measure(ctx context.Context, canary *serinv1.Canary, provider 
 				cfg.Timeout = d
 			}
 		}
+		if p.SecretRef != nil && p.Address == "" && cfg.Type == "prometheus" {
+			// Without its own address the query would go to the
+			// Canary's metricsServer, which the Canary's owner chooses:
+			// the template's credentials only ever go to its own
+			// address.
+			return Measurement{}, fmt.Errorf("MetricTemplate %s/%s has a secretRef but no provider.address: its credentials are only sent to its own address", tmpl.Namespace, tmpl.Name)
+		}
 		if p.SecretRef != nil {
 			var secret corev1.Secret
 			if err := c.Reader.Get(ctx, client.ObjectKey{Namespace: tmpl.Namespace, Name: p.SecretRef.Name}, &secret); err != nil {
@@ -136,6 +144,9 @@ func (c *Checker) measure(ctx context.Context, canary *serinv1.Canary, provider 
 		return Measurement{}, errors.New("no Prometheus address: set spec.metricsServer or the controller's --metrics-server")
 	}
 
+	if err := checkVariables(m.TemplateVariables); err != nil {
+		return Measurement{}, err
+	}
 	rendered, err := Render(query, varsOf(canary, m, interval))
 	if err != nil {
 		return Measurement{}, err
@@ -196,4 +207,20 @@ func varsOf(canary *serinv1.Canary, m serinv1.CanaryMetric, interval string) Var
 		Interval:  interval,
 		Variables: m.TemplateVariables,
 	}
+}
+
+// unsafeInVariables are the characters that would let a template variable
+// end the string it is placed in and add to the query (PromQL and the other
+// providers' query languages quote with them).
+const unsafeInVariables = "\"'`\\{}\n\r"
+
+// checkVariables refuses template variables that could rewrite the query
+// they are pasted into.
+func checkVariables(vars map[string]string) error {
+	for k, v := range vars {
+		if i := strings.IndexAny(v, unsafeInVariables); i >= 0 {
+			return fmt.Errorf("templateVariables.%s: %q may not contain quotes, backslashes, braces or line breaks, which could change the query", k, v[i:i+1])
+		}
+	}
+	return nil
 }

@@ -178,3 +178,66 @@ func TestMetricTemplate(t *testing.T) {
 		g.Expect(err.Error()).To(ContainSubstring("cluster"))
 	})
 }
+
+// TestTemplateCredentialsStayWithTheTemplate: a template in another
+// namespace with a Secret and no address would be queried at the Canary's
+// metricsServer, which the Canary's owner chooses; it is refused, and the
+// listener never sees the credential. Template variables that could rewrite
+// the query are refused too.
+func TestTemplateCredentialsStayWithTheTemplate(t *testing.T) {
+	g := NewWithT(t)
+	env := testenv.StartForTest(t, testenv.Options{Mode: testenv.APIServer, CRDPaths: []string{"../../../artifacts/crds"}})
+	scheme := runtime.NewScheme()
+	g.Expect(serinv1.AddToScheme(scheme)).To(Succeed())
+	g.Expect(corev1.AddToScheme(scheme)).To(Succeed())
+	kube, err := client.New(env.Config, client.Options{Scheme: scheme})
+	g.Expect(err).NotTo(HaveOccurred())
+	ctx := context.Background()
+
+	var seen sync.Map
+	listener := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.Header.Get("Authorization"), true)
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(listener.Close)
+
+	for _, ns := range []string{"team-a", "team-b"} {
+		g.Expect(kube.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	}
+	g.Expect(kube.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-b", Name: "prom-auth"},
+		Data:       map[string][]byte{"token": []byte("team-b-token")},
+	})).To(Succeed())
+	g.Expect(kube.Create(ctx, &serinv1.MetricTemplate{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-b", Name: "errors"},
+		Spec: serinv1.MetricTemplateSpec{
+			Provider: serinv1.MetricTemplateProvider{Type: "prometheus", SecretRef: &corev1.LocalObjectReference{Name: "prom-auth"}},
+			Query:    `sum(errors{namespace="{{ namespace }}",le="{{ variables.bucket }}"})`,
+		},
+	})).To(Succeed())
+
+	canary := canaryWith("team-a", serinv1.CanaryMetric{
+		Name: "errors", TemplateRef: &serinv1.CrossNamespaceObjectReference{Name: "errors", Namespace: "team-b"},
+		TemplateVariables: map[string]string{"bucket": "0.5"},
+	})
+	canary.Spec.MetricsServer = listener.URL
+	checker := &metrics.Checker{Reader: kube, NewProvider: providers.New}
+	_, err = checker.Measure(ctx, canary, serinv1.ProviderKubernetes)
+	var invalid *metrics.ConfigError
+	g.Expect(errors.As(err, &invalid)).To(BeTrue(), "%v", err)
+	g.Expect(err.Error()).To(ContainSubstring("team-b/errors has a secretRef but no provider.address"))
+	_, leaked := seen.Load("Bearer team-b-token")
+	g.Expect(leaked).To(BeFalse(), "the Canary's metricsServer never gets team-b's token")
+
+	t.Run("template variables that could rewrite the query are refused", func(t *testing.T) {
+		g := NewWithT(t)
+		for _, v := range []string{`0.5"}) or vector(1) #`, "a\\b", "x}", "line\nbreak", "it's"} {
+			m := serinv1.CanaryMetric{Name: "q", Query: `sum(x{le="{{ variables.bucket }}"})`, TemplateVariables: map[string]string{"bucket": v}}
+			c := canaryWith("team-a", m)
+			c.Spec.MetricsServer = listener.URL
+			_, err := checker.Measure(ctx, c, serinv1.ProviderKubernetes)
+			g.Expect(errors.As(err, &invalid)).To(BeTrue(), "%q: %v", v, err)
+			g.Expect(err.Error()).To(ContainSubstring("templateVariables.bucket"))
+		}
+	})
+}
