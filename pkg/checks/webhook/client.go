@@ -147,7 +147,7 @@ func (c *Client) post(parent context.Context, target string, body []byte, timeou
 		if resp != nil { // a refused redirect
 			code = resp.StatusCode
 		}
-		return code, nil, timedOut(err)
+		return code, nil, timedOut(httpreply.RedactURLs(err))
 	}
 	defer resp.Body.Close()
 
@@ -203,10 +203,10 @@ func parseTimeout(s string) (time.Duration, error) {
 func checkURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		return fmt.Errorf("invalid url: %w", err)
+		return fmt.Errorf("invalid url: %w", httpreply.RedactURLs(err))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("invalid url %q: not an absolute http or https URL", s)
+		return fmt.Errorf("invalid url %q: not an absolute http or https URL", httpreply.RedactURL(s))
 	}
 	return nil
 }

@@ -447,3 +447,20 @@ func TestEventPayload(t *testing.T) {
 		"eventType":    "Normal",
 	}))
 }
+
+// TestCallErrorHidesURLSecrets: a webhook URL may carry a token in its
+// userinfo or query; the error of a call that got no answer, which reaches
+// Events and alerts, does not quote them.
+func TestCallErrorHidesURLSecrets(t *testing.T) {
+	g := NewWithT(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	addr := srv.Listener.Addr().String()
+	srv.Close() // nothing listens: connection refused
+
+	res := newTestClient().Call(context.Background(), hookFor("http://bot:pa55word@"+addr+"/hook?token=t0ken&team=a"), Payload{})
+	g.Expect(res.OK()).To(BeFalse())
+	g.Expect(res.StatusCode).To(BeZero())
+	g.Expect(res.Err.Error()).To(ContainSubstring("connection refused"))
+	g.Expect(res.Err.Error()).To(ContainSubstring(addr+"/hook"), "the host and path still say which webhook")
+	g.Expect(res.Err.Error()).NotTo(Or(ContainSubstring("pa55word"), ContainSubstring("t0ken")))
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -36,4 +37,42 @@ func Excerpt(body []byte) string {
 		s += "…"
 	}
 	return s
+}
+
+// RedactURLs returns err, a *url.Error as net/http's client returns it,
+// with its URL's userinfo and query values redacted: a webhook URL may carry
+// a token there, and the error ends up in Events, conditions and alerts.
+// Other errors are returned as they are.
+func RedactURLs(err error) error {
+	uerr, ok := err.(*url.Error)
+	if !ok {
+		return err
+	}
+	redacted := *uerr
+	redacted.URL = RedactURL(uerr.URL)
+	if redacted.URL == uerr.URL {
+		return err
+	}
+	return &redacted
+}
+
+// RedactURL is s without its userinfo and with every query value replaced;
+// a string that does not parse is replaced whole.
+func RedactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "[unparsable URL]"
+	}
+	if u.User != nil {
+		u.User = url.User("redacted")
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"redacted"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return u.String()
 }

@@ -1,6 +1,9 @@
 package httpreply
 
 import (
+	"errors"
+	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -23,5 +26,25 @@ func TestStatusError(t *testing.T) {
 				t.Errorf("StatusError(%d, %q) = %q, want %q", tt.code, tt.body, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestRedactURLs(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"http://tester.test/gate/check", "http://tester.test/gate/check"},
+		{"https://user:s3cr3t@hooks.example.com/x?token=s3cr3t&team=a", "https://redacted@hooks.example.com/x?team=redacted&token=redacted"},
+		{"http://h/p#frag", "http://h/p"},
+	} {
+		if got := RedactURL(tt.in); got != tt.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	inner := errors.New("dial tcp: connection refused")
+	got := RedactURLs(&url.Error{Op: "Post", URL: "https://u:s3cr3t@h/x?token=s3cr3t", Err: inner})
+	if strings.Contains(got.Error(), "s3cr3t") || !errors.Is(got, inner) {
+		t.Errorf("RedactURLs: %v", got)
+	}
+	if other := fmt.Errorf("other: %w", inner); RedactURLs(other) != other {
+		t.Error("an error that is no *url.Error changed")
 	}
 }
