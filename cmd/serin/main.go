@@ -69,6 +69,7 @@ type options struct {
 	alertSeverity           string
 	clusterName             string
 	kubeAPICompression      bool
+	enablePprof             bool
 
 	client         client.Options
 	logger         logger.Options
@@ -101,6 +102,7 @@ func bindFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.alertUsername, "alert-username", "serin", "The user name the default alert provider posts as.")
 	fs.StringVar(&o.alertSeverity, "alert-severity", "info", "The lowest severity sent to the default alert provider: info, warn or error.")
 	fs.StringVar(&o.clusterName, "cluster-name", "", "The cluster's name, shown in every alert.")
+	fs.BoolVar(&o.enablePprof, "enable-pprof", false, "Serve the Go profiling endpoints (/debug/pprof) on the metrics address, which has no authentication.")
 	fs.BoolVar(&o.kubeAPICompression, "kube-api-compression", false, "Ask the API server for gzip-compressed responses and watch streams, for a controller far from its API server.")
 	o.client.BindFlags(fs)
 	o.rateLimiter.BindFlags(fs)
@@ -253,10 +255,7 @@ func managerOptions(o options) (ctrl.Options, error) {
 		Scheme: scheme,
 		Cache:  cacheOpts,
 		Client: controller.ClientOptions(),
-		Metrics: metricsserver.Options{
-			BindAddress:   o.metricsAddr,
-			ExtraHandlers: pprof.GetHandlers(),
-		},
+		Metrics:                       metricsServer(o),
 		HealthProbeBindAddress:        o.healthAddr,
 		LeaderElection:                o.leaderElection.Enable,
 		LeaderElectionResourceLock:    "leases",
@@ -271,4 +270,15 @@ func managerOptions(o options) (ctrl.Options, error) {
 			RecoverPanic:            new(true),
 		},
 	}, nil
+}
+
+// metricsServer serves /metrics, and the profiling endpoints only when
+// asked for: profiles reveal memory contents and cost CPU, and the metrics
+// address is unauthenticated.
+func metricsServer(o options) metricsserver.Options {
+	opts := metricsserver.Options{BindAddress: o.metricsAddr}
+	if o.enablePprof {
+		opts.ExtraHandlers = pprof.GetHandlers()
+	}
+	return opts
 }

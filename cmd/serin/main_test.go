@@ -198,6 +198,10 @@ func TestFlagDefaults(t *testing.T) {
 	g.Expect(fs.Lookup("kube-api-qps").DefValue).To(Equal("200"), "--help shows the real default")
 	g.Expect(o.concurrent).To(Equal(16), "reconciles mostly wait on the API server (make bench)")
 	g.Expect(o.kubeAPICompression).To(BeFalse(), "gzip costs CPU on both ends (make bench)")
+	g.Expect(o.enablePprof).To(BeFalse(), "the metrics address is unauthenticated")
+	g.Expect(metricsServer(o).ExtraHandlers).To(BeEmpty(), "no /debug/pprof by default")
+	o.enablePprof = true
+	g.Expect(metricsServer(o).ExtraHandlers).To(HaveKey("/debug/pprof/"))
 
 	g.Expect(fs.Parse([]string{"--kube-api-qps=20", "--enable-leader-election=false"})).To(Succeed())
 	g.Expect(o.client.QPS).To(Equal(float32(20)))

@@ -155,7 +155,7 @@ type controller struct {
 
 // startController runs bin with default flags but for where to connect and
 // listen, and waits until it is ready.
-func startController(ctx context.Context, bin, kubeconfig, logPath string) (*controller, error) {
+func startController(ctx context.Context, bin, kubeconfig, logPath string, extraArgs ...string) (*controller, error) {
 	metricsAddr, err := proc.FreeAddr()
 	if err != nil {
 		return nil, err
@@ -164,12 +164,12 @@ func startController(ctx context.Context, bin, kubeconfig, logPath string) (*con
 	if err != nil {
 		return nil, err
 	}
-	p, err := proc.Start("serin", bin, logPath,
-		"--kubeconfig="+kubeconfig,
-		"--leader-election-namespace="+controllerNamespace,
-		"--metrics-addr="+metricsAddr,
-		"--health-addr="+healthAddr,
-	)
+	p, err := proc.Start("serin", bin, logPath, append([]string{
+		"--kubeconfig=" + kubeconfig,
+		"--leader-election-namespace=" + controllerNamespace,
+		"--metrics-addr=" + metricsAddr,
+		"--health-addr=" + healthAddr,
+	}, extraArgs...)...)
 	if err != nil {
 		return nil, err
 	}

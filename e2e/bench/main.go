@@ -233,7 +233,12 @@ func benchmark(ctx context.Context, cfg config, bin, dir string) (r *Result, err
 
 	logf("starting the controller")
 	ctrlLog := filepath.Join(dir, "serin.log")
-	c, err := startController(ctx, bin, kubeconfig, ctrlLog)
+	var extra []string
+	if cfg.pprofDir != "" {
+		// Binaries older than the flag serve the profiles by default.
+		extra = append(extra, "--enable-pprof")
+	}
+	c, err := startController(ctx, bin, kubeconfig, ctrlLog, extra...)
 	if c != nil {
 		defer func() {
 			// Already stopped on success, before the audit log is read.
