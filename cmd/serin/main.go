@@ -252,9 +252,9 @@ func managerOptions(o options) (ctrl.Options, error) {
 	}
 
 	return ctrl.Options{
-		Scheme: scheme,
-		Cache:  cacheOpts,
-		Client: controller.ClientOptions(),
+		Scheme:                        scheme,
+		Cache:                         cacheOpts,
+		Client:                        controller.ClientOptions(),
 		Metrics:                       metricsServer(o),
 		HealthProbeBindAddress:        o.healthAddr,
 		LeaderElection:                o.leaderElection.Enable,
