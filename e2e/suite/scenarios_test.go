@@ -187,7 +187,7 @@ func TestSmokeTestFails(t *testing.T) {
 	c := stack.NewCanary("", appName, serinv1.ProviderIstio)
 	app := newApp(t, http.StatusInternalServerError)
 	c.Spec.Analysis.Webhooks = []serinv1.CanaryWebhook{{
-		Name: "smoke", Type: serinv1.PreRolloutHook, URL: st.TesterURL + "/", Timeout: "30s",
+		Name: "smoke", Type: serinv1.PreRolloutHook, URL: st.TesterURL + "/", Timeout: "10s",
 		Metadata: map[string]string{"type": "load", "url": app.url, "blocking": "true", "duration": "2s", "rate": "20", "minSuccessRate": "99"},
 	}}
 	s := newScenario(t, c)

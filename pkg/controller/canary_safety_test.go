@@ -101,7 +101,7 @@ func TestCanaryReconciler_TargetChangedDuringTheLastCheck(t *testing.T) {
 	t.Cleanup(load.Close)
 	initialized(t, g, ns, name, func(c *serinv1.Canary) {
 		c.Spec.Analysis.Iterations = 1
-		c.Spec.Analysis.Webhooks = []serinv1.CanaryWebhook{{Name: "load", URL: load.URL + "/load", Timeout: "20s"}}
+		c.Spec.Analysis.Webhooks = []serinv1.CanaryWebhook{{Name: "load", URL: load.URL + "/load", Timeout: "10s"}}
 	})
 	images := watchImages(t, ns, name+"-primary")
 
