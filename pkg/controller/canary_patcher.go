@@ -52,7 +52,10 @@ func (p *canaryPatcher) Patch(ctx context.Context, obj *serinv1.Canary) error {
 		// which must not replace the status still to be written.
 		meta := &serinv1.Canary{ObjectMeta: *p.before.ObjectMeta.DeepCopy()}
 		meta.Finalizers = obj.Finalizers
-		if err := p.record(meta, p.client.Patch(ctx, meta, client.MergeFrom(p.before), client.FieldOwner(FieldManager))); err != nil {
+		// With the version read: a finalizer list written meanwhile by
+		// someone else is not overwritten.
+		lock := client.MergeFromWithOptions(p.before, client.MergeFromWithOptimisticLock{})
+		if err := p.record(meta, p.client.Patch(ctx, meta, lock, client.FieldOwner(FieldManager))); err != nil {
 			return err
 		}
 		obj.ResourceVersion = meta.ResourceVersion

@@ -6,6 +6,7 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -86,6 +87,40 @@ func TestCanaryPatcherRequests(t *testing.T) {
 	}
 	if conditions.Has(got, meta.ReconcilingCondition) || !conditions.Has(got, meta.ReadyCondition) {
 		t.Errorf("stored conditions %+v: want Ready only", got.Status.Conditions)
+	}
+}
+
+// TestCanaryPatcherFinalizerIsLocked: the finalizer patch carries the
+// version it was decided on, so a finalizer list someone else changed
+// meanwhile is not overwritten.
+func TestCanaryPatcherFinalizerIsLocked(t *testing.T) {
+	ctx := context.Background()
+	stored := &serinv1.Canary{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "web"}}
+	kube := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(stored).WithStatusSubresource(stored).Build()
+	obj := &serinv1.Canary{}
+	if err := kube.Get(ctx, client.ObjectKeyFromObject(stored), obj); err != nil {
+		t.Fatal(err)
+	}
+	p, err := newCanaryPatcher(kube, versions.New(testScheme(t)), obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := obj.DeepCopy()
+	other.Finalizers = []string{"example.com/keep"}
+	if err := kube.Update(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+
+	obj.Finalizers = []string{serinv1.CanaryFinalizer}
+	if err := p.Patch(ctx, obj); !apierrors.IsConflict(err) {
+		t.Fatalf("patching a stale finalizer list: %v, want a conflict", err)
+	}
+	got := &serinv1.Canary{}
+	if err := kube.Get(ctx, client.ObjectKeyFromObject(stored), got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Finalizers) != 1 || got.Finalizers[0] != "example.com/keep" {
+		t.Errorf("finalizers %v, want the other writer's", got.Finalizers)
 	}
 }
 
