@@ -130,13 +130,10 @@ func (k *ContourRouter) Routes(ctx context.Context, r Route) (analysis.Traffic, 
 	return t, nil
 }
 
-// Revert deletes the HTTPProxy.
+// Revert deletes the HTTPProxy, if the Canary controls it.
 func (k *ContourRouter) Revert(ctx context.Context, r Route) error {
 	proxy := &contourv1.HTTPProxy{ObjectMeta: metav1.ObjectMeta{Namespace: r.Canary.Namespace, Name: service.NamesOf(r.Canary).Apex}}
-	if err := k.Client.Delete(ctx, proxy); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("deleting HTTPProxy %s: %w", proxy.Name, err)
-	}
-	return nil
+	return deleteOwned(ctx, k.Reader, k.Client, r.Canary, proxy, "HTTPProxy")
 }
 
 // spec builds the HTTPProxy spec.

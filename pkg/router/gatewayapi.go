@@ -130,13 +130,10 @@ func (g *GatewayAPIRouter) Routes(ctx context.Context, r Route) (analysis.Traffi
 	return t, nil
 }
 
-// Revert deletes the HTTPRoute.
+// Revert deletes the HTTPRoute, if the Canary controls it.
 func (g *GatewayAPIRouter) Revert(ctx context.Context, r Route) error {
 	route := &gatewayv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: r.Canary.Namespace, Name: service.NamesOf(r.Canary).Apex}}
-	if err := g.Client.Delete(ctx, route); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("deleting HTTPRoute %s: %w", route.Name, err)
-	}
-	return nil
+	return deleteOwned(ctx, g.Reader, g.Client, r.Canary, route, "HTTPRoute")
 }
 
 // gatewayAPISpec builds the HTTPRoute spec; liveDefault is the live default

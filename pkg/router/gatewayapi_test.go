@@ -268,6 +268,15 @@ func TestGatewayAPIRouter(t *testing.T) {
 		g.Expect(err).To(HaveOccurred())
 		g.Expect(gw.Revert(ctx, route)).To(Succeed(), "a second Revert")
 	})
+
+	t.Run("revert leaves an HTTPRoute of the same name that the Canary does not control", func(t *testing.T) {
+		g := NewWithT(t)
+		users := &gatewayv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+		g.Expect(c.Create(ctx, users)).To(Succeed())
+		g.Expect(gw.Revert(ctx, route)).To(Succeed())
+		g.Expect(c.Get(ctx, key, &gatewayv1.HTTPRoute{})).To(Succeed(), "the user's HTTPRoute is still there")
+		g.Expect(c.Delete(ctx, users)).To(Succeed())
+	})
 }
 
 // TestGatewayAPIAndContourWithoutCRDs checks that a missing CRD surfaces as

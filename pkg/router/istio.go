@@ -21,7 +21,6 @@ import (
 	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
@@ -127,9 +126,10 @@ func istioTraffic(vs *istiov1.VirtualService, names service.Names) (analysis.Tra
 	return t, nil
 }
 
-// Revert deletes the VirtualService and the DestinationRules. Without the
-// Istio CRDs none of them can exist, so that is not an error either: it
-// would keep the Canary's finalizer forever once Istio is uninstalled.
+// Revert deletes the VirtualService and the DestinationRules the Canary
+// controls. Without the Istio CRDs none of them can exist, so that is not an
+// error either: it would keep the Canary's finalizer forever once Istio is
+// uninstalled.
 func (ir *IstioRouter) Revert(ctx context.Context, r Route) error {
 	names := service.NamesOf(r.Canary)
 	key := func(name string) metav1.ObjectMeta {
@@ -142,9 +142,8 @@ func (ir *IstioRouter) Revert(ctx context.Context, r Route) error {
 	}
 	kinds := []string{"VirtualService", "DestinationRule", "DestinationRule"}
 	for i, obj := range objs {
-		err := ir.Client.Delete(ctx, obj)
-		if err != nil && !apierrors.IsNotFound(err) && !meta.IsNoMatchError(err) {
-			return fmt.Errorf("deleting %s %s: %w", kinds[i], obj.GetName(), err)
+		if err := deleteOwned(ctx, ir.Reader, ir.Client, r.Canary, obj, kinds[i]); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -119,17 +119,15 @@ func (n *NginxRouter) Routes(ctx context.Context, r Route) (analysis.Traffic, er
 	return t, nil
 }
 
-// Revert deletes the canary Ingress; the user's Ingress was never changed.
+// Revert deletes the canary Ingress, if the Canary controls it; the user's
+// Ingress was never changed.
 func (n *NginxRouter) Revert(ctx context.Context, r Route) error {
 	name, err := canaryIngressName(r.Canary)
 	if err != nil {
 		return err
 	}
 	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: r.Canary.Namespace, Name: name}}
-	if err := n.Client.Delete(ctx, ing); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("deleting Ingress %s: %w", name, err)
-	}
-	return nil
+	return deleteOwned(ctx, n.Reader, n.Client, r.Canary, ing, "Ingress")
 }
 
 func (n *NginxRouter) annotation(name string) string {
