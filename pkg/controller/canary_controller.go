@@ -318,13 +318,22 @@ func analysisInterval(c *serinv1.Canary) time.Duration {
 
 // retry records a runtime problem and returns it, so the work queue retries
 // with backoff. The release itself does not move. A problem that only the
-// user can fix (workload.ErrInvalid) stalls the Canary instead; a change to
-// the Canary or its target triggers the next attempt.
+// user can fix (workload.ErrInvalid, a Service that is not the Canary's)
+// stalls the Canary instead; a change to the Canary or its target triggers
+// the next attempt.
 func (r *CanaryReconciler) retry(ctx context.Context, c *serinv1.Canary, reason string, err error) (ctrl.Result, error) {
 	if errors.Is(err, workload.ErrInvalid) {
 		r.eventf(ctx, c, corev1.EventTypeWarning, serinv1.InvalidTargetReason, "%s", err)
 		markStalled(c, serinv1.InvalidTargetReason, err.Error())
 		return ctrl.Result{}, nil
+	}
+	if errors.Is(err, service.ErrNotOwned) {
+		// Handing the Service over (the annotation, or deleting it) is a
+		// change that triggers the next attempt; a long requeue covers a
+		// deletion the Service watch does not map to the Canary.
+		r.eventf(ctx, c, corev1.EventTypeWarning, serinv1.NotOwnedReason, "%s", err)
+		markStalled(c, serinv1.NotOwnedReason, err.Error())
+		return ctrl.Result{RequeueAfter: routerRetry}, nil
 	}
 	markRetrying(c, reason, err.Error())
 	r.eventf(ctx, c, corev1.EventTypeWarning, reason, "%s", err)

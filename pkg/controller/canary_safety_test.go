@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -266,4 +268,36 @@ func deleteCanary(g Gomega, ns, name string) {
 	g.Eventually(func() bool {
 		return apierrors.IsNotFound(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(c), &serinv1.Canary{}))
 	}, release, poll).Should(BeTrue())
+}
+
+// TestCanaryReconciler_ServiceNotOwned: a Canary whose apex Service name is
+// taken by a Service it did not create leaves it alone and is Stalled with a
+// message naming it, until the Service is handed over.
+func TestCanaryReconciler_ServiceNotOwned(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ns, name := newNamespace(t), "squatter"
+	theirs := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "storefront"},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "someone-else"}, Ports: []corev1.ServicePort{{Port: 80}}},
+	}
+	create(t, theirs, newDeployment(ns, name, "example.com/app:v1", 1), newCanary(ns, name, func(c *serinv1.Canary) { c.Spec.Service.Name = "storefront" }))
+
+	g.Eventually(func() string {
+		return conditions.GetReason(get(g, ns, name, &serinv1.Canary{}), meta.StalledCondition)
+	}, release, poll).Should(Equal(serinv1.NotOwnedReason))
+	c := get(g, ns, name, &serinv1.Canary{})
+	g.Expect(conditions.GetMessage(c, meta.StalledCondition)).To(ContainSubstring("Service " + ns + "/storefront exists and was not created by this Canary"))
+	svc := get(g, ns, "storefront", &corev1.Service{})
+	g.Expect(svc.Spec.Selector).To(Equal(map[string]string{"app": "someone-else"}), "their Service is not changed")
+	g.Expect(svc.OwnerReferences).To(BeEmpty())
+
+	// Handed over: the Canary takes it and initialises.
+	patch := client.MergeFrom(svc.DeepCopy())
+	svc.Annotations = map[string]string{"serin.dev/adopt": "true"}
+	g.Expect(k8sClient.Patch(context.Background(), svc, patch)).To(Succeed())
+	g.Eventually(phaseOf(ns, name), release, poll).Should(Equal(serinv1.CanaryPhaseInitialized))
+	svc = get(g, ns, "storefront", &corev1.Service{})
+	g.Expect(svc.Spec.Selector).To(Equal(map[string]string{"app": name + "-primary"}))
+	g.Expect(metav1.IsControlledBy(svc, get(g, ns, name, &serinv1.Canary{}))).To(BeTrue())
 }

@@ -6,6 +6,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -169,6 +170,32 @@ func OwnerReference(c *serinv1.Canary) *metav1ac.OwnerReferenceApplyConfiguratio
 		WithBlockOwnerDeletion(true)
 }
 
+// AdoptAnnotation set to "true" on a Service that no Canary controls hands
+// it over: a Canary whose Service has that name takes it. Serin sets it on
+// the apex Service it hands back when a Canary is deleted, so that a new
+// Canary can take it again.
+const AdoptAnnotation = "serin.dev/adopt"
+
+// ErrNotOwned is returned when a Service of the name a Canary wants exists
+// and was not created by it: Serin never takes over a Service by its name
+// alone.
+var ErrNotOwned = errors.New("not controlled by the Canary")
+
+// mayWrite refuses to write live unless the Canary that desired belongs to
+// controls it, or it is handed over with AdoptAnnotation.
+func mayWrite(live *corev1.Service, desired *corev1ac.ServiceApplyConfiguration) error {
+	owner := metav1.GetControllerOf(live)
+	for _, ref := range desired.OwnerReferences {
+		if owner != nil && ref.UID != nil && owner.UID == *ref.UID {
+			return nil
+		}
+	}
+	if owner == nil && live.Annotations[AdoptAnnotation] == "true" {
+		return nil
+	}
+	return fmt.Errorf("%w: Service %s/%s exists and was not created by this Canary; delete it, or annotate it %s=true to hand it over", ErrNotOwned, live.Namespace, live.Name, AdoptAnnotation)
+}
+
 // Applier applies Services with server-side apply, skipping the write when
 // the live object already has every field Serin sets.
 type Applier struct {
@@ -193,6 +220,9 @@ func (a *Applier) Apply(ctx context.Context, desired *corev1ac.ServiceApplyConfi
 	case err != nil:
 		return false, fmt.Errorf("reading Service %s: %w", *desired.Name, err)
 	default:
+		if err := mayWrite(&live, desired); err != nil {
+			return false, err
+		}
 		if matches(&live, desired) {
 			return false, nil
 		}
@@ -226,6 +256,9 @@ func (a *Applier) ApplyVerified(ctx context.Context, desired *corev1ac.ServiceAp
 	case err != nil:
 		return nil, fmt.Errorf("reading Service %s: %w", key.Name, err)
 	default:
+		if err := mayWrite(live, desired); err != nil {
+			return nil, err
+		}
 		if matches(live, desired) {
 			return live, nil
 		}
@@ -321,6 +354,10 @@ func (a *Applier) Release(ctx context.Context, c *serinv1.Canary, sel *Selector)
 			}
 		}
 		apex.OwnerReferences = refs
+		if apex.Annotations == nil {
+			apex.Annotations = map[string]string{}
+		}
+		apex.Annotations[AdoptAnnotation] = "true"
 		if err := a.Client.Patch(ctx, &apex, patch); err != nil {
 			return fmt.Errorf("releasing Service %s: %w", names.Apex, err)
 		}
@@ -328,8 +365,19 @@ func (a *Applier) Release(ctx context.Context, c *serinv1.Canary, sel *Selector)
 		return fmt.Errorf("reading Service %s: %w", names.Apex, err)
 	}
 	for _, name := range []string{names.Primary, names.Canary} {
-		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: name}}
-		if err := a.Client.Delete(ctx, svc); client.IgnoreNotFound(err) != nil {
+		var svc corev1.Service
+		err := a.Reader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: name}, &svc)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading Service %s: %w", name, err)
+		}
+		if !metav1.IsControlledBy(&svc, c) {
+			continue
+		}
+		uid := svc.UID
+		if err := a.Client.Delete(ctx, &svc, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("deleting Service %s: %w", name, err)
 		}
 	}

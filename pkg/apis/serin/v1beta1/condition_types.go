@@ -29,6 +29,9 @@ const (
 	InvalidMetricReason = "InvalidMetric"
 	// ReconciliationFailedReason: an API call failed; it is retried.
 	ReconciliationFailedReason = "ReconciliationFailed"
+	// NotOwnedReason: an object Serin would write exists and was not created
+	// by the Canary; Serin does not take it over unless it is handed over.
+	NotOwnedReason = "NotOwned"
 	// AlertFailedReason is the Event reason of an alert that could not be
 	// delivered.
 	AlertFailedReason = "AlertFailed"
