@@ -354,7 +354,6 @@ type CustomMetadata struct {
 // +kubebuilder:validation:XValidation:rule="(has(self.iterations) ? 1 : 0) + (has(self.stepWeight) ? 1 : 0) + (has(self.stepWeights) ? 1 : 0) == 1",message="exactly one of iterations, stepWeight or stepWeights must be set"
 // +kubebuilder:validation:XValidation:rule="!has(self.stepWeight) || self.stepWeight <= (has(self.maxWeight) ? self.maxWeight : 100)",message="stepWeight must not exceed maxWeight",fieldPath=.stepWeight
 // +kubebuilder:validation:XValidation:rule="!has(self.mirrorWeight) || (has(self.mirror) && self.mirror)",message="mirrorWeight requires mirror: true",fieldPath=.mirrorWeight
-// +kubebuilder:validation:XValidation:rule="!has(self.webhooks) || !self.interval.matches('^([0-9]+([.][0-9]+)?(ms|s|m|h))+$') || self.webhooks.all(h, has(h.timeout) && !h.timeout.matches('^([0-9]+([.][0-9]+)?(ms|s|m|h))+$') || duration(has(h.timeout) ? h.timeout : '10s').getMilliseconds() * ((has(h.retries) ? h.retries : 0) + 1) <= duration(self.interval).getMilliseconds())",message="each webhook's timeout (default 10s) times its retries + 1 must fit in the analysis interval, so that one Canary's checks cannot hold a reconcile worker for longer",fieldPath=.webhooks
 type CanaryAnalysis struct {
 	// Interval between two analysis iterations, a duration of at least 10s.
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ms|s|m|h))+$') && duration(self) >= duration('10s')",message="interval must be a duration of at least 10s, for example 30s or 1m"
@@ -622,8 +621,7 @@ type CanaryWebhook struct {
 	// +optional
 	MuteAlert bool `json:"muteAlert,omitempty"`
 
-	// Retries of a failed call within one iteration; timeout × (retries +
-	// 1) must fit in the analysis interval.
+	// Retries of a failed call within one iteration.
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=10
 	// +optional

@@ -186,8 +186,6 @@ func invalidCases() []invalidCase {
 		{"relative webhook url", blueGreen, func(t *testing.T, obj map[string]any) { firstWebhook(t, obj, "url", "/gate/check") }, "spec.analysis.webhooks[0].url|url must be an absolute http or https URL"},
 		{"ftp webhook url", blueGreen, func(t *testing.T, obj map[string]any) { firstWebhook(t, obj, "url", "ftp://tester/") }, "spec.analysis.webhooks[0].url|url must be an absolute http or https URL"},
 		{"webhook timeout not a duration", blueGreen, func(t *testing.T, obj map[string]any) { firstWebhook(t, obj, "timeout", "10") }, "spec.analysis.webhooks[0].timeout|timeout must be a positive duration"},
-		{"webhook timeout longer than the interval", blueGreen, func(t *testing.T, obj map[string]any) { firstWebhook(t, obj, "timeout", "31s") }, "spec.analysis.webhooks|must fit in the analysis interval"},
-		{"webhook retries that outlast the interval", blueGreen, func(t *testing.T, obj map[string]any) { firstWebhook(t, obj, "retries", int64(3)) }, "spec.analysis.webhooks|must fit in the analysis interval"},
 		{"webhook retries above 10", progressive, func(t *testing.T, obj map[string]any) { firstWebhook(t, obj, "retries", int64(11)) }, "spec.analysis.webhooks[0].retries|less than or equal to 10"},
 		{"StatefulSet target", blueGreen, set("StatefulSet", "spec", "targetRef", "kind"), `spec.targetRef.kind|Unsupported value: "StatefulSet"`},
 		{"target without name", blueGreen, unset("spec", "targetRef", "name"), "spec.targetRef.name|Required value"},
