@@ -246,8 +246,17 @@ func TestCanaryReconciler_StepWeightNeedsARouter(t *testing.T) {
 
 // watchApexSelectors records every selector value the apex Service had.
 func watchApexSelectors(t *testing.T, ns, name string) func() []string {
+	return watchValues(t, &corev1.ServiceList{}, ns, name, false, func(obj client.Object) string {
+		return obj.(*corev1.Service).Spec.Selector["app"]
+	})
+}
+
+// watchValues records value(obj) for every watch event of the named object
+// in list's kind, from its current state on; with changesOnly, a value
+// equal to the one before is not recorded again.
+func watchValues(t *testing.T, list client.ObjectList, ns, name string, changesOnly bool, value func(client.Object) string) func() []string {
 	t.Helper()
-	w, err := k8sClient.Watch(context.Background(), &corev1.ServiceList{}, client.InNamespace(ns))
+	w, err := k8sClient.Watch(context.Background(), list, client.InNamespace(ns))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,11 +267,16 @@ func watchApexSelectors(t *testing.T, ns, name string) func() []string {
 	)
 	go func() {
 		for ev := range w.ResultChan() {
-			if s, ok := ev.Object.(*corev1.Service); ok && s.Name == name {
-				mu.Lock()
-				values = append(values, s.Spec.Selector["app"])
-				mu.Unlock()
+			obj, ok := ev.Object.(client.Object)
+			if !ok || obj.GetName() != name {
+				continue
 			}
+			v := value(obj)
+			mu.Lock()
+			if n := len(values); !changesOnly || n == 0 || values[n-1] != v {
+				values = append(values, v)
+			}
+			mu.Unlock()
 		}
 	}()
 	return func() []string {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -28,35 +27,9 @@ import (
 // watchImages records every image the named Deployment's pod template had,
 // in order, from its current one on.
 func watchImages(t *testing.T, ns, name string) func() []string {
-	t.Helper()
-	w, err := k8sClient.Watch(context.Background(), &appsv1.DeploymentList{}, client.InNamespace(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
-	var (
-		mu     sync.Mutex
-		images []string
-	)
-	go func() {
-		for ev := range w.ResultChan() {
-			d, ok := ev.Object.(*appsv1.Deployment)
-			if !ok || d.Name != name {
-				continue
-			}
-			img := d.Spec.Template.Spec.Containers[0].Image
-			mu.Lock()
-			if n := len(images); n == 0 || images[n-1] != img {
-				images = append(images, img)
-			}
-			mu.Unlock()
-		}
-	}()
-	return func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(images)
-	}
+	return watchValues(t, &appsv1.DeploymentList{}, ns, name, true, func(obj client.Object) string {
+		return obj.(*appsv1.Deployment).Spec.Template.Spec.Containers[0].Image
+	})
 }
 
 // operateWith requests an operation with extra annotations, as kubectl

@@ -88,12 +88,7 @@ func TestBuiltinChecksOnRealPrometheus(t *testing.T) {
 // apiserver and checks what reaches the backend.
 func TestMetricTemplate(t *testing.T) {
 	g := NewWithT(t)
-	env := testenv.StartForTest(t, testenv.Options{Mode: testenv.APIServer, CRDPaths: []string{"../../../artifacts/crds"}})
-	scheme := runtime.NewScheme()
-	g.Expect(serinv1.AddToScheme(scheme)).To(Succeed())
-	g.Expect(corev1.AddToScheme(scheme)).To(Succeed())
-	kube, err := client.New(env.Config, client.Options{Scheme: scheme})
-	g.Expect(err).NotTo(HaveOccurred())
+	kube := templateCluster(t, g)
 	ctx := context.Background()
 
 	var (
@@ -186,12 +181,7 @@ func TestMetricTemplate(t *testing.T) {
 // the query are refused too.
 func TestTemplateCredentialsStayWithTheTemplate(t *testing.T) {
 	g := NewWithT(t)
-	env := testenv.StartForTest(t, testenv.Options{Mode: testenv.APIServer, CRDPaths: []string{"../../../artifacts/crds"}})
-	scheme := runtime.NewScheme()
-	g.Expect(serinv1.AddToScheme(scheme)).To(Succeed())
-	g.Expect(corev1.AddToScheme(scheme)).To(Succeed())
-	kube, err := client.New(env.Config, client.Options{Scheme: scheme})
-	g.Expect(err).NotTo(HaveOccurred())
+	kube := templateCluster(t, g)
 	ctx := context.Background()
 
 	var seen sync.Map
@@ -222,7 +212,7 @@ func TestTemplateCredentialsStayWithTheTemplate(t *testing.T) {
 	})
 	canary.Spec.MetricsServer = listener.URL
 	checker := &metrics.Checker{Reader: kube, NewProvider: providers.New}
-	_, err = checker.Measure(ctx, canary, serinv1.ProviderKubernetes)
+	_, err := checker.Measure(ctx, canary, serinv1.ProviderKubernetes)
 	var invalid *metrics.ConfigError
 	g.Expect(errors.As(err, &invalid)).To(BeTrue(), "%v", err)
 	g.Expect(err.Error()).To(ContainSubstring("team-b/errors has a secretRef but no provider.address"))
@@ -240,4 +230,16 @@ func TestTemplateCredentialsStayWithTheTemplate(t *testing.T) {
 			g.Expect(err.Error()).To(ContainSubstring("templateVariables.bucket"))
 		}
 	})
+}
+
+// templateCluster starts an API server with Serin's CRDs and returns a
+// client of it.
+func templateCluster(t *testing.T, g Gomega) client.Client {
+	env := testenv.StartForTest(t, testenv.Options{Mode: testenv.APIServer, CRDPaths: []string{"../../../artifacts/crds"}})
+	scheme := runtime.NewScheme()
+	g.Expect(serinv1.AddToScheme(scheme)).To(Succeed())
+	g.Expect(corev1.AddToScheme(scheme)).To(Succeed())
+	kube, err := client.New(env.Config, client.Options{Scheme: scheme})
+	g.Expect(err).NotTo(HaveOccurred())
+	return kube
 }
