@@ -21,6 +21,7 @@ import (
 
 	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/internal/owned"
 	"github.com/serin-dev/serin/pkg/service"
 )
 
@@ -133,7 +134,7 @@ func (k *ContourRouter) Routes(ctx context.Context, r Route) (analysis.Traffic, 
 // Revert deletes the HTTPProxy, if the Canary controls it.
 func (k *ContourRouter) Revert(ctx context.Context, r Route) error {
 	proxy := &contourv1.HTTPProxy{ObjectMeta: metav1.ObjectMeta{Namespace: r.Canary.Namespace, Name: service.NamesOf(r.Canary).Apex}}
-	return deleteOwned(ctx, k.Reader, k.Client, r.Canary, proxy, "HTTPProxy")
+	return owned.Delete(ctx, k.Reader, k.Client, r.Canary, proxy)
 }
 
 // spec builds the HTTPProxy spec.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/internal/owned"
 	"github.com/serin-dev/serin/pkg/service"
 )
 
@@ -133,7 +134,7 @@ func (g *GatewayAPIRouter) Routes(ctx context.Context, r Route) (analysis.Traffi
 // Revert deletes the HTTPRoute, if the Canary controls it.
 func (g *GatewayAPIRouter) Revert(ctx context.Context, r Route) error {
 	route := &gatewayv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: r.Canary.Namespace, Name: service.NamesOf(r.Canary).Apex}}
-	return deleteOwned(ctx, g.Reader, g.Client, r.Canary, route, "HTTPRoute")
+	return owned.Delete(ctx, g.Reader, g.Client, r.Canary, route)
 }
 
 // gatewayAPISpec builds the HTTPRoute spec; liveDefault is the live default

@@ -28,6 +28,7 @@ import (
 
 	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/internal/owned"
 	"github.com/serin-dev/serin/pkg/service"
 )
 
@@ -140,9 +141,8 @@ func (ir *IstioRouter) Revert(ctx context.Context, r Route) error {
 		&istiov1.DestinationRule{ObjectMeta: key(names.Primary)},
 		&istiov1.DestinationRule{ObjectMeta: key(names.Canary)},
 	}
-	kinds := []string{"VirtualService", "DestinationRule", "DestinationRule"}
-	for i, obj := range objs {
-		if err := deleteOwned(ctx, ir.Reader, ir.Client, r.Canary, obj, kinds[i]); err != nil {
+	for _, obj := range objs {
+		if err := owned.Delete(ctx, ir.Reader, ir.Client, r.Canary, obj); err != nil {
 			return err
 		}
 	}

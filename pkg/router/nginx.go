@@ -20,6 +20,7 @@ import (
 
 	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/internal/owned"
 	"github.com/serin-dev/serin/pkg/service"
 )
 
@@ -127,7 +128,7 @@ func (n *NginxRouter) Revert(ctx context.Context, r Route) error {
 		return err
 	}
 	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: r.Canary.Namespace, Name: name}}
-	return deleteOwned(ctx, n.Reader, n.Client, r.Canary, ing, "Ingress")
+	return owned.Delete(ctx, n.Reader, n.Client, r.Canary, ing)
 }
 
 func (n *NginxRouter) annotation(name string) string {

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/internal/owned"
 	"github.com/serin-dev/serin/pkg/versions"
 )
 
@@ -365,20 +366,8 @@ func (a *Applier) Release(ctx context.Context, c *serinv1.Canary, sel *Selector)
 		return fmt.Errorf("reading Service %s: %w", names.Apex, err)
 	}
 	for _, name := range []string{names.Primary, names.Canary} {
-		var svc corev1.Service
-		err := a.Reader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: name}, &svc)
-		if apierrors.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("reading Service %s: %w", name, err)
-		}
-		if !metav1.IsControlledBy(&svc, c) {
-			continue
-		}
-		uid := svc.UID
-		if err := a.Client.Delete(ctx, &svc, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("deleting Service %s: %w", name, err)
+		if err := owned.Delete(ctx, a.Reader, a.Client, c, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: name}}); err != nil {
+			return err
 		}
 	}
 	return nil

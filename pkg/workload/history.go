@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/internal/owned"
 )
 
 // Kept revisions: before a promotion overwrites the primary, what it ran is
@@ -191,15 +192,7 @@ func (w *Workloads) deleteKept(ctx context.Context, canary *v1beta1.Canary, cr *
 	if err := w.deleteOwned(ctx, canary, cr); err != nil {
 		return err
 	}
-	secret := &corev1.Secret{}
-	err := w.reader.Get(ctx, client.ObjectKey{Namespace: cr.Namespace, Name: cr.Name}, secret)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return w.deleteOwned(ctx, canary, secret)
+	return owned.Delete(ctx, w.reader, w.client, canary, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: cr.Namespace, Name: cr.Name}})
 }
 
 // Restore puts kept revision rev back into the primary: its pod template
