@@ -274,3 +274,28 @@ func TestCanaryReconciler_ServiceNotOwned(t *testing.T) {
 	g.Expect(svc.Spec.Selector).To(Equal(map[string]string{"app": name + "-primary"}))
 	g.Expect(metav1.IsControlledBy(svc, get(g, ns, name, &serinv1.Canary{}))).To(BeTrue())
 }
+
+// TestCanaryReconciler_ReleaseLeavesAForeignService: deleting a Canary that
+// never got its apex Service (someone else's has the name) leaves that
+// Service as it was: no selector change, not marked adoptable.
+func TestCanaryReconciler_ReleaseLeavesAForeignService(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ns, name := newNamespace(t), "never-apex"
+	theirs := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "checkout"},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "someone-else"}, Ports: []corev1.ServicePort{{Port: 80}}},
+	}
+	create(t, theirs, newDeployment(ns, name, "example.com/app:v1", 1), newCanary(ns, name, func(c *serinv1.Canary) {
+		c.Spec.Service.Name = "checkout"
+		c.Spec.RevertOnDeletion = true
+	}))
+	g.Eventually(func() string {
+		return conditions.GetReason(get(g, ns, name, &serinv1.Canary{}), meta.StalledCondition)
+	}, release, poll).Should(Equal(serinv1.NotOwnedReason))
+
+	deleteCanary(g, ns, name)
+	svc := get(g, ns, "checkout", &corev1.Service{})
+	g.Expect(svc.Spec.Selector).To(Equal(map[string]string{"app": "someone-else"}))
+	g.Expect(svc.Annotations).NotTo(HaveKey("serin.dev/adopt"))
+}

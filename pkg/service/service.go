@@ -343,7 +343,9 @@ func subset(want, have map[string]string) bool {
 func (a *Applier) Release(ctx context.Context, c *serinv1.Canary, sel *Selector) error {
 	names := NamesOf(c)
 	var apex corev1.Service
-	if err := a.Reader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: names.Apex}, &apex); err == nil {
+	// A Service the Canary does not control was never its apex: it is
+	// left as it is, not marked adoptable.
+	if err := a.Reader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: names.Apex}, &apex); err == nil && metav1.IsControlledBy(&apex, c) {
 		patch := client.MergeFrom(apex.DeepCopy())
 		if sel != nil {
 			apex.Spec.Selector = sel.Canary()
@@ -362,7 +364,7 @@ func (a *Applier) Release(ctx context.Context, c *serinv1.Canary, sel *Selector)
 		if err := a.Client.Patch(ctx, &apex, patch); err != nil {
 			return fmt.Errorf("releasing Service %s: %w", names.Apex, err)
 		}
-	} else if !apierrors.IsNotFound(err) {
+	} else if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("reading Service %s: %w", names.Apex, err)
 	}
 	for _, name := range []string{names.Primary, names.Canary} {
