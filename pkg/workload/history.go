@@ -60,22 +60,13 @@ type keptConfigMap struct {
 	BinaryData map[string][]byte `json:"binaryData,omitempty"`
 }
 
-// KeptRevision describes one kept revision, for kubectl serin.
-type KeptRevision struct {
-	// Number counts the kept revisions of a Canary up from 1.
-	Number int64
-	// Revision is the revision hash (status.lastPromotedSpec).
-	Revision string
-	// Images are the containers' images.
-	Images []string
-}
-
 // keptName is the name of the ControllerRevision (and Secret) keeping
 // revision rev of the primary.
 func keptName(primary, rev string) string {
-	const max = 253 - 1 - 16
-	if len(primary) > max {
-		primary = primary[:max]
+	// A name is at most 253 characters; rev is 16.
+	const maxPrefix = 253 - 1 - 16
+	if len(primary) > maxPrefix {
+		primary = primary[:maxPrefix]
 	}
 	return primary + "-" + rev
 }
@@ -230,23 +221,28 @@ func (w *Workloads) Restore(ctx context.Context, canary *v1beta1.Canary, rev str
 	if err := w.restoreConfigs(ctx, canary, content); err != nil {
 		return err
 	}
-	// A JSON patch replaces the template as a whole: a merge would keep
-	// what the interrupted promotion added. The applied hash goes too, so
-	// that the next promotion writes even the revision it had written.
-	ops := []map[string]any{{"op": "replace", "path": "/spec/template", "value": content.Template}}
+	// The applied hash goes too, so that the next promotion writes even the
+	// revision it had written.
+	hash := map[string]any{"op": "add", "path": "/metadata/annotations/" + strings.ReplaceAll(AppliedHashAnnotation, "/", "~1"), "value": "restored"}
 	if primary.GetAnnotations() == nil {
-		ops = append(ops, map[string]any{"op": "add", "path": "/metadata/annotations", "value": map[string]string{AppliedHashAnnotation: "restored"}})
-	} else {
-		ops = append(ops, map[string]any{"op": "add", "path": "/metadata/annotations/" + strings.ReplaceAll(AppliedHashAnnotation, "/", "~1"), "value": "restored"})
+		hash = map[string]any{"op": "add", "path": "/metadata/annotations", "value": map[string]string{AppliedHashAnnotation: "restored"}}
 	}
+	if err := w.replaceTemplate(ctx, primary, &content.Template, hash); err != nil {
+		return fmt.Errorf("restoring revision %s into %s: %w", rev, name, err)
+	}
+	return nil
+}
+
+// replaceTemplate replaces obj's pod template as a whole with a JSON patch,
+// along with the extra patch operations: a merge would keep what the
+// template it replaces added.
+func (w *Workloads) replaceTemplate(ctx context.Context, obj client.Object, tmpl *corev1.PodTemplateSpec, extra ...map[string]any) error {
+	ops := append([]map[string]any{{"op": "replace", "path": "/spec/template", "value": tmpl}}, extra...)
 	patch, err := json.Marshal(ops)
 	if err != nil {
 		return err
 	}
-	if err := w.client.Patch(ctx, primary, client.RawPatch(types.JSONPatchType, patch), client.FieldOwner(w.opts.FieldManager)); err != nil {
-		return fmt.Errorf("restoring revision %s into %s: %w", rev, name, err)
-	}
-	return nil
+	return w.client.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch), client.FieldOwner(w.opts.FieldManager))
 }
 
 func (w *Workloads) readKeptSecrets(ctx context.Context, canary *v1beta1.Canary, cr *appsv1.ControllerRevision, content *keptRevision) error {
@@ -328,27 +324,6 @@ func exactly[V any](want, live map[string]V) map[string]any {
 	return out
 }
 
-// KeptRevisions lists the revisions kept for the Canary, oldest first.
-func (w *Workloads) KeptRevisions(ctx context.Context, canary *v1beta1.Canary) ([]KeptRevision, error) {
-	kept, err := w.keptRevisions(ctx, canary)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]KeptRevision, 0, len(kept))
-	for _, cr := range kept {
-		var content keptRevision
-		if err := json.Unmarshal(cr.Data.Raw, &content); err != nil {
-			return nil, fmt.Errorf("reading kept revision %s: %w", cr.Name, err)
-		}
-		k := KeptRevision{Number: cr.Revision, Revision: cr.Annotations[RevisionAnnotation]}
-		for _, c := range content.Template.Spec.Containers {
-			k.Images = append(k.Images, c.Image)
-		}
-		out = append(out, k)
-	}
-	return out, nil
-}
-
 // RestoreTarget gives the target the pod template and the config content of
 // the revision the primary runs, so that a Canary deleted mid-analysis hands
 // its traffic back to the promoted revision, not to one that was never
@@ -419,11 +394,7 @@ func (w *Workloads) RestoreTarget(ctx context.Context, canary *v1beta1.Canary) (
 		changed = append(changed, orig.String())
 	}
 	if !equality.Semantic.DeepEqual(withoutScaleToZero(t.podTemplate(tgt)), tmpl) {
-		patch, err := json.Marshal([]map[string]any{{"op": "replace", "path": "/spec/template", "value": tmpl}})
-		if err != nil {
-			return nil, err
-		}
-		if err := w.client.Patch(ctx, tgt, client.RawPatch(types.JSONPatchType, patch), client.FieldOwner(w.opts.FieldManager)); err != nil {
+		if err := w.replaceTemplate(ctx, tgt, tmpl); err != nil {
 			return nil, fmt.Errorf("restoring %s: %w", describe(t.kind(), ns, name), err)
 		}
 		changed = append(changed, t.kind()+"/"+name)
