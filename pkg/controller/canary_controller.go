@@ -265,11 +265,7 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, c *serinv1.Canary) (ct
 	}
 
 	for _, a := range decision.Actions {
-		err := r.act(ctx, c, rt, route, a, obs.Revision)
-		if err == nil {
-			faultAfter(a.Kind)
-		}
-		if err != nil {
+		if err := r.act(ctx, c, rt, route, a, obs.Revision); err != nil {
 			if errors.Is(err, workload.ErrRevisionChanged) {
 				// The target moved on since it was observed: the next
 				// reconcile sees the new revision and analyses it.
@@ -287,6 +283,7 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, c *serinv1.Canary) (ct
 			}
 			return r.retry(ctx, c, serinv1.ReconciliationFailedReason, fmt.Errorf("%s: %w", a.Kind, err))
 		}
+		faultAfter(a.Kind)
 	}
 
 	conditionsBefore := c.Status.Conditions
