@@ -5,11 +5,16 @@ CONTROLLER_TOOLS_VERSION := v0.23.0
 CONTROLLER_GEN := go run sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 BIN_DIR := bin
 GO_TEST_FLAGS ?= -race -count=1 -parallel 8 -timeout 30m
+FUZZTIME ?= 10s
+# Minimising an input that found new coverage has no bound of its own within
+# -fuzztime: a large one stalled FuzzConvert until the deadline, which Go
+# reports as a failure ("context deadline exceeded").
+FUZZMINIMIZETIME ?= 1s
 
 # The control-plane binaries are cached outside the repo (see e2e/testbin/build.sh).
 TESTBIN = $(shell e2e/testbin/build.sh)
 
-.PHONY: all build test e2e demo bench generate verify testbin testdeps run
+.PHONY: all build test e2e chaos demo bench generate verify fuzz testbin testdeps run
 
 all: build
 
@@ -33,6 +38,21 @@ verify: generate
 	go vet ./...
 	go vet -tags e2e ./e2e/...
 	go vet -tags faultinject ./pkg/controller/
+	go vet -tags chaos ./e2e/chaos/
+
+## fuzz: every Go fuzz target of the repository (func FuzzXxx in a _test.go file under cmd, pkg or e2e), one after the other, each for FUZZTIME (default 10s); a failing input is saved under the package's testdata/fuzz
+fuzz:
+	@status=0; found=0; \
+	for file in $$(grep -rlE --include='*_test.go' --exclude-dir=testdata '^func Fuzz[A-Za-z0-9_]*\(' cmd pkg e2e | sort); do \
+		pkg="./$$(dirname "$$file")"; \
+		for name in $$(sed -nE 's/^func (Fuzz[A-Za-z0-9_]*)\([a-z_]+ \*testing\.F\).*/\1/p' "$$file"); do \
+			found=$$((found + 1)); \
+			echo "fuzz: $$pkg $$name for $(FUZZTIME)"; \
+			go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) "$$pkg" || { status=1; echo "fuzz: $$pkg $$name FAILED"; }; \
+		done; \
+	done; \
+	echo "fuzz: $$found targets run"; \
+	test "$$found" -gt 0 && exit $$status
 
 ## testbin: build (once) the local control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok
 testbin:
@@ -52,6 +72,10 @@ test: testbin testdeps
 ## e2e: the end-to-end suite (build tag e2e): releases on every provider against the local cluster, a real Prometheus, serin-tester and the controller binary
 e2e: testbin testdeps
 	SERIN_TESTBIN_DIR="$(TESTBIN)" go test -tags e2e -count=1 -timeout 20m -parallel 32 $(E2E_FLAGS) ./e2e/suite/
+
+## chaos: the fault suite (build tag chaos): the controller killed in every phase, leader failover and a paused leader, misbehaving webhooks, serin-tester, Prometheus, API server and etcd restarts and severed watches, each compared with the same release without faults
+chaos: testbin testdeps
+	SERIN_TESTBIN_DIR="$(TESTBIN)" go test -tags chaos -count=1 -timeout 25m $(CHAOS_FLAGS) ./e2e/chaos/
 
 ## demo: Serin's main job on one machine: starts a local cluster, Prometheus, serin-tester and the controller, promotes a good release, rolls back a bad one, and stops it all
 demo: testbin testdeps

@@ -19,10 +19,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/serin-dev/serin/pkg/analysis"
+	serinscheme "github.com/serin-dev/serin/pkg/apis/scheme"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
-	"github.com/serin-dev/serin/pkg/controller"
 
-	"github.com/serin-dev/serin/e2e/testenv"
+	"github.com/serin-dev/serin/pkg/testharness/testenv"
 )
 
 // cluster is an apiserver with the Serin CRDs and Canaries in given states;
@@ -36,7 +36,7 @@ func startCluster(t *testing.T) *cluster {
 	t.Helper()
 	env := testenv.StartForTest(t, testenv.Options{Mode: testenv.APIServer, CRDPaths: []string{"../../artifacts/crds"}})
 	scheme := runtime.NewScheme()
-	if err := controller.AddToScheme(scheme); err != nil {
+	if err := serinscheme.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
 	c, err := client.New(env.Config, client.Options{Scheme: scheme})

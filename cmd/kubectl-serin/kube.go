@@ -11,8 +11,8 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/serin-dev/serin/pkg/apis/scheme"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
-	"github.com/serin-dev/serin/pkg/controller"
 )
 
 // kube connects the commands that read or change Canaries to the cluster
@@ -25,8 +25,8 @@ func newKube() *kube {
 	return &kube{flags: genericclioptions.NewConfigFlags(true)}
 }
 
-// client returns a client with the controller's scheme and the namespace
-// the flags or the kubeconfig context select.
+// client returns a client that knows the built-in kinds and Serin's, and the
+// namespace the flags or the kubeconfig context select.
 func (k *kube) client() (client.WithWatch, string, error) {
 	cfg, err := k.flags.ToRESTConfig()
 	if err != nil {
@@ -36,11 +36,11 @@ func (k *kube) client() (client.WithWatch, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	scheme := runtime.NewScheme()
-	if err := controller.AddToScheme(scheme); err != nil {
+	s := runtime.NewScheme()
+	if err := scheme.AddToScheme(s); err != nil {
 		return nil, "", err
 	}
-	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: s})
 	if err != nil {
 		return nil, "", err
 	}

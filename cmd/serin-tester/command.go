@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -56,12 +57,72 @@ func commandOutcome(ctx context.Context, err error) string {
 	}
 }
 
+// commandPolicy is what --enable-commands and --command-allow-prefix
+// decide.
+type commandPolicy struct {
+	enabled bool
+	// prefixes, when not empty, are the only ways a command may start.
+	prefixes []string
+}
+
+// describe says what the policy allows, for the start-up log.
+func (c commandPolicy) describe() string {
+	switch {
+	case !c.enabled:
+		return "disabled (--enable-commands)"
+	case len(c.prefixes) == 0:
+		return "any command"
+	default:
+		return "only commands starting with " + strings.Join(c.prefixes, " | ")
+	}
+}
+
+// shellMetacharacters could chain another command after an allowed prefix
+// (; & | newline), substitute one ($ and backquote, <( and >( in bash) or
+// redirect output (< >). With an allow-list, commands carrying them are
+// refused, quoted or not.
+const shellMetacharacters = ";&|$`()<>\n\r\x00"
+
+// check refuses a command the policy does not allow, with a message that
+// says which flag decides.
+func (c commandPolicy) check(command string) error {
+	if !c.enabled {
+		return forbidden("commands are disabled: serin-tester runs cmd and bash tasks only when started with --enable-commands")
+	}
+	if len(c.prefixes) == 0 {
+		return nil
+	}
+	if i := strings.IndexAny(command, shellMetacharacters); i >= 0 {
+		return forbidden(fmt.Sprintf("command refused: with --command-allow-prefix, commands may not contain the shell metacharacter %q", command[i]))
+	}
+	for _, p := range c.prefixes {
+		if hasWordPrefix(command, p) {
+			return nil
+		}
+	}
+	return forbidden(fmt.Sprintf("command refused: it starts with none of the --command-allow-prefix prefixes %q", c.prefixes))
+}
+
+// hasWordPrefix tells whether command starts with prefix, as whole words:
+// "hey" allows "hey -z 1m http://app" but not "heyx".
+func hasWordPrefix(command, prefix string) bool {
+	rest, ok := strings.CutPrefix(command, prefix)
+	if !ok {
+		return false
+	}
+	return rest == "" || strings.HasSuffix(prefix, " ") || strings.HasSuffix(prefix, "\t") ||
+		rest[0] == ' ' || rest[0] == '\t'
+}
+
 // runBash runs metadata.cmd with bash and answers when it has exited: 200
 // on exit status 0, 500 otherwise.
 func (s *server) runBash(w http.ResponseWriter, r *http.Request, p payload) error {
 	command := p.Metadata["cmd"]
 	if command == "" {
 		return badRequest("metadata.cmd is required for type bash")
+	}
+	if err := s.cfg.commands.check(command); err != nil {
+		return err
 	}
 	timeout, err := durationValue(p.Metadata, "timeout", defaultBashTimeout, maxBashTimeout)
 	if err != nil {
@@ -71,6 +132,11 @@ func (s *server) runBash(w http.ResponseWriter, r *http.Request, p payload) erro
 	if err != nil {
 		return err
 	}
+	release, err := s.acquireCommand()
+	if err != nil {
+		return err
+	}
+	defer release()
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	// Shutdown must kill the command even though it runs for a request.
@@ -110,43 +176,61 @@ func (s *server) runBackgroundCmd(w http.ResponseWriter, p payload) error {
 	if command == "" {
 		return badRequest("metadata.cmd is required for type cmd")
 	}
+	if err := s.cfg.commands.check(command); err != nil {
+		return err
+	}
 	timeout, err := durationValue(p.Metadata, "timeout", defaultCmdTimeout, maxCmdTimeout)
 	if err != nil {
 		return err
 	}
-	key := p.canaryKey() + "\x00" + command
-
-	s.mu.Lock()
-	_, dup := s.running[key]
-	if !dup {
-		s.running[key] = struct{}{}
+	logOutput, err := boolValue(p.Metadata, "logCmdOutput")
+	if err != nil {
+		return err
 	}
-	s.mu.Unlock()
-	if dup {
+	key := "cmd\x00" + p.canaryKey() + "\x00" + command
+	if !s.claimKey(key) {
 		s.metrics.task(typeCmd, outcomeDuplicate)
 		w.WriteHeader(http.StatusAccepted)
 		_, _ = w.Write([]byte("command already running\n"))
 		return nil
 	}
+	release, err := s.acquireCommand()
+	if err != nil {
+		s.forget(key)
+		return err
+	}
 
+	forget := sync.OnceFunc(func() { s.forget(key) })
 	started := s.startBackground(func() {
+		// Deferred too, for a panic; once, so that a later run's key
+		// is not forgotten.
+		defer release()
+		defer forget()
 		ctx, cancel := context.WithTimeout(s.ctx, timeout)
 		defer cancel()
 		var out tailBuffer
 		runErr := runCommand(ctx, "sh", command, &out)
 		// Forgotten before the outcome is counted, so that whoever sees
 		// the count may start the command again.
-		s.forget(key)
+		release()
+		forget()
 		outcome := commandOutcome(ctx, runErr)
 		s.metrics.task(typeCmd, outcome)
+		attrs := []any{"canary", p.canaryKey(), "outcome", outcome}
 		if outcome == outcomeSuccess {
-			s.log.Info("background command finished", "canary", p.canaryKey(), "outcome", outcome)
-		} else {
-			s.log.Warn("background command finished", "canary", p.canaryKey(), "outcome", outcome,
-				"error", fmt.Sprint(runErr), "outputTail", string(out.Bytes()))
+			s.log.Info("background command finished", attrs...)
+			return
 		}
+		attrs = append(attrs, "error", fmt.Sprint(runErr))
+		// Like the bash output, a command's output (which may print a
+		// team's secrets) goes to the shared log only when asked for.
+		if logOutput {
+			attrs = append(attrs, "outputTail", string(out.Bytes()))
+		}
+		s.log.Warn("background command finished", attrs...)
 	})
 	if !started {
+		release()
 		s.forget(key)
 		http.Error(w, "tester is shutting down", http.StatusServiceUnavailable)
 		return nil
@@ -155,12 +239,6 @@ func (s *server) runBackgroundCmd(w http.ResponseWriter, p payload) error {
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = w.Write([]byte("command started\n"))
 	return nil
-}
-
-func (s *server) forget(key string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.running, key)
 }
 
 // tailBuffer keeps the last outputLimit bytes written to it, so that a

@@ -5,13 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -21,15 +20,37 @@ type testServer struct {
 	*server
 	url   string
 	token string
+	// logs is what the server logged.
+	logs *syncBuffer
 }
 
+// newTestServer serves with commands enabled and loads allowed to
+// loopback, which the tests' targets listen on; token, when not empty, is
+// the operator token, else authentication is off.
 func newTestServer(t *testing.T, nsExpr, token string) *testServer {
 	t.Helper()
-	s := newServer(config{
-		namespaces: regexp.MustCompile(`^(?:` + nsExpr + `)$`),
-		token:      token,
-		log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	args := []string{"--namespace-regexp", nsExpr, "--enable-commands", "--load-allow-host", "127.0.0.0/8"}
+	if token == "" {
+		args = append(args, "--insecure-no-auth")
+	} else {
+		args = append(args, "--bearer-token", token)
+	}
+	ts := newFlagServer(t, args...)
+	ts.token = token
+	return ts
+}
+
+// newFlagServer serves with the configuration that the flags args make,
+// the defaults otherwise, as the binary would.
+func newFlagServer(t *testing.T, args ...string) *testServer {
+	t.Helper()
+	t.Setenv(tokenEnv, "")
+	logs := &syncBuffer{}
+	cfg, _, err := parseFlags(args, logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newServer(cfg)
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
 	// Registered last so it runs first: killing the tasks lets ts.Close
@@ -41,7 +62,33 @@ func newTestServer(t *testing.T, nsExpr, token string) *testServer {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return &testServer{server: s, url: ts.URL, token: token}
+	return &testServer{server: s, url: ts.URL, logs: logs}
+}
+
+// as is the same server, called with another token.
+func (ts *testServer) as(token string) *testServer {
+	c := *ts
+	c.token = token
+	return &c
+}
+
+// syncBuffer is a log destination that tests read while the server
+// writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // post sends a payload for canary name.namespace to path.

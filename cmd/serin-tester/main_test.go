@@ -31,7 +31,7 @@ func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 
-	cmd := exec.Command(bin, "--listen-address", "127.0.0.1:0", "--log-level", "debug")
+	cmd := exec.Command(bin, "--listen-address", "127.0.0.1:0", "--log-level", "debug", "--enable-commands")
 	cmd.Env = append(os.Environ(), tokenEnv+"=t0ken")
 	stderr, err := cmd.StderrPipe()
 	g.Expect(err).NotTo(HaveOccurred())
@@ -78,7 +78,27 @@ func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
 	g.Expect(time.Since(start)).To(BeNumerically("<", 4*time.Second))
 	g.Eventually(func() bool { return processAlive(pid) }).WithTimeout(time.Second).Should(BeFalse(), "the command is killed on shutdown")
 	g.Expect(first + rest.String()).NotTo(ContainSubstring("t0ken"))
+	g.Expect(first).To(ContainSubstring("operator token"))
 	g.Expect(rest.String()).To(ContainSubstring("stopped"))
+
+	// Without a token, the first line says that every request is
+	// refused, and every request is.
+	bare := exec.Command(bin, "--listen-address", "127.0.0.1:0")
+	bare.Env = append(os.Environ(), tokenEnv+"=")
+	stderr, err = bare.StderrPipe()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(bare.Start()).To(Succeed())
+	t.Cleanup(func() { _ = bare.Process.Kill(); _ = bare.Wait() })
+	first, err = bufio.NewReader(stderr).ReadString('\n')
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(first).To(ContainSubstring("level=ERROR"))
+	g.Expect(first).To(ContainSubstring("EVERY REQUEST IS REFUSED with 401"))
+	m = regexp.MustCompile(`address=(\S+)`).FindStringSubmatch(first)
+	g.Expect(m).NotTo(BeNil(), first)
+	resp, err = http.Post("http://"+m[1]+"/gate/check", "application/json", strings.NewReader(`{"name":"a","namespace":"ns"}`))
+	g.Expect(err).NotTo(HaveOccurred())
+	resp.Body.Close()
+	g.Expect(resp.StatusCode).To(Equal(http.StatusUnauthorized))
 }
 
 func TestRunRejectsBadFlags(t *testing.T) {

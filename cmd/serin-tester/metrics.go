@@ -10,11 +10,13 @@ import (
 
 // Task outcomes, the values of the outcome label.
 const (
-	outcomeSuccess   = "success"
-	outcomeFailure   = "failure"
-	outcomeTimeout   = "timeout"
-	outcomeCanceled  = "canceled"
-	outcomeInvalid   = "invalid"
+	outcomeSuccess  = "success"
+	outcomeFailure  = "failure"
+	outcomeTimeout  = "timeout"
+	outcomeCanceled = "canceled"
+	outcomeInvalid  = "invalid"
+	// outcomeRefused counts tasks the flags forbid or a limit refuses.
+	outcomeRefused   = "refused"
 	outcomeDuplicate = "duplicate"
 	outcomeAccepted  = "accepted"
 )

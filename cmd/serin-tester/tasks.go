@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -16,17 +17,53 @@ const (
 	typeUnknown = "unknown"
 )
 
-// badRequest is a metadata problem, answered with 400 and its message.
-type badRequest string
+// httpError is a refused request: its status code and message.
+type httpError struct {
+	code int
+	msg  string
+}
 
-func (e badRequest) Error() string { return string(e) }
+func (e *httpError) Error() string { return e.msg }
+
+// badRequest is a payload or metadata problem, answered with 400.
+func badRequest(msg string) error { return &httpError{http.StatusBadRequest, msg} }
+
+// forbidden is a task the tester's flags do not allow, answered with 403.
+func forbidden(msg string) error { return &httpError{http.StatusForbidden, msg} }
+
+// tooMany is a limit on what runs at once, answered with 429.
+func tooMany(msg string) error { return &httpError{http.StatusTooManyRequests, msg} }
+
+// errorCode is the status code to answer err with.
+func errorCode(err error) int {
+	if he, ok := errors.AsType[*httpError](err); ok {
+		return he.code
+	}
+	if ae, ok := errors.AsType[*authError](err); ok {
+		return ae.code
+	}
+	return http.StatusInternalServerError
+}
+
+// writeError answers err, with Retry-After for a limit.
+func writeError(w http.ResponseWriter, err error) {
+	code := errorCode(err)
+	if code == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "10")
+	}
+	http.Error(w, err.Error(), code)
+}
+
+// outcomeOf is the metrics outcome of a refused task.
+func outcomeOf(err error) string {
+	if errorCode(err) == http.StatusBadRequest {
+		return outcomeInvalid
+	}
+	return outcomeRefused
+}
 
 // handleTask runs the task that the payload's metadata describes.
-func (s *server) handleTask(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.decodePayload(w, r)
-	if !ok {
-		return
-	}
+func (s *server) handleTask(w http.ResponseWriter, r *http.Request, p payload) {
 	md := p.Metadata
 	taskType := md["type"]
 	if taskType == "" && md["cmd"] != "" {
@@ -49,8 +86,8 @@ func (s *server) handleTask(w http.ResponseWriter, r *http.Request) {
 		taskType = typeUnknown
 	}
 	if err != nil {
-		s.metrics.task(taskType, outcomeInvalid)
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		s.metrics.task(taskType, outcomeOf(err))
+		writeError(w, err)
 	}
 }
 

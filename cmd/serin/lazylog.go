@@ -13,9 +13,9 @@ import (
 // withLazyContext returns l with its context values (WithValues) encoded
 // only when an entry is written. controller-runtime gives every reconcile a
 // logger with the controller, the object and a reconcile ID, and zap
-// encodes them at once: 5% of the controller's allocations at 1,000
-// Canaries (make bench), while at the default level almost no reconcile
-// writes a line.
+// encodes them at once, a visible share of the controller's allocations
+// at scale (e2e/bench/results.md), while at the default level almost no
+// reconcile writes a line.
 func withLazyContext(l logr.Logger) logr.Logger {
 	u, ok := l.GetSink().(zapr.Underlier)
 	if !ok {

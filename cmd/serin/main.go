@@ -2,9 +2,13 @@
 package main
 
 import (
+	"context"
 	goflag "flag"
 	"fmt"
+	"math"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/fluxcd/pkg/runtime/client"
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
@@ -16,6 +20,9 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,6 +33,8 @@ import (
 	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 	"github.com/serin-dev/serin/pkg/controller"
+	"github.com/serin-dev/serin/pkg/refpolicy"
+	"github.com/serin-dev/serin/pkg/router"
 	"github.com/serin-dev/serin/pkg/workload"
 )
 
@@ -41,7 +50,7 @@ var (
 )
 
 func init() {
-	utilruntime.Must(controller.AddToScheme(scheme))
+	utilruntime.Must(router.AddToScheme(scheme))
 }
 
 // options are the controller's own flags; client, logger and leader
@@ -60,6 +69,10 @@ type options struct {
 	metricsServer           string
 	metricErrorLimit        int
 	noCrossNamespaceRefs    bool
+	sharedNamespaces        []string
+	checkWorkers            int
+	checkWorkersPerNS       int
+	reconcileTimeout        time.Duration
 	nginxAnnotationPrefix   string
 	contourIngressClass     string
 	alertType               string
@@ -81,8 +94,8 @@ func bindFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", ":8080", "The address the metrics endpoint binds to.")
 	fs.StringVar(&o.healthAddr, "health-addr", ":9440", "The address the health endpoints (/healthz, /readyz) bind to.")
 	// A reconcile mostly waits on the API server, so workers are cheap;
-	// with Flux's 4, releasing 1,000 Canaries at once queued each step
-	// for minutes (make bench).
+	// with Flux's 4, releasing many Canaries at once queued each step
+	// (e2e/bench/results.md).
 	fs.IntVar(&o.concurrent, "concurrent", 16, "The number of Canaries reconciled at the same time.")
 	fs.StringVar(&o.watchNamespace, "watch-namespace", "", "Watch Canaries only in this namespace; empty watches all namespaces.")
 	fs.StringVar(&o.watchLabelSelector, "watch-label-selector", "", "Watch only Canaries with matching labels (e.g. 'serin.dev/shard=shard1'), to shard Canaries across controllers.")
@@ -93,7 +106,11 @@ func bindFlags(fs *flag.FlagSet, o *options) {
 	fs.StringSliceVar(&o.annotationPrefixes, "include-annotation-prefix", []string{"*"}, "Prefixes of the target's annotations copied to the primary; * copies all.")
 	fs.StringVar(&o.metricsServer, "metrics-server", "http://prometheus:9090", "The Prometheus of Canaries without spec.metricsServer (built-in and inline queries).")
 	fs.IntVar(&o.metricErrorLimit, "metric-error-limit", analysis.DefaultErrorLimit, "How many analysis intervals in a row a metric or webhook may go without a verdict (no data, a failed query, no answer) before that counts as one failed check; a Canary's consecutiveErrorLimit overrides it.")
-	fs.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", false, "Forbid Canaries to use MetricTemplates of other namespaces.")
+	fs.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", false, "Forbid Canaries to use MetricTemplates and AlertProviders of any other namespace, shared ones included.")
+	fs.StringSliceVar(&o.sharedNamespaces, "shared-namespaces", defaultSharedNamespaces(), "Namespaces whose MetricTemplates and AlertProviders Canaries of every namespace may use, besides their own; defaults to the controller's namespace ($RUNTIME_NAMESPACE).")
+	fs.IntVar(&o.checkWorkers, "check-workers", controller.DefaultCheckLimits.Workers, "How many Canaries' checks (webhook calls, metric queries) run at once, off the reconcile workers.")
+	fs.IntVar(&o.checkWorkersPerNS, "check-workers-per-namespace", controller.DefaultCheckLimits.PerTenant, "How many of the check workers one namespace's Canaries may hold at once.")
+	fs.DurationVar(&o.reconcileTimeout, "reconcile-timeout", 2*time.Minute, "The longest one reconcile may take; checks run outside of it.")
 	fs.StringVar(&o.nginxAnnotationPrefix, "nginx-annotation-prefix", "nginx.ingress.kubernetes.io", "The annotation prefix of the NGINX ingress controller.")
 	fs.StringVar(&o.contourIngressClass, "contour-ingress-class", "", "The ingress class set on generated HTTPProxies.")
 	fs.StringVar(&o.alertType, "alert-type", "", "The type of a default alert provider that receives every Canary's release events: slack, msteams, discord, rocket, gchat, generic or cloudevents; empty sends none.")
@@ -112,8 +129,8 @@ func bindFlags(fs *flag.FlagSet, o *options) {
 	// first, so leader election is on unless turned off explicitly.
 	setDefault(fs, "enable-leader-election", "true")
 	// A release of every Canary at once is a burst of small requests; the
-	// Flux defaults (50/s, burst 300) made 1,000 Canaries wait on the
-	// client rate limiter (make bench). The apiserver's priority and
+	// Flux defaults (50/s, burst 300) made a large release wait on the
+	// client rate limiter (e2e/bench/results.md). The apiserver's priority and
 	// fairness still protects it.
 	setDefault(fs, "kube-api-qps", "200")
 	setDefault(fs, "kube-api-burst", "500")
@@ -148,9 +165,13 @@ func main() {
 	restConfig := client.GetConfigOrDie(opts.client)
 	// The API server gzips watch streams and large responses for clients
 	// that accept it. Next to the API server that buys no bandwidth worth
-	// having and costs CPU on both ends: 3% of the controller's at 1,000
-	// Canaries (make bench).
+	// having and costs CPU on both ends (e2e/bench/results.md).
 	restConfig.DisableCompression = !opts.kubeAPICompression
+	ctx := ctrl.SetupSignalHandler()
+	if err := waitForAPI(ctx, restConfig); err != nil {
+		setupLog.Error(err, "the API server never served "+serinv1.GroupVersion.String())
+		os.Exit(1)
+	}
 	mgr, err := ctrl.NewManager(restConfig, mgrOpts)
 	if err != nil {
 		setupLog.Error(err, "unable to create manager")
@@ -158,7 +179,6 @@ func main() {
 	}
 	probes.SetupChecks(mgr, setupLog)
 
-	ctx := ctrl.SetupSignalHandler()
 	if err := controller.Setup(ctx, mgr, controllerConfig(opts)); err != nil {
 		setupLog.Error(err, "unable to set up the Canary controller")
 		os.Exit(1)
@@ -170,6 +190,27 @@ func main() {
 		os.Exit(1)
 	}
 	setupLog.Info("manager stopped")
+}
+
+// waitForAPI waits, with backoff, until the API server serves Serin's
+// API. A controller started during an API server outage, or before its
+// CRDs are installed, waits instead of exiting: exits would become a
+// CrashLoopBackOff whose delays outlast the outage.
+func waitForAPI(ctx context.Context, cfg *rest.Config) error {
+	probe := rest.CopyConfig(cfg)
+	probe.Timeout = 10 * time.Second
+	dc, err := discovery.NewDiscoveryClientForConfig(probe)
+	if err != nil {
+		return err
+	}
+	backoff := wait.Backoff{Duration: time.Second, Factor: 2, Cap: 30 * time.Second, Steps: math.MaxInt32}
+	return wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
+		if _, err := dc.ServerResourcesForGroupVersion(serinv1.GroupVersion.String()); err != nil {
+			setupLog.Info("waiting for the API server to serve "+serinv1.GroupVersion.String(), "error", err.Error())
+			return false, nil
+		}
+		return true, nil
+	})
 }
 
 // controllerConfig turns the flags into the Canary controller's settings.
@@ -186,12 +227,39 @@ func controllerConfig(o options) controller.Config {
 			IncludeAnnotationPrefixes: o.annotationPrefixes,
 			FieldManager:              controller.FieldManager,
 		},
-		Options:              controller.CanaryReconcilerOptions{RateLimiter: runtimectrl.GetRateLimiter(o.rateLimiter)},
-		MetricsServer:        o.metricsServer,
-		MetricErrorLimit:     o.metricErrorLimit,
-		NoCrossNamespaceRefs: o.noCrossNamespaceRefs,
-		Alerting:             alerting(o),
+		Options: controller.CanaryReconcilerOptions{
+			RateLimiter: runtimectrl.GetRateLimiter(o.rateLimiter),
+			Checks: controller.WorkLimits{
+				Workers:        o.checkWorkers,
+				PerTenant:      o.checkWorkersPerNS,
+				QueuePerTenant: controller.DefaultCheckLimits.QueuePerTenant,
+			},
+		},
+		MetricsServer:    o.metricsServer,
+		MetricErrorLimit: o.metricErrorLimit,
+		Refs:             refpolicy.Policy{Shared: nonEmpty(o.sharedNamespaces), OwnOnly: o.noCrossNamespaceRefs},
+		Alerting:         alerting(o),
 	}
+}
+
+// defaultSharedNamespaces is the controller's own namespace, where a
+// platform team keeps the templates and alert providers it shares.
+func defaultSharedNamespaces() []string {
+	if ns := os.Getenv("RUNTIME_NAMESPACE"); ns != "" {
+		return []string{ns}
+	}
+	return nil
+}
+
+// nonEmpty drops the empty entries that --shared-namespaces="" leaves.
+func nonEmpty(list []string) []string {
+	var out []string
+	for _, s := range list {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // alerting is the controller-wide alert configuration; managerOptions has
@@ -206,10 +274,8 @@ func alerting(o options) controller.Alerting {
 
 // managerOptions turns the flags into controller-runtime manager options.
 func managerOptions(o options) (ctrl.Options, error) {
-	switch serinv1.Provider(o.provider) {
-	case serinv1.ProviderKubernetes, serinv1.ProviderIstio, serinv1.ProviderNGINX, serinv1.ProviderContour, serinv1.ProviderGatewayAPI, "gatewayapi:v1", "gatewayapi:v1beta1":
-	default:
-		return ctrl.Options{}, fmt.Errorf("--provider %q is not one of kubernetes, istio, nginx, contour, gatewayapi", o.provider)
+	if !serinv1.Provider(o.provider).Valid() {
+		return ctrl.Options{}, fmt.Errorf("--provider %q is not one of %s", o.provider, providerList())
 	}
 	switch serinv1.AlertSeverity(o.alertSeverity) {
 	case "", alerts.SeverityInfo, alerts.SeverityWarn, alerts.SeverityError:
@@ -223,6 +289,9 @@ func managerOptions(o options) (ctrl.Options, error) {
 	}
 	if o.metricErrorLimit < 1 {
 		return ctrl.Options{}, fmt.Errorf("--metric-error-limit must be at least 1, got %d", o.metricErrorLimit)
+	}
+	if o.checkWorkers < 0 || o.checkWorkersPerNS < 0 || o.checkWorkersPerNS > o.checkWorkers {
+		return ctrl.Options{}, fmt.Errorf("--check-workers-per-namespace (%d) must be between 1 and --check-workers (%d)", o.checkWorkersPerNS, o.checkWorkers)
 	}
 	if o.concurrent < 1 {
 		return ctrl.Options{}, fmt.Errorf("--concurrent must be at least 1, got %d", o.concurrent)
@@ -268,6 +337,7 @@ func managerOptions(o options) (ctrl.Options, error) {
 		Controller: ctrlconfig.Controller{
 			MaxConcurrentReconciles: o.concurrent,
 			RecoverPanic:            new(true),
+			ReconciliationTimeout:   o.reconcileTimeout,
 		},
 	}, nil
 }
@@ -281,4 +351,13 @@ func metricsServer(o options) metricsserver.Options {
 		opts.ExtraHandlers = pprof.GetHandlers()
 	}
 	return opts
+}
+
+// providerList names the values --provider accepts.
+func providerList() string {
+	var names []string
+	for _, p := range serinv1.Providers() {
+		names = append(names, string(p))
+	}
+	return strings.Join(names, ", ")
 }

@@ -21,18 +21,19 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/serin-dev/serin/e2e/testenv"
+	"github.com/serin-dev/serin/pkg/controller"
+	"github.com/serin-dev/serin/pkg/refpolicy"
+	"github.com/serin-dev/serin/pkg/testharness/testenv"
 )
 
 // TestControllerBinary builds cmd/serin and runs it against a real
-// kube-apiserver: it serves its probes and metrics, takes the leader
-// election Lease, and on SIGTERM releases the Lease and exits 0.
+// kube-apiserver that does not serve Serin's API yet: it waits instead of
+// exiting, and once the CRDs are installed it serves its probes and
+// metrics, takes the leader election Lease, and on SIGTERM releases the
+// Lease and exits 0.
 func TestControllerBinary(t *testing.T) {
 	g := NewWithT(t)
-	env := testenv.StartForTest(t, testenv.Options{
-		Mode:     testenv.APIServer,
-		CRDPaths: []string{"../../artifacts/crds"},
-	})
+	env := testenv.StartForTest(t, testenv.Options{Mode: testenv.APIServer})
 	kube := kubernetes.NewForConfigOrDie(env.Config)
 	ctx := context.Background()
 	const namespace = "serin-system"
@@ -67,6 +68,11 @@ func TestControllerBinary(t *testing.T) {
 			t.Logf("controller log:\n%s", out)
 		}
 	})
+
+	g.Eventually(func() (string, error) { out, err := os.ReadFile(logFile.Name()); return string(out), err }, 30*time.Second, 200*time.Millisecond).
+		Should(ContainSubstring("waiting for the API server to serve serin.dev/v1beta1"))
+	g.Consistently(exited, 3*time.Second).ShouldNot(Receive(), "no exit while the CRDs are missing")
+	g.Expect(env.InstallCRDs(ctx, "../../artifacts/crds")).To(Succeed())
 
 	get := func(url string) (int, string) {
 		resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url)
@@ -135,6 +141,7 @@ func TestManagerOptions(t *testing.T) {
 			check: func(g *WithT, got managerResult) { g.Expect(got.namespaces).To(ConsistOf("apps")) },
 		},
 		{name: "concurrent must be positive", opts: options{concurrent: 0, metricErrorLimit: 3, provider: "kubernetes"}, wantErr: "--concurrent"},
+		{name: "a namespace may not hold more check workers than there are", opts: options{concurrent: 1, metricErrorLimit: 3, provider: "kubernetes", checkWorkers: 4, checkWorkersPerNS: 8}, wantErr: "--check-workers-per-namespace"},
 		{name: "an unknown provider is refused", opts: options{concurrent: 1, metricErrorLimit: 3, provider: "linkerd"}, wantErr: "--provider"},
 		{name: "a bad selector is refused", opts: options{concurrent: 1, metricErrorLimit: 3, provider: "kubernetes", watchLabelSelector: "a=(b"}, wantErr: "--watch-label-selector"},
 		{name: "an unknown alert severity is refused", opts: options{concurrent: 1, metricErrorLimit: 3, provider: "kubernetes", alertSeverity: "critical"}, wantErr: "--alert-severity"},
@@ -186,6 +193,33 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// TestSharedNamespaces: Canaries may use the templates and alert providers
+// of the controller's own namespace unless the operator says otherwise.
+func TestSharedNamespaces(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		runtime string
+		args    []string
+		want    refpolicy.Policy
+	}{
+		{name: "the controller's namespace by default", runtime: "serin-system", want: refpolicy.Policy{Shared: []string{"serin-system"}}},
+		{name: "nothing shared outside a cluster", want: refpolicy.Policy{}},
+		{name: "a list replaces the default", runtime: "serin-system", args: []string{"--shared-namespaces=platform,istio-system"}, want: refpolicy.Policy{Shared: []string{"platform", "istio-system"}}},
+		{name: "an empty list shares none", runtime: "serin-system", args: []string{"--shared-namespaces="}, want: refpolicy.Policy{}},
+		{name: "own namespace only", runtime: "serin-system", args: []string{"--no-cross-namespace-refs"}, want: refpolicy.Policy{Shared: []string{"serin-system"}, OwnOnly: true}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			t.Setenv("RUNTIME_NAMESPACE", tt.runtime)
+			var o options
+			fs := flag.NewFlagSet("serin", flag.ContinueOnError)
+			bindFlags(fs, &o)
+			g.Expect(fs.Parse(tt.args)).To(Succeed())
+			g.Expect(controllerConfig(o).Refs).To(Equal(tt.want))
+		})
+	}
+}
+
 func TestFlagDefaults(t *testing.T) {
 	g := NewWithT(t)
 	var o options
@@ -202,6 +236,9 @@ func TestFlagDefaults(t *testing.T) {
 	g.Expect(metricsServer(o).ExtraHandlers).To(BeEmpty(), "no /debug/pprof by default")
 	o.enablePprof = true
 	g.Expect(metricsServer(o).ExtraHandlers).To(HaveKey("/debug/pprof/"))
+
+	g.Expect(o.reconcileTimeout).To(Equal(2 * time.Minute))
+	g.Expect(controllerConfig(o).Options.Checks).To(Equal(controller.DefaultCheckLimits))
 
 	g.Expect(fs.Parse([]string{"--kube-api-qps=20", "--enable-leader-election=false"})).To(Succeed())
 	g.Expect(o.client.QPS).To(Equal(float32(20)))

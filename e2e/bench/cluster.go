@@ -18,8 +18,8 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/serin-dev/serin/e2e/internal/proc"
-	"github.com/serin-dev/serin/e2e/testenv"
+	"github.com/serin-dev/serin/pkg/testharness/proc"
+	"github.com/serin-dev/serin/pkg/testharness/testenv"
 )
 
 // controllerUser is the identity the controller authenticates as, so that

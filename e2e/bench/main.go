@@ -1,5 +1,5 @@
 // Command bench measures what the serin controller costs and how fast it
-// releases at scale: it starts the local cluster (e2e/testenv, kwok nodes)
+// releases at scale: it starts the local cluster (pkg/testharness/testenv, kwok nodes)
 // with a kube-apiserver audit log, runs the controller with its default
 // flags under an identity of its own, creates N Canaries, waits until all
 // are initialised, releases a new image on every target at once and waits
@@ -41,7 +41,7 @@ import (
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 
-	"github.com/serin-dev/serin/e2e/testenv"
+	"github.com/serin-dev/serin/pkg/testharness/testenv"
 )
 
 const (
@@ -193,19 +193,12 @@ func buildController(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
-// benchmark is one run on a fresh cluster.
+// benchmark is one run on a fresh cluster: the controller starts, cfg.n
+// Canaries are created and initialised, and then all released at once.
 func benchmark(ctx context.Context, cfg config, bin, dir string) (r *Result, err error) {
-	root, err := testenv.ModuleDir("github.com/serin-dev/serin")
+	crds, err := benchCRDs(cfg.profile)
 	if err != nil {
 		return nil, err
-	}
-	crds := []string{filepath.Join(root, "artifacts", "crds")}
-	if cfg.profile == profileIstio {
-		routers, err := testenv.RouterCRDPaths()
-		if err != nil {
-			return nil, err
-		}
-		crds = append(crds, routers...)
 	}
 	r = &Result{Profile: cfg.profile, Canaries: cfg.n, ControllerBinary: bin, Machine: describeMachine()}
 	bc, err := openCluster(ctx, cfg, dir, crds)
@@ -214,31 +207,21 @@ func benchmark(ctx context.Context, cfg config, bin, dir string) (r *Result, err
 	}
 	defer func() { err = bc.close(cfg.keep, err) }()
 	r.ClusterStartSeconds = bc.startSeconds
-	env, cl, ca, auditLog := bc.env, bc.client, bc.ca, bc.auditLog
-	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: controllerNamespace}}); err != nil {
-		return nil, err
-	}
-	kubeconfig := filepath.Join(dir, "controller.kubeconfig")
-	if err := ca.writeKubeconfig(kubeconfig, controllerUser, env); err != nil {
+	kubeconfig, err := controllerKubeconfig(ctx, bc, dir)
+	if err != nil {
 		return nil, err
 	}
 
 	// The watch runs before anything is created, so no phase is missed.
 	t := newTracker()
-	stopWatch, err := startWatch(ctx, env.Config, cl.Scheme(), &serinv1.Canary{}, t.handler())
+	stopWatch, err := startWatch(ctx, bc.env.Config, bc.client.Scheme(), &serinv1.Canary{}, t.handler())
 	if err != nil {
 		return nil, err
 	}
 	defer stopWatch()
 
-	logf("starting the controller")
 	ctrlLog := filepath.Join(dir, "serin.log")
-	var extra []string
-	if cfg.pprofDir != "" {
-		// Binaries older than the flag serve the profiles by default.
-		extra = append(extra, "--enable-pprof")
-	}
-	c, err := startController(ctx, bin, kubeconfig, ctrlLog, extra...)
+	c, err := launchController(ctx, cfg, bin, kubeconfig, ctrlLog)
 	if c != nil {
 		defer func() {
 			// Already stopped on success, before the audit log is read.
@@ -255,53 +238,16 @@ func benchmark(ctx context.Context, cfg config, bin, dir string) (r *Result, err
 	if err != nil {
 		return nil, err
 	}
-
-	var prof *profiler
-	if cfg.pprofDir != "" {
-		if prof, err = newProfiler(c.metricsURL, filepath.Join(cfg.pprofDir, filepath.Base(dir))); err != nil {
-			return nil, err
-		}
-	}
-	// profilePhase profiles the controller until the returned func is
-	// called, which then saves its heap.
-	profilePhase := func(phase string) func() {
-		if prof == nil {
-			return func() {}
-		}
-		pctx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); prof.cpu(pctx, phase) }()
-		return func() { cancel(); <-done; prof.heap(ctx, phase) }
-	}
-
-	n := cfg.n
-	logf("creating %d Canaries", n)
-	endInitProfile := profilePhase("init")
-	start := time.Now()
-	if err := createApps(ctx, cl, n, cfg.profile, t); err != nil {
+	prof, err := controllerProfiler(cfg, c, dir)
+	if err != nil {
 		return nil, err
 	}
-	r.Setup.CreateSeconds = time.Since(start).Seconds()
-	progress := func() string {
-		i, s, f := t.counts()
-		line := fmt.Sprintf("%d/%d initialised, %d succeeded, %d failed", i, n, s, f)
-		if phases := t.phaseCounts(); phases != "" {
-			line += " (seen since the release: " + phases + ")"
-		}
-		return line
-	}
-	if err := waitFor(ctx, "all Canaries to be initialised", cfg.timeout, progress, func() bool {
-		i, _, f := t.counts()
-		return i+f >= n || c.p.Exited()
-	}); err != nil {
+
+	logf("creating %d Canaries", cfg.n)
+	endInitProfile := prof.phase(ctx, "init")
+	if err := initialiseAll(ctx, cfg, bc.client, c, t, r); err != nil {
 		return nil, err
 	}
-	if c.p.Exited() {
-		return nil, c.p.ExitError()
-	}
-	initLat, lastInit := t.latencies(t.created, t.initialized)
-	r.Init = summarize(initLat, lastInit.Sub(start).Seconds(), 0)
-	logf("%s; all initialised in %.1fs", progress(), r.Init.AllSeconds)
 	atInit, err := readProcUsage(pid)
 	if err != nil {
 		return nil, err
@@ -309,21 +255,144 @@ func benchmark(ctx context.Context, cfg config, bin, dir string) (r *Result, err
 	endInitProfile()
 
 	logf("releasing a new image on every target")
-	endReleaseProfile := profilePhase("release")
+	endReleaseProfile := prof.phase(ctx, "release")
+	split, err := promoteAll(ctx, cfg, bc.client, c, t, r)
+	if err != nil {
+		return nil, err
+	}
+	end, err := readProcUsage(pid)
+	if err != nil {
+		return nil, err
+	}
+	endReleaseProfile()
+	r.Controller = controllerUsage(base, atInit, end)
+	if err := stopAndCount(cfg, bc, c, ctrlLog, split, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// stopAndCount records in r what is read once every Canary is promoted:
+// the controller's reconciles and the control plane's CPU while they run,
+// then, with the controller stopped, its throttling and its requests in the
+// audit log.
+func stopAndCount(cfg config, bc *benchCluster, c *controller, ctrlLog string, split time.Time, r *Result) (err error) {
+	if r.Reconciles, err = scrapeReconciles(c.metricsURL); err != nil {
+		return err
+	}
+	r.ComponentCPUSeconds = componentCPU(bc.env)
+	// Stopped, so that no request of it reaches the audit log while it
+	// is read.
+	if err := c.p.Terminate(10 * time.Second); err != nil {
+		return err
+	}
+	if r.Controller.ThrottleLogLines, err = countFile(ctrlLog, CountThrottleLines); err != nil {
+		return err
+	}
+	if r.Requests, err = auditedRequests(bc.auditLog, split, cfg.n); err != nil {
+		return err
+	}
+	if cfg.keep {
+		r.Logs = map[string]string{"controller": ctrlLog, "audit": bc.auditLog, "cluster": bc.env.Dir}
+	}
+	return nil
+}
+
+// benchCRDs are the CRDs a profile's cluster needs: Serin's, and the
+// routers' for the istio profile.
+func benchCRDs(profile string) ([]string, error) {
+	root, err := testenv.ModuleDir("github.com/serin-dev/serin")
+	if err != nil {
+		return nil, err
+	}
+	crds := []string{filepath.Join(root, "artifacts", "crds")}
+	if profile == profileIstio {
+		routers, err := testenv.RouterCRDPaths()
+		if err != nil {
+			return nil, err
+		}
+		crds = append(crds, routers...)
+	}
+	return crds, nil
+}
+
+// controllerKubeconfig creates the controller's namespace and writes the
+// kubeconfig of its own identity (controllerUser) into dir.
+func controllerKubeconfig(ctx context.Context, bc *benchCluster, dir string) (string, error) {
+	if err := bc.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: controllerNamespace}}); err != nil {
+		return "", err
+	}
+	kubeconfig := filepath.Join(dir, "controller.kubeconfig")
+	if err := bc.ca.writeKubeconfig(kubeconfig, controllerUser, bc.env); err != nil {
+		return "", err
+	}
+	return kubeconfig, nil
+}
+
+// launchController starts the controller under test, logging to ctrlLog,
+// with the profiling endpoints on when cfg asks for profiles. A controller
+// that started but did not get ready is returned with the error, so that
+// the caller stops it.
+func launchController(ctx context.Context, cfg config, bin, kubeconfig, ctrlLog string) (*controller, error) {
+	logf("starting the controller")
+	var extra []string
+	if cfg.pprofDir != "" {
+		// Binaries older than the flag serve the profiles by default.
+		extra = append(extra, "--enable-pprof")
+	}
+	return startController(ctx, bin, kubeconfig, ctrlLog, extra...)
+}
+
+// controllerProfiler is the profiler of c's run in dir, or nil when cfg
+// asks for no profiles.
+func controllerProfiler(cfg config, c *controller, dir string) (*profiler, error) {
+	if cfg.pprofDir == "" {
+		return nil, nil
+	}
+	return newProfiler(c.metricsURL, filepath.Join(cfg.pprofDir, filepath.Base(dir)))
+}
+
+// initialiseAll creates cfg.n Canaries and their apps and waits until every
+// one is initialised or failed, recording the setup time and the
+// initialisation latencies in r.
+func initialiseAll(ctx context.Context, cfg config, cl client.Client, c *controller, t *tracker, r *Result) error {
+	n := cfg.n
+	start := time.Now()
+	if err := createApps(ctx, cl, n, cfg.profile, t); err != nil {
+		return err
+	}
+	r.Setup.CreateSeconds = time.Since(start).Seconds()
+	progress := func() string { return t.progress(n) }
+	if err := waitWhileRunning(ctx, c, "all Canaries to be initialised", cfg.timeout, progress, func() bool {
+		i, _, f := t.counts()
+		return i+f >= n
+	}); err != nil {
+		return err
+	}
+	initLat, lastInit := t.latencies(t.created, t.initialized)
+	r.Init = summarize(initLat, lastInit.Sub(start).Seconds(), 0)
+	logf("%s; all initialised in %.1fs", progress(), r.Init.AllSeconds)
+	return nil
+}
+
+// promoteAll releases a new image on every target at once and waits until
+// every Canary is promoted or failed, recording the release's setup time,
+// the promotion latencies and the failures of both phases in r. It returns
+// when the release began, which splits the audit log.
+func promoteAll(ctx context.Context, cfg config, cl client.Client, c *controller, t *tracker, r *Result) (time.Time, error) {
+	n := cfg.n
 	split := time.Now()
 	if err := release(ctx, cl, n, func(ns string) { t.mark(ns, &t.released) }); err != nil {
-		return nil, err
+		return split, err
 	}
 	r.Setup.ReleaseSeconds = time.Since(split).Seconds()
 	_, _, failedBefore := t.counts()
-	if err := waitFor(ctx, "all Canaries to be promoted", cfg.timeout, progress, func() bool {
+	progress := func() string { return t.progress(n) }
+	if err := waitWhileRunning(ctx, c, "all Canaries to be promoted", cfg.timeout, progress, func() bool {
 		_, s, f := t.counts()
-		return s+f >= n || c.p.Exited()
+		return s+f >= n
 	}); err != nil {
-		return nil, err
-	}
-	if c.p.Exited() {
-		return nil, c.p.ExitError()
+		return split, err
 	}
 	promLat, lastProm := t.latencies(t.released, t.succeeded)
 	r.Promotion = summarize(promLat, lastProm.Sub(split).Seconds(), iterations*interval.Seconds())
@@ -331,23 +400,26 @@ func benchmark(ctx context.Context, cfg config, bin, dir string) (r *Result, err
 	_, _, failed := t.counts()
 	r.Init.Failed, r.Promotion.Failed = failedBefore, failed-failedBefore
 	logf("%s; all promoted in %.1fs", progress(), r.Promotion.AllSeconds)
+	return split, nil
+}
 
-	end, err := readProcUsage(pid)
-	if err != nil {
-		return nil, err
+// waitWhileRunning is waitFor that also ends when the controller exits,
+// with its exit error.
+func waitWhileRunning(ctx context.Context, c *controller, what string, timeout time.Duration, progress func() string, done func() bool) error {
+	if err := waitFor(ctx, what, timeout, progress, func() bool { return done() || c.p.Exited() }); err != nil {
+		return err
 	}
-	endReleaseProfile()
-	r.Reconciles, err = scrapeReconciles(c.metricsURL)
-	if err != nil {
-		return nil, err
+	if c.p.Exited() {
+		return c.p.ExitError()
 	}
-	r.ComponentCPUSeconds = componentCPU(env)
-	// Stopped, so that no request of it reaches the audit log while it
-	// is read.
-	if err := c.p.Terminate(10 * time.Second); err != nil {
-		return nil, err
-	}
-	r.Controller = ControllerUsage{
+	return nil
+}
+
+// controllerUsage is the controller's CPU time in each phase and its peak
+// RSS, from its usage at its start (base), once all Canaries were
+// initialised (atInit) and once all were promoted (end).
+func controllerUsage(base, atInit, end ProcUsage) ControllerUsage {
+	return ControllerUsage{
 		CPUSeconds: Phases{
 			Init:      atInit.CPUSeconds - base.CPUSeconds,
 			Promotion: end.CPUSeconds - atInit.CPUSeconds,
@@ -355,26 +427,24 @@ func benchmark(ctx context.Context, cfg config, bin, dir string) (r *Result, err
 		},
 		PeakRSSMiB: PhasesMiB{Init: float64(atInit.PeakRSSKB) / 1024, Total: float64(end.PeakRSSKB) / 1024},
 	}
-	if r.Controller.ThrottleLogLines, err = countFile(ctrlLog, CountThrottleLines); err != nil {
-		return nil, err
-	}
+}
+
+// auditedRequests counts the controller's requests in the audit log, split
+// into init and release at split, for n Canaries.
+func auditedRequests(auditLog string, split time.Time, n int) (Requests, error) {
 	f, err := os.Open(auditLog)
 	if err != nil {
-		return nil, err
+		return Requests{}, err
 	}
 	defer f.Close()
 	audit, err := CountAudit(f, controllerUser, split)
 	if err != nil {
-		return nil, err
+		return Requests{}, err
 	}
 	if audit.Total == 0 {
-		return nil, fmt.Errorf("no requests of %s in the audit log %s", controllerUser, auditLog)
+		return Requests{}, fmt.Errorf("no requests of %s in the audit log %s", controllerUser, auditLog)
 	}
-	r.Requests = requestsReport(audit, n)
-	if cfg.keep {
-		r.Logs = map[string]string{"controller": ctrlLog, "audit": auditLog, "cluster": env.Dir}
-	}
-	return r, nil
+	return requestsReport(audit, n), nil
 }
 
 // startWatch runs an informer for obj's kind with handler until the

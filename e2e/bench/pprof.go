@@ -78,3 +78,15 @@ func (p *profiler) save(ctx context.Context, url, name string) error {
 	}
 	return f.Close()
 }
+
+// phase profiles the controller's CPU until the returned func is called,
+// which then saves its heap. A nil profiler profiles nothing.
+func (p *profiler) phase(ctx context.Context, name string) func() {
+	if p == nil {
+		return func() {}
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); p.cpu(pctx, name) }()
+	return func() { cancel(); <-done; p.heap(ctx, name) }
+}

@@ -198,6 +198,16 @@ func (t *tracker) phaseCounts() string {
 	return strings.Join(parts, ", ")
 }
 
+// progress is the progress line of a wait for n Canaries.
+func (t *tracker) progress(n int) string {
+	i, s, f := t.counts()
+	line := fmt.Sprintf("%d/%d initialised, %d succeeded, %d failed", i, n, s, f)
+	if phases := t.phaseCounts(); phases != "" {
+		line += " (seen since the release: " + phases + ")"
+	}
+	return line
+}
+
 // counts returns how many Canaries have reached each step.
 func (t *tracker) counts() (initialized, succeeded, failed int) {
 	t.mu.Lock()

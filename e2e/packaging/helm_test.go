@@ -97,6 +97,17 @@ provider: contour
 	"leader election off": `
 leaderElection: {enabled: false}
 `,
+	"shared namespaces": `
+sharedNamespaces: [observability, platform]
+`,
+	"namespaced shared": `
+namespaced: true
+watchNamespace: team-a
+sharedNamespaces: [observability, team-a]
+`,
+	"no aggregated roles": `
+rbac: {aggregateClusterRoles: false}
+`,
 	"logging": `
 log: {level: debug, encoding: console}
 `,
@@ -146,7 +157,10 @@ func TestHelm_Defaults(t *testing.T) {
 	}))
 
 	// The kubernetes provider routes with Services only: no router RBAC.
-	g.Expect(ofKind(objs, "ClusterRole")).To(ConsistOf(HaveField("Object", HaveKeyWithValue("metadata", HaveKeyWithValue("name", "serin")))))
+	// The aggregated roles add Serin's kinds to view, edit and admin.
+	g.Expect(names(ofKind(objs, "ClusterRole"))).To(ConsistOf("serin", "serin-aggregate-to-view", "serin-aggregate-to-edit"))
+	g.Expect(find(objs, "ClusterRole", "serin-aggregate-to-edit").Object["rules"]).To(Equal(find(kustomizeBuild(t, "kustomize/base"), "ClusterRole", "serin-aggregate-to-edit").Object["rules"]))
+	g.Expect(find(objs, "ClusterRole", "serin-aggregate-to-view").Object["rules"]).To(Equal(find(kustomizeBuild(t, "kustomize/base"), "ClusterRole", "serin-aggregate-to-view").Object["rules"]))
 	g.Expect(find(objs, "ClusterRoleBinding", "serin")).NotTo(BeNil())
 	g.Expect(find(objs, "Role", "serin-leader-election")).NotTo(BeNil())
 	g.Expect(find(objs, "ServiceAccount", "serin")).NotTo(BeNil())
@@ -206,6 +220,40 @@ func TestHelm_Options(t *testing.T) {
 		g.Expect(find(objs, "Role", "serin").GetNamespace()).To(Equal(releaseNamespace))
 		g.Expect(args(t, find(objs, "Deployment", "serin"))).To(ContainElement("--watch-namespace=" + releaseNamespace))
 	})
+	t.Run("shared namespaces", func(t *testing.T) {
+		g := NewWithT(t)
+		objs := mustRender(t, helmCases["shared namespaces"])
+		g.Expect(args(t, find(objs, "Deployment", "serin"))).To(ContainElement("--shared-namespaces=observability,platform"))
+		// Cluster-wide, the ClusterRole reads them already.
+		g.Expect(ofKind(objs, "Role")).To(ConsistOf(HaveField("Object", HaveKeyWithValue("metadata", HaveKeyWithValue("name", "serin-leader-election")))))
+		g.Expect(args(t, find(mustRender(t, ""), "Deployment", "serin"))).NotTo(ContainElement(HavePrefix("--shared-namespaces")))
+	})
+	t.Run("namespaced with shared namespaces", func(t *testing.T) {
+		g := NewWithT(t)
+		objs := mustRender(t, helmCases["namespaced shared"])
+		g.Expect(args(t, find(objs, "Deployment", "serin"))).To(ContainElement("--shared-namespaces=observability,team-a"))
+		// Read-only Roles where the templates live; the watched namespace
+		// has its Role already.
+		var shared []string
+		for _, r := range ofKind(objs, "Role") {
+			if r.GetName() == "serin-shared" {
+				shared = append(shared, r.GetNamespace())
+				g.Expect(find(objs, "RoleBinding", "serin-shared")).NotTo(BeNil())
+			}
+		}
+		g.Expect(shared).To(ConsistOf("observability"))
+		// Without sharedNamespaces, the controller's default: its own
+		// namespace, when it is not the watched one.
+		objs = mustRender(t, helmCases["namespaced"])
+		role := find(objs, "Role", "serin-shared")
+		g.Expect(role).NotTo(BeNil())
+		g.Expect(role.GetNamespace()).To(Equal(releaseNamespace))
+		g.Expect(find(mustRender(t, "namespaced: true"), "Role", "serin-shared")).To(BeNil())
+	})
+	t.Run("aggregated roles off", func(t *testing.T) {
+		g := NewWithT(t)
+		g.Expect(names(ofKind(mustRender(t, helmCases["no aggregated roles"]), "ClusterRole"))).To(ConsistOf("serin"))
+	})
 	t.Run("leader election off", func(t *testing.T) {
 		g := NewWithT(t)
 		objs := mustRender(t, helmCases["leader election off"])
@@ -256,16 +304,19 @@ func TestHelm_Options(t *testing.T) {
 
 func TestHelm_SchemaRejectsBadValues(t *testing.T) {
 	for name, values := range map[string]string{
-		"unknown provider":          "provider: foo",
-		"resources as a string":     "resources: 500m",
-		"unknown top-level key":     "replicas: 2",
-		"unknown nested key":        "podMonitor: {enabled: true, scrapeInterval: 10s}",
-		"unknown log level":         "log: {level: verbose}",
-		"unknown log encoding":      "log: {encoding: text}",
-		"namespaced as a string":    `namespaced: "yes"`,
-		"extraArgs as a string":     "extraArgs: --concurrent=8",
-		"metricsServer without URL": "metricsServer: prometheus:9090",
-		"unknown rbac.routers":      "rbac: {routers: some}",
+		"unknown provider":                  "provider: foo",
+		"resources as a string":             "resources: 500m",
+		"unknown top-level key":             "replicas: 2",
+		"unknown nested key":                "podMonitor: {enabled: true, scrapeInterval: 10s}",
+		"unknown log level":                 "log: {level: verbose}",
+		"unknown log encoding":              "log: {encoding: text}",
+		"namespaced as a string":            `namespaced: "yes"`,
+		"extraArgs as a string":             "extraArgs: --concurrent=8",
+		"metricsServer without URL":         "metricsServer: prometheus:9090",
+		"unknown rbac.routers":              "rbac: {routers: some}",
+		"sharedNamespaces as a string":      "sharedNamespaces: observability",
+		"sharedNamespaces not a name":       "sharedNamespaces: [Observability]",
+		"aggregateClusterRoles as a string": `rbac: {aggregateClusterRoles: "no"}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := renderChart(values)

@@ -63,9 +63,15 @@ func TestKustomize_Base(t *testing.T) {
 			g.Expect(o.GetNamespace()).To(Equal("serin-system"), "%s %s", o.GetKind(), o.GetName())
 		}
 	}
-	// No router permissions without an overlay that asks for them.
-	g.Expect(ofKind(objs, "ClusterRole")).To(HaveLen(1))
+	// No router permissions without an overlay that asks for them; the
+	// aggregated roles have no binding (the built-in roles take them in).
+	g.Expect(names(ofKind(objs, "ClusterRole"))).To(ConsistOf("serin", "serin-aggregate-to-view", "serin-aggregate-to-edit"))
 	g.Expect(ofKind(objs, "ClusterRoleBinding")).To(HaveLen(1))
+	g.Expect(find(objs, "ClusterRole", "serin-aggregate-to-view").GetLabels()).To(HaveKeyWithValue("rbac.authorization.k8s.io/aggregate-to-view", "true"))
+	g.Expect(find(objs, "ClusterRole", "serin-aggregate-to-edit").GetLabels()).To(And(
+		HaveKeyWithValue("rbac.authorization.k8s.io/aggregate-to-edit", "true"),
+		HaveKeyWithValue("rbac.authorization.k8s.io/aggregate-to-admin", "true"),
+	))
 
 	binding := find(objs, "ClusterRoleBinding", "serin")
 	g.Expect(binding).NotTo(BeNil())
@@ -221,4 +227,13 @@ func TestKustomize_NamespacedInstall(t *testing.T) {
 		g.Expect(binding.Object["subjects"]).To(ConsistOf(map[string]any{"kind": "ServiceAccount", "name": "serin", "namespace": "apps"}), name)
 	}
 	g.Expect(args(t, find(objs, "Deployment", "serin"))).To(ContainElements("--watch-namespace=apps", "--provider=istio"))
+}
+
+// names returns the names of objs.
+func names(objs []*unstructured.Unstructured) []string {
+	out := make([]string, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, o.GetName())
+	}
+	return out
 }

@@ -21,8 +21,8 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
-	"github.com/serin-dev/serin/e2e/testenv"
-	"github.com/serin-dev/serin/pkg/controller"
+	"github.com/serin-dev/serin/pkg/router"
+	"github.com/serin-dev/serin/pkg/testharness/testenv"
 )
 
 // repoRoot is the module root, relative to this package.
@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 
 // run runs the tests and stops the cluster if one of them started it.
 func run(m *testing.M) int {
-	if err := controller.AddToScheme(scheme); err != nil {
+	if err := router.AddToScheme(scheme); err != nil {
 		panic(err)
 	}
 	// Before anything logs: controller-runtime's logger can be set only

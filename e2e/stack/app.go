@@ -3,6 +3,7 @@ package stack
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -11,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 
@@ -66,6 +68,10 @@ func NewCanary(ns, name string, p serinv1.Provider) *serinv1.Canary {
 	}
 	if p == serinv1.ProviderNGINX {
 		c.Spec.IngressRef = &serinv1.IngressReference{APIVersion: "networking.k8s.io/v1", Kind: "Ingress", Name: name}
+	}
+	if strings.HasPrefix(string(p), string(serinv1.ProviderGatewayAPI)) {
+		// The Gateway need not exist: no gateway controller runs here.
+		c.Spec.Service.GatewayRefs = []gatewayv1.ParentReference{{Name: "public"}}
 	}
 	return c
 }

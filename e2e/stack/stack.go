@@ -7,8 +7,11 @@ package stack
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,12 +27,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/serin-dev/serin/pkg/controller"
+	"github.com/serin-dev/serin/pkg/router"
 
-	"github.com/serin-dev/serin/e2e/internal/proc"
-	"github.com/serin-dev/serin/e2e/prometheus"
 	"github.com/serin-dev/serin/e2e/telemetry"
-	"github.com/serin-dev/serin/e2e/testenv"
+	"github.com/serin-dev/serin/pkg/testharness/proc"
+	"github.com/serin-dev/serin/pkg/testharness/prometheus"
+	"github.com/serin-dev/serin/pkg/testharness/testenv"
 )
 
 // ControllerNamespace holds the controller's leader election Lease.
@@ -58,7 +61,8 @@ type Stack struct {
 	Exporter   *prometheus.Exporter
 	// Telemetry feeds Exporter; its Routes reads a Canary's routing.
 	Telemetry *telemetry.Source
-	// TesterURL is serin-tester's base URL, for webhooks.
+	// TesterURL is serin-tester's base URL, for webhooks. Its callers
+	// authenticate with a namespace's token from TesterToken.
 	TesterURL string
 	// ControllerMetricsURL is the controller's /metrics endpoint.
 	ControllerMetricsURL string
@@ -68,12 +72,14 @@ type Stack struct {
 	Dir string
 
 	controller, tester *proc.Process
-	stopTelemetry      context.CancelFunc
-	telemetryDone      chan struct{}
-	telemetryLog       *os.File
-	keepLogs           bool
-	stopOnce           sync.Once
-	stopErr            error
+	// testerTokens is serin-tester's --tokens-dir.
+	testerTokens  string
+	stopTelemetry context.CancelFunc
+	telemetryDone chan struct{}
+	telemetryLog  *os.File
+	keepLogs      bool
+	stopOnce      sync.Once
+	stopErr       error
 }
 
 // Start builds the binaries and starts every part; on error it stops what
@@ -101,7 +107,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 			s = nil
 		}
 	}()
-	if err := controller.AddToScheme(s.Scheme); err != nil {
+	if err := router.AddToScheme(s.Scheme); err != nil {
 		return s, err
 	}
 	// The stack's own client has nothing to log; the controller logs to
@@ -163,7 +169,16 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 
 	progress("starting serin-tester")
 	testerLog := filepath.Join(dir, "serin-tester.log")
-	if s.tester, err = proc.Start("serin-tester", filepath.Join(dir, "serin-tester"), testerLog, "--listen-address=127.0.0.1:0"); err != nil {
+	// As on a cluster: one token per namespace, in a directory that
+	// TesterToken fills as a mounted Secret would be. The apps that
+	// receive the tests' load listen on loopback, which serin-tester
+	// refuses unless told.
+	s.testerTokens = filepath.Join(dir, "tester-tokens")
+	if err := os.Mkdir(s.testerTokens, 0o700); err != nil {
+		return s, err
+	}
+	if s.tester, err = proc.Start("serin-tester", filepath.Join(dir, "serin-tester"), testerLog,
+		"--listen-address=127.0.0.1:0", "--tokens-dir="+s.testerTokens, "--load-allow-host=127.0.0.0/8"); err != nil {
 		return s, err
 	}
 	addr, err := waitForLogValue(ctx, s.tester, regexp.MustCompile(`msg=listening address=(\S+)`))
@@ -193,6 +208,62 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		return s, err
 	}
 	return s, nil
+}
+
+// TesterSecret is the Secret TesterToken creates, for webhooks' secretRef.
+const TesterSecret = "serin-tester"
+
+// TesterToken gives namespace ns (which must exist) a serin-tester token:
+// it adds the token to serin-tester's tokens directory, creates the Secret
+// TesterSecret in ns with the token under the key "token", which webhooks
+// with that secretRef send, and waits until serin-tester accepts it. It
+// returns the token, for calls of the tests' own.
+func (s *Stack) TesterToken(ctx context.Context, ns string) (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	token := hex.EncodeToString(b)
+	// Written aside and renamed, so that serin-tester never reads half a
+	// token; names starting with a dot are not read.
+	tmp := filepath.Join(s.testerTokens, "."+ns)
+	if err := os.WriteFile(tmp, []byte(token+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, filepath.Join(s.testerTokens, ns)); err != nil {
+		return "", err
+	}
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: TesterSecret},
+		Data:       map[string][]byte{"token": []byte(token)},
+	}
+	if err := s.Client.Create(ctx, secret); err != nil {
+		return "", fmt.Errorf("creating the Secret %s/%s: %w", ns, TesterSecret, err)
+	}
+	// serin-tester re-reads the directory within a second of an unknown
+	// token; a closed gate (403) means the token was accepted.
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	body := `{"name":"token-check","namespace":"` + ns + `"}`
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.TesterURL+"/gate/check", strings.NewReader(body))
+		if err != nil {
+			return "", err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				return token, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("serin-tester did not accept the token of namespace %s: %w", ns, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // KeepLogs keeps Dir, and the cluster's logs, after Stop.

@@ -19,6 +19,7 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
@@ -180,6 +181,18 @@ func newApp(t *testing.T, status int) *app {
 	return a
 }
 
+// testerSecret is the secretRef of webhooks that call serin-tester: the
+// Secret testerToken creates in the scenario's namespace.
+var testerSecret = &corev1.LocalObjectReference{Name: stack.TesterSecret}
+
+// testerToken gives the scenario's namespace its serin-tester token, in
+// the Secret testerSecret names, before the release calls any webhook.
+func (s *scenario) testerToken() string {
+	token, err := st.TesterToken(s.t.Context(), s.ns)
+	s.g.Expect(err).NotTo(HaveOccurred())
+	return token
+}
+
 // TestSmokeTestFails runs a blocking load test through serin-tester before
 // the rollout; the app answers 500, so the release is rolled back before
 // any traffic moves.
@@ -187,10 +200,11 @@ func TestSmokeTestFails(t *testing.T) {
 	c := stack.NewCanary("", appName, serinv1.ProviderIstio)
 	app := newApp(t, http.StatusInternalServerError)
 	c.Spec.Analysis.Webhooks = []serinv1.CanaryWebhook{{
-		Name: "smoke", Type: serinv1.PreRolloutHook, URL: st.TesterURL + "/", Timeout: "10s",
+		Name: "smoke", Type: serinv1.PreRolloutHook, URL: st.TesterURL + "/", Timeout: "10s", SecretRef: testerSecret,
 		Metadata: map[string]string{"type": "load", "url": app.url, "blocking": "true", "duration": "2s", "rate": "20", "minSuccessRate": "99"},
 	}}
 	s := newScenario(t, c)
+	s.testerToken()
 	s.release(v2, stack.Behaviour{})
 	// The first pre-rollout check runs as soon as the canary is ready, so
 	// the threshold is reached one interval sooner than by analysis checks.
@@ -210,8 +224,9 @@ func TestSmokeTestFails(t *testing.T) {
 func TestConfirmPromotionGate(t *testing.T) {
 	const hold = 15 * time.Second
 	c := stack.NewCanary("", appName, serinv1.ProviderIstio)
-	c.Spec.Analysis.Webhooks = []serinv1.CanaryWebhook{{Name: "gate", Type: serinv1.ConfirmPromotionHook, URL: st.TesterURL + "/gate/check"}}
+	c.Spec.Analysis.Webhooks = []serinv1.CanaryWebhook{{Name: "gate", Type: serinv1.ConfirmPromotionHook, URL: st.TesterURL + "/gate/check", SecretRef: testerSecret}}
 	s := newScenario(t, c)
+	token := s.testerToken()
 	s.release(v2, stack.Behaviour{})
 
 	g := s.g
@@ -221,10 +236,20 @@ func TestConfirmPromotionGate(t *testing.T) {
 
 	body, err := json.Marshal(map[string]string{"name": c.Name, "namespace": s.ns})
 	g.Expect(err).NotTo(HaveOccurred())
-	resp, err := http.Post(st.TesterURL+"/gate/open", "application/json", bytes.NewReader(body))
-	g.Expect(err).NotTo(HaveOccurred())
-	resp.Body.Close()
-	g.Expect(resp.StatusCode).To(Equal(http.StatusAccepted))
+	openGate := func(token string) int {
+		req, err := http.NewRequest(http.MethodPost, st.TesterURL+"/gate/open", bytes.NewReader(body))
+		g.Expect(err).NotTo(HaveOccurred())
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		g.Expect(err).NotTo(HaveOccurred())
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	g.Expect(openGate("")).To(Equal(http.StatusUnauthorized), "serin-tester wants a token")
+	g.Expect(openGate(token)).To(Equal(http.StatusAccepted))
 
 	s.finish(serinv1.CanaryPhaseSucceeded, promotionFloor(c)+hold)
 	g.Expect(s.primaryImage()).To(Equal(v2))
@@ -236,10 +261,11 @@ func TestLoadDuringRollout(t *testing.T) {
 	c := stack.NewCanary("", appName, serinv1.ProviderIstio)
 	app := newApp(t, http.StatusOK)
 	c.Spec.Analysis.Webhooks = []serinv1.CanaryWebhook{{
-		Name: "load", Type: serinv1.RolloutHook, URL: st.TesterURL + "/",
+		Name: "load", Type: serinv1.RolloutHook, URL: st.TesterURL + "/", SecretRef: testerSecret,
 		Metadata: map[string]string{"type": "load", "url": app.url, "duration": "3s", "rate": "10"},
 	}}
 	s := newScenario(t, c)
+	s.testerToken()
 	g := s.g
 	g.Expect(app.requests.Load()).To(BeZero(), "no load before the release")
 	s.release(v2, stack.Behaviour{})

@@ -17,9 +17,9 @@ import (
 	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 	"github.com/serin-dev/serin/pkg/router"
-	"github.com/serin-dev/serin/pkg/service"
 
-	"github.com/serin-dev/serin/e2e/prometheus"
+	"github.com/serin-dev/serin/pkg/naming"
+	"github.com/serin-dev/serin/pkg/testharness/prometheus"
 )
 
 // Annotations on a workload's pod template that declare how a version
@@ -81,7 +81,7 @@ func (s *Source) Sync(ctx context.Context, c *serinv1.Canary) error {
 	case provider == serinv1.ProviderKubernetes && canaryWeight == 0:
 		canaryWeight = testPercent
 	}
-	names := service.NamesOf(c)
+	names := naming.ServicesOf(c)
 	for _, v := range []version{
 		{workload: target + "-primary", service: names.Primary, weight: primaryWeight},
 		{workload: target, service: names.Canary, weight: canaryWeight},
@@ -107,7 +107,7 @@ func (s *Source) Routes(ctx context.Context, c *serinv1.Canary) (analysis.Traffi
 	if err != nil {
 		return analysis.Traffic{}, err
 	}
-	t, err := rt.Routes(ctx, router.Route{Canary: c, Selector: service.Selector{Key: "app", Value: c.Spec.TargetRef.Name}})
+	t, err := rt.Routes(ctx, router.Route{Canary: c, Selector: naming.Selector{Key: "app", Value: c.Spec.TargetRef.Name}})
 	if err != nil {
 		return analysis.Traffic{}, fmt.Errorf("reading the routes of %s/%s: %w", c.Namespace, c.Name, err)
 	}
@@ -123,22 +123,15 @@ func (s *Source) provider(c *serinv1.Canary) serinv1.Provider {
 	return serinv1.ProviderKubernetes
 }
 
-// router reads the routing objects of provider.
+// router reads the routing objects of provider, as the controller's router
+// of that provider would; it never writes (Sync only reads routes), so it
+// has no Services applier.
 func (s *Source) router(p serinv1.Provider) (router.Router, error) {
-	const fieldManager = "serin-telemetry" // never writes: Sync only reads routes
-	switch p {
-	case serinv1.ProviderKubernetes:
-		return &router.KubernetesRouter{Reader: s.Client}, nil
-	case serinv1.ProviderIstio:
-		return &router.IstioRouter{Reader: s.Client, Client: s.Client, FieldManager: fieldManager}, nil
-	case serinv1.ProviderNGINX:
-		return &router.NginxRouter{Reader: s.Client, Client: s.Client, FieldManager: fieldManager}, nil
-	case serinv1.ProviderContour:
-		return &router.ContourRouter{Reader: s.Client, Client: s.Client, FieldManager: fieldManager}, nil
-	case serinv1.ProviderGatewayAPI:
-		return &router.GatewayAPIRouter{Reader: s.Client, Client: s.Client, FieldManager: fieldManager}, nil
+	rt, err := router.New(p, router.Options{Reader: s.Client, Client: s.Client, FieldManager: "serin-telemetry"})
+	if err != nil {
+		return nil, fmt.Errorf("no telemetry for provider %q: %w", p, err)
 	}
-	return nil, fmt.Errorf("no telemetry for provider %q", p)
+	return rt, nil
 }
 
 // export declares the traffic of one version as provider p's data plane

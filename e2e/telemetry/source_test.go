@@ -16,13 +16,13 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/serin-dev/serin/e2e/prometheus"
 	"github.com/serin-dev/serin/e2e/telemetry"
-	"github.com/serin-dev/serin/e2e/testenv"
 	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/naming"
 	"github.com/serin-dev/serin/pkg/router"
-	"github.com/serin-dev/serin/pkg/service"
+	"github.com/serin-dev/serin/pkg/testharness/prometheus"
+	"github.com/serin-dev/serin/pkg/testharness/testenv"
 )
 
 func deployment(ns, name string, annotations map[string]string) *appsv1.Deployment {
@@ -70,7 +70,7 @@ func TestSourceFollowsTheRouting(t *testing.T) {
 	g.Expect(kube.Create(ctx, deployment(ns, "web", map[string]string{telemetry.ErrorRatioAnnotation: "0.1", telemetry.LatencyAnnotation: "200ms"}))).To(Succeed())
 
 	rt := &router.IstioRouter{Reader: kube, Client: kube, FieldManager: "serin"}
-	route := router.Route{Canary: canary, Selector: service.Selector{Key: "app", Value: "web"}}
+	route := router.Route{Canary: canary, Selector: naming.Selector{Key: "app", Value: "web"}}
 	_, err = rt.SetRoutes(ctx, route, analysis.Traffic{CanaryWeight: 30})
 	g.Expect(err).To(Succeed())
 

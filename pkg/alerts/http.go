@@ -6,13 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
-	"github.com/serin-dev/serin/pkg/internal/httpreply"
+	"github.com/serin-dev/serin/pkg/httpreply"
+	"github.com/serin-dev/serin/pkg/internal/httpx"
 )
 
 const (
@@ -22,6 +21,11 @@ const (
 	// code, the body only explains a refusal.
 	maxBodyBytes = 64 << 10
 )
+
+// redirects: none is followed. These services answer in place, and a
+// redirect elsewhere would carry the payload (and for same-host redirects
+// the token) where it was not meant to go.
+var redirects = httpx.Redirects{Max: 0}
 
 // endpoint is where a Notifier posts, and how.
 type endpoint struct {
@@ -33,20 +37,15 @@ type endpoint struct {
 	token       string // set only by the types that send it
 	// host is all that errors may say of the address.
 	host string
-	// secrets are redacted from errors, which quote response bodies.
-	secrets []string
+	// redactor keeps the secrets out of errors, which quote response
+	// bodies.
+	redactor *httpreply.Redactor
 }
 
-// newEndpoint posts JSON to address, through proxy when set.
+// newEndpoint posts JSON to address, through proxy when set, else through
+// the environment's. Notifiers with the same proxy share a transport, so
+// that a Notifier built per event still reuses connections.
 func newEndpoint(cfg Config, address, proxy *url.URL) *endpoint {
-	transport := http.DefaultTransport.(*http.Transport).Clone() // proxy from the environment by default
-	if proxy != nil {
-		transport.Proxy = http.ProxyURL(proxy)
-	}
-	// Alerts are rare, and the caller may build a Notifier per event:
-	// idle connections would outlive it for nothing.
-	transport.DisableKeepAlives = true
-
 	timeout := cfg.Timeout
 	if timeout == 0 {
 		timeout = DefaultTimeout
@@ -56,19 +55,13 @@ func newEndpoint(cfg Config, address, proxy *url.URL) *endpoint {
 		secrets = append(secrets, address.EscapedPath(), address.Path)
 	}
 	return &endpoint{
-		kind: cfg.Type,
-		client: &http.Client{
-			Transport: transport,
-			// A redirect is not followed: these services answer in place,
-			// and a redirect elsewhere would carry the payload (and for
-			// same-host redirects the token) where it was not meant to go.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		kind:        cfg.Type,
+		client:      httpx.NewClient(httpx.Options{Proxy: proxy}, redirects, nil),
 		timeout:     timeout,
 		target:      address.String(),
 		contentType: contentTypeJSON,
 		host:        address.Host,
-		secrets:     secrets,
+		redactor:    httpreply.NewRedactor(secrets...),
 	}
 }
 
@@ -105,11 +98,9 @@ func (e *endpoint) send(parent context.Context, m Message, payload any) error {
 		return e.fail(err)
 	}
 	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes)) // the status decides
+	data, _ := httpx.ReadBody(resp.Body, maxBodyBytes) // the status decides
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		// Redacted before statusError truncates it, which could cut a
-		// secret short of matching.
-		return e.fail(httpreply.StatusError(resp.StatusCode, []byte(e.redact(string(data)))))
+		return e.fail(httpreply.NewStatusError(resp.StatusCode, resp.Header, e.redactor.Excerpt(string(data))))
 	}
 	return nil
 }
@@ -117,23 +108,5 @@ func (e *endpoint) send(parent context.Context, m Message, payload any) error {
 // fail names the provider type and host in err and redacts the secrets
 // from its message, keeping err for errors.Is.
 func (e *endpoint) fail(err error) error {
-	return &alertError{msg: e.redact(fmt.Sprintf("%s alert to %s: %v", e.kind, e.host, err)), err: err}
+	return e.redactor.Error(fmt.Sprintf("%s alert to %s: %v", e.kind, e.host, err), err)
 }
-
-func (e *endpoint) redact(s string) string {
-	for _, secret := range e.secrets {
-		if secret != "" {
-			s = strings.ReplaceAll(s, secret, "[redacted]")
-		}
-	}
-	return s
-}
-
-// alertError is an error whose message was redacted.
-type alertError struct {
-	msg string
-	err error
-}
-
-func (e *alertError) Error() string { return e.msg }
-func (e *alertError) Unwrap() error { return e.err }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -114,7 +116,7 @@ func TestRefusalHidesSecrets(t *testing.T) {
 			err = n.Notify(context.Background(), failedMessage())
 			g.Expect(err).To(HaveOccurred())
 			msg := err.Error()
-			g.Expect(msg).To(ContainSubstring("status 403 Forbidden"))
+			g.Expect(msg).To(ContainSubstring("HTTP 403 Forbidden"))
 			g.Expect(msg).To(ContainSubstring(string(typ) + " alert to " + host))
 			g.Expect(msg).To(ContainSubstring("[redacted]"))
 			for _, secret := range []string{"s3cret", "k3y", "id-123", address} {
@@ -134,7 +136,7 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 	n, err := New(Config{Type: TypeGeneric, Address: srv.URL + "/hook", Token: "s3cret"})
 	g.Expect(err).NotTo(HaveOccurred())
 	err = n.Notify(context.Background(), failedMessage())
-	g.Expect(err).To(MatchError(ContainSubstring("status 307 Temporary Redirect (redirects are not followed)")))
+	g.Expect(err).To(MatchError(ContainSubstring("HTTP 307 Temporary Redirect (redirects are not followed)")))
 	g.Consistently(got, "50ms").ShouldNot(Receive())
 }
 
@@ -163,4 +165,34 @@ func TestConnectionErrorHidesURL(t *testing.T) {
 	g.Expect(err.Error()).NotTo(ContainSubstring("s3cret"))
 	var uerr *url.Error
 	g.Expect(errors.As(err, &uerr)).To(BeFalse(), "url.Error quotes the URL")
+}
+
+// TestNotifiersShareConnections: the controller builds a Notifier per
+// event; those to one receiver share a connection rather than dialing for
+// each event.
+func TestNotifiersShareConnections(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	const events = 50
+	for range events {
+		n, err := New(Config{Type: TypeSlack, Address: srv.URL + "/services/T/B/X"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Notify(context.Background(), failedMessage()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := conns.Load(); n > 2 {
+		t.Errorf("%d events opened %d connections, want one or two", events, n)
+	}
 }

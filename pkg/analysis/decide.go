@@ -46,24 +46,24 @@ func Decide(in Input) Decision {
 		return d.done(0)
 	}
 	if in.Status.LastPromotedSpec == "" {
-		return d.initialize()
+		return d.inInitializing()
 	}
 	switch in.Status.Phase {
 	case serinv1.CanaryPhaseWaiting:
-		return d.waiting()
+		return d.inWaiting()
 	case serinv1.CanaryPhaseProgressing:
-		return d.progressing()
+		return d.inProgressing()
 	case serinv1.CanaryPhaseWaitingPromotion:
-		return d.waitingPromotion()
+		return d.inWaitingPromotion()
 	case serinv1.CanaryPhasePromoting:
-		return d.promoting()
+		return d.inPromoting()
 	case serinv1.CanaryPhaseFinalising:
-		return d.finalising()
+		return d.inFinalising()
 	case serinv1.CanaryPhaseTerminating, serinv1.CanaryPhaseTerminated:
 		// Deletion is the reconciler's finalizer, not a release step.
 		return d.done(0)
 	default:
-		return d.idle()
+		return d.inIdle()
 	}
 }
 
@@ -199,9 +199,11 @@ func (d *decider) strategyOf() Strategy {
 	return d.strategy
 }
 
-// initialize creates the primary and, once it serves, hands it the traffic
-// and scales the target to zero.
-func (d *decider) initialize() Decision {
+// inInitializing handles a Canary whose primary has never served
+// (Initializing, or Failed before it served): it creates the primary and,
+// once it serves, hands it the traffic, scales the target to zero and enters
+// Initialized.
+func (d *decider) inInitializing() Decision {
 	if d.next.Phase == "" {
 		d.setPhase(serinv1.CanaryPhaseInitializing)
 		d.event(ReasonInitializing, "Initializing: creating %s-primary from %s", d.target(), d.target())
@@ -225,16 +227,17 @@ func (d *decider) initialize() Decision {
 	return d.done(0)
 }
 
-// idle handles Initialized, Succeeded and Failed: it starts a release when
-// the target has a revision that is neither the analysed nor the promoted one.
-func (d *decider) idle() Decision {
+// inIdle handles the idle phases, Initialized, Succeeded and Failed: it
+// starts a release (confirmRollout) when the target has a revision that is
+// neither the analysed nor the promoted one.
+func (d *decider) inIdle() Decision {
 	switch d.in.Revision {
 	case d.next.LastAppliedSpec:
 		return d.done(0)
 	case d.next.LastPromotedSpec:
 		return d.revertedToPromoted()
 	}
-	return d.start()
+	return d.confirmRollout()
 }
 
 // revertedToPromoted ends any release: the target is back at the revision the
@@ -253,11 +256,13 @@ func (d *decider) revertedToPromoted() Decision {
 	return d.done(0)
 }
 
-// start begins the analysis of a new revision, behind the confirm-rollout gate.
-func (d *decider) start() Decision {
+// confirmRollout puts a new revision behind the confirm-rollout gate: it
+// enters Waiting while the gate is closed and Progressing once it is open
+// (or there is none), and with skipAnalysis Promoting, without analysis.
+func (d *decider) confirmRollout() Decision {
 	if d.in.Spec.SkipAnalysis {
 		d.event(ReasonSkippedAnalysis, "New revision of %s: skipAnalysis is set, promoting without checks", d.target())
-		return d.promoteUntested()
+		return d.enterPromotingUntested()
 	}
 	if g := d.gate(serinv1.ConfirmRolloutHook); g != "" {
 		res, ok := d.checks(CheckRequest{Gate: g})
@@ -273,12 +278,25 @@ func (d *decider) start() Decision {
 			return d.done(d.interval())
 		}
 	}
-	return d.begin()
+	return d.enterProgressing()
 }
 
-// begin starts the analysis of the target's revision: the canary scales up
-// with no traffic yet.
-func (d *decider) begin() Decision {
+// heldByGateBefore reports whether the previous interval already held this
+// revision at this weight behind a closed gate: the wait was announced then,
+// and announcing it at every interval would flood the alert channels.
+func (d *decider) heldByGateBefore() bool {
+	h := d.in.Status.History
+	if len(h) == 0 {
+		return false
+	}
+	last := h[len(h)-1]
+	return last.Revision == d.next.LastAppliedSpec && last.Weight == d.next.CanaryWeight &&
+		last.Action == "hold" && strings.Contains(" "+last.Checks+" ", "=closed ")
+}
+
+// enterProgressing starts the analysis of the target's revision: the canary
+// scales up with no traffic yet.
+func (d *decider) enterProgressing() Decision {
 	d.resetFor(d.in.Revision)
 	d.setPhase(serinv1.CanaryPhaseProgressing)
 	d.act(ScaleCanaryUp)
@@ -287,9 +305,9 @@ func (d *decider) begin() Decision {
 	return d.done(d.interval())
 }
 
-// promoteUntested copies a revision that never ran as a canary into the
-// primary. Traffic stays on the primary, which rolls the revision out.
-func (d *decider) promoteUntested() Decision {
+// enterPromotingUntested enters Promoting for a revision that never ran as a
+// canary. Traffic stays on the primary, which rolls the revision out.
+func (d *decider) enterPromotingUntested() Decision {
 	d.resetFor(d.in.Revision)
 	d.setPhase(serinv1.CanaryPhasePromoting)
 	return d.done(copyDelay)
@@ -299,7 +317,7 @@ func (d *decider) promoteUntested() Decision {
 // was set during its analysis, as Flagger allows.
 func (d *decider) skipRemaining() Decision {
 	d.event(ReasonSkippedAnalysis, "skipAnalysis is set: promoting %s without the rest of its analysis", d.target())
-	return d.promote()
+	return d.enterPromoting()
 }
 
 // resetFor starts the counters of a release of revision rev.
@@ -318,17 +336,19 @@ func (d *decider) resetFor(rev string) {
 	}
 }
 
-func (d *decider) waiting() Decision {
+// inWaiting handles Waiting: the confirm-rollout gate is asked again every
+// interval.
+func (d *decider) inWaiting() Decision {
 	if d.in.Revision == d.next.LastPromotedSpec {
 		return d.revertedToPromoted()
 	}
 	if d.in.Spec.SkipAnalysis {
-		return d.start()
+		return d.confirmRollout()
 	}
 	if left := d.untilDue(); left > 0 {
 		return d.done(left)
 	}
-	return d.start()
+	return d.confirmRollout()
 }
 
 // restart handles a new revision during the analysis: traffic goes back to
@@ -383,7 +403,9 @@ func (d *decider) waitReady() (Decision, bool) {
 	return d.done(left), true
 }
 
-func (d *decider) progressing() Decision {
+// inProgressing handles Progressing: once both workloads are ready, one
+// step of the analysis per interval (canaryStep or iterationStep).
+func (d *decider) inProgressing() Decision {
 	if d.in.Revision != d.next.LastAppliedSpec {
 		return d.restart()
 	}
@@ -464,8 +486,8 @@ func (d *decider) position() string {
 	return fmt.Sprintf("iteration %d", d.next.Iterations)
 }
 
-// canaryStep shifts traffic by one weight step once the checks pass, and
-// promotes after the checks at maxWeight pass.
+// canaryStep raises the canary weight by one step once the checks pass
+// (raiseWeight), and promotes after the checks at maxWeight pass.
 func (d *decider) canaryStep() Decision {
 	weight, maxWeight := d.next.CanaryWeight, MaxWeight(d.in.Spec.Analysis)
 	req := CheckRequest{Rollback: d.hasHooks(serinv1.RollbackHook)}
@@ -487,20 +509,22 @@ func (d *decider) canaryStep() Decision {
 	}
 	if !gateOpen {
 		if weight >= maxWeight {
-			return d.waitPromotion()
+			return d.enterWaitingPromotion()
 		}
-		d.event(ReasonWaitingApproval, "Holding %s at weight %d: waiting for the confirm-traffic-increase gate", d.target(), weight)
+		if !d.heldByGateBefore() {
+			d.event(ReasonWaitingApproval, "Holding %s at weight %d: waiting for the confirm-traffic-increase gate", d.target(), weight)
+		}
 		return d.done(d.interval())
 	}
 	if weight >= maxWeight {
-		return d.promote()
+		return d.enterPromoting()
 	}
-	return d.shift()
+	return d.raiseWeight()
 }
 
-// shift moves the canary to the next weight step, capped to the share of
-// its pods that are ready.
-func (d *decider) shift() Decision {
+// raiseWeight moves the canary to the next weight step, capped to the share
+// of its pods that are ready.
+func (d *decider) raiseWeight() Decision {
 	weight := d.next.CanaryWeight
 	scheduled := NextWeight(d.in.Spec.Analysis, weight)
 	next := d.capped(scheduled)
@@ -566,19 +590,19 @@ func (d *decider) iterationStep() Decision {
 		return *stop
 	}
 	if d.next.Iterations < total {
-		dec := d.iterate()
+		dec := d.passIteration()
 		if d.next.Iterations < total {
 			return dec
 		}
 	}
 	if !gateOpen {
-		return d.waitPromotion()
+		return d.enterWaitingPromotion()
 	}
-	return d.promote()
+	return d.enterPromoting()
 }
 
-// iterate counts one passed blue/green or A/B iteration.
-func (d *decider) iterate() Decision {
+// passIteration counts one passed blue/green or A/B iteration.
+func (d *decider) passIteration() Decision {
 	if d.needsRouting() {
 		// A promote operation skipped the routing step.
 		d.route(d.analysisTraffic(0))
@@ -589,7 +613,9 @@ func (d *decider) iterate() Decision {
 	return d.done(d.interval())
 }
 
-func (d *decider) waitPromotion() Decision {
+// enterWaitingPromotion enters WaitingPromotion: the analysis passed and the
+// confirm-promotion gate is closed.
+func (d *decider) enterWaitingPromotion() Decision {
 	if d.next.Phase != serinv1.CanaryPhaseWaitingPromotion {
 		d.setPhase(serinv1.CanaryPhaseWaitingPromotion)
 		d.event(ReasonWaitingPromotion, "%s passed the analysis and waits for the confirm-promotion gate", d.target())
@@ -597,7 +623,9 @@ func (d *decider) waitPromotion() Decision {
 	return d.done(d.interval())
 }
 
-func (d *decider) waitingPromotion() Decision {
+// inWaitingPromotion handles WaitingPromotion: the confirm-promotion gate is
+// asked every interval, and the revision promoted once it opens.
+func (d *decider) inWaitingPromotion() Decision {
 	if d.in.Revision != d.next.LastAppliedSpec {
 		return d.restart()
 	}
@@ -618,14 +646,14 @@ func (d *decider) waitingPromotion() Decision {
 	if !gateOpen {
 		return d.done(d.interval())
 	}
-	return d.promote()
+	return d.enterPromoting()
 }
 
-// promote enters Promoting for the analysed revision. The copy into the
+// enterPromoting enters Promoting for the analysed revision. The copy into the
 // primary waits for the next reconcile: the status that says Promoting is
 // written first, so a crash between the two writes repeats the copy instead
 // of forgetting it.
-func (d *decider) promote() Decision {
+func (d *decider) enterPromoting() Decision {
 	d.next.LastIterationTime = d.now()
 	d.setPhase(serinv1.CanaryPhasePromoting)
 	d.event(ReasonPromoting, "Copying %s into %s-primary", d.target(), d.target())
@@ -640,10 +668,11 @@ func (d *decider) restorePrimary() {
 	}
 }
 
-// promoting waits for the primary to roll out the promoted revision, then
-// returns traffic to it, in stepWeightPromotion steps if set. A new revision
-// of the target waits until the promotion has ended.
-func (d *decider) promoting() Decision {
+// inPromoting handles Promoting: it waits for the primary to roll out the
+// promoted revision, then returns traffic to it, in stepWeightPromotion
+// steps if set, and enters Finalising. A new revision of the target waits
+// until the promotion has ended.
+func (d *decider) inPromoting() Decision {
 	if rev := d.next.LastAppliedSpec; d.in.Primary.Revision != rev {
 		if d.in.Revision != rev {
 			// The target changed before its analysed revision reached
@@ -696,7 +725,9 @@ func (d *decider) promoting() Decision {
 	return d.done(finaliseDelay)
 }
 
-func (d *decider) finalising() Decision {
+// inFinalising handles Finalising: the canary scales down, the post-rollout
+// hooks run and the release enters Succeeded.
+func (d *decider) inFinalising() Decision {
 	d.act(ScaleCanaryDown)
 	d.act(RunPostRollout)
 	d.next.LastPromotedSpec = d.next.LastAppliedSpec

@@ -318,6 +318,13 @@ func TestDecide(t *testing.T) {
 			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 20, wantIter: 1, wantEvents: "MetricPassed WaitingForApproval", wantRequeue: time.Minute,
 		},
 		{
+			name: "a gate still closed at the next interval holds without announcing it again", spec: canarySpec(metric, hook(serinv1.ConfirmTrafficIncreaseHook)),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1), func(s *serinv1.CanaryStatus) {
+				s.History = []serinv1.DecisionRecord{{Revision: "rev2", Phase: serinv1.CanaryPhaseProgressing, Weight: 20, Iteration: 1, Checks: "error-rate=0.1 confirm-traffic-increase=closed", Action: "hold"}}
+			}), checks: gatesClosed,
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 20, wantIter: 1, wantEvents: "MetricPassed", wantRequeue: time.Minute,
+		},
+		{
 			name: "the gate of the next step is asked with the checks", spec: canarySpec(metric, hook(serinv1.ConfirmTrafficIncreaseHook)),
 			status:  status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)),
 			wantRun: &CheckRequest{Gate: serinv1.ConfirmTrafficIncreaseHook, Analysis: true},

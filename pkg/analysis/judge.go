@@ -1,11 +1,14 @@
 package analysis
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/checker"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 )
@@ -182,6 +185,18 @@ func formatValue(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
 // seconds are stopped instead of holding a reconcile worker.
 const celCostLimit = 10_000
 
+// celEvalTimeout bounds one evaluation in time.
+const celEvalTimeout = 100 * time.Millisecond
+
+// noSizes gives the cost estimator no sizes: a condition's only variable is
+// a double, and every list in it is a literal whose size CEL knows.
+type noSizes struct{}
+
+func (noSizes) EstimateSize(checker.AstNode) *checker.SizeEstimate { return nil }
+func (noSizes) EstimateCallCost(string, string, *checker.AstNode, []checker.AstNode) *checker.CallEstimate {
+	return nil
+}
+
 // maxPrograms bounds the compiled-condition cache: conditions come from
 // user specs, so their number is not ours to choose.
 const maxPrograms = 1024
@@ -204,7 +219,11 @@ func evalCondition(expr string, result float64) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	out, _, err := prg.Eval(map[string]any{"result": result})
+	// The cost limit stops a runaway evaluation; the deadline stops one the
+	// cost model underrates.
+	ctx, cancel := context.WithTimeout(context.Background(), celEvalTimeout)
+	defer cancel()
+	out, _, err := prg.ContextEval(ctx, map[string]any{"result": result})
 	if err != nil {
 		return false, fmt.Errorf("evaluating %q: %w", expr, err)
 	}
@@ -235,7 +254,12 @@ func program(expr string) (cel.Program, error) {
 	if ast.OutputType() != cel.BoolType {
 		return nil, fmt.Errorf("%q is of type %s, not bool", expr, ast.OutputType())
 	}
-	prg, err := celEnv.Program(ast, cel.CostLimit(celCostLimit))
+	// A condition whose worst case exceeds the limit is refused at compile
+	// time, before it runs; its Stalled condition names it.
+	if est, err := celEnv.EstimateCost(ast, noSizes{}); err != nil || est.Max > celCostLimit {
+		return nil, fmt.Errorf("%q may cost more than the limit of %d to evaluate; simplify it", expr, celCostLimit)
+	}
+	prg, err := celEnv.Program(ast, cel.CostLimit(celCostLimit), cel.InterruptCheckFrequency(100))
 	if err != nil {
 		return nil, fmt.Errorf("compiling %q: %w", expr, err)
 	}

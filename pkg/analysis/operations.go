@@ -245,7 +245,7 @@ func (d *decider) operate(op Operation) (Decision, bool) {
 		return d.rollback("aborted%s", op.requester()), true
 	case OperationRetry:
 		event("running the analysis of the failed revision again")
-		return d.start(), true
+		return d.confirmRollout(), true
 	case OperationPause:
 		event(fmt.Sprintf("holding the release at weight %d", d.next.CanaryWeight))
 		d.next.Paused = true
@@ -260,21 +260,21 @@ func (d *decider) operate(op Operation) (Decision, bool) {
 	case OperationPromoteFull:
 		event("skipping the remaining steps and promoting")
 		if phase == serinv1.CanaryPhaseWaiting {
-			return d.promoteUntested(), true
+			return d.enterPromotingUntested(), true
 		}
-		return d.promote(), true
+		return d.enterPromoting(), true
 	}
 	// OperationPromote.
 	switch phase {
 	case serinv1.CanaryPhaseWaiting:
 		event("passing the confirm-rollout gate")
-		return d.begin(), true
+		return d.enterProgressing(), true
 	case serinv1.CanaryPhaseWaitingPromotion:
 		event("passing the confirm-promotion gate")
-		return d.promote(), true
+		return d.enterPromoting(), true
 	}
 	event("taking the next step now")
-	return d.advance(), true
+	return d.stepWithoutChecks(), true
 }
 
 // refusal adds to Refusal what depends on the observations.
@@ -320,17 +320,17 @@ func (d *decider) refusal(kind OperationKind) string {
 	return ""
 }
 
-// advance takes the next step of the analysis now, without checks.
-func (d *decider) advance() Decision {
+// stepWithoutChecks takes the next step of the analysis now, without checks.
+func (d *decider) stepWithoutChecks() Decision {
 	d.next.LastIterationTime = d.now()
 	if d.strategyOf() == StrategyCanary {
 		if d.next.CanaryWeight >= MaxWeight(d.in.Spec.Analysis) {
-			return d.promote()
+			return d.enterPromoting()
 		}
-		return d.shift()
+		return d.raiseWeight()
 	}
 	if d.next.Iterations >= d.in.Spec.Analysis.Iterations {
-		return d.promote()
+		return d.enterPromoting()
 	}
-	return d.iterate()
+	return d.passIteration()
 }

@@ -40,13 +40,19 @@ type Alerting struct {
 	Cluster string
 }
 
-// alert sends a release event to the Canary's alert providers and the
-// controller-wide default. A failed delivery is logged and recorded as an
-// Event; it never holds the release.
-func (r *CanaryReconciler) alert(ctx context.Context, c *serinv1.Canary, reason, message string) {
+// alertSeverity is the severity of a release event, if the event is one
+// that alerts and anything would receive it.
+func (r *CanaryReconciler) alertSeverity(c *serinv1.Canary, reason string) (serinv1.AlertSeverity, bool) {
 	severity, ok := alertSeverities[reason]
-	if !ok || (len(c.Spec.Analysis.Alerts) == 0 && r.Alerting.Default == nil) {
-		return
+	return severity, ok && (len(c.Spec.Analysis.Alerts) > 0 || r.Alerting.Default != nil)
+}
+
+// alertMessage is the alert for a release event, if the event is one that
+// alerts and anything would receive it.
+func (r *CanaryReconciler) alertMessage(c *serinv1.Canary, reason, message string) (alerts.Message, bool) {
+	severity, ok := r.alertSeverity(c, reason)
+	if !ok {
+		return alerts.Message{}, false
 	}
 	m := alerts.Message{
 		Canary:    c.Name,
@@ -65,16 +71,23 @@ func (r *CanaryReconciler) alert(ctx context.Context, c *serinv1.Canary, reason,
 	if m.Phase == "" {
 		m.Phase = serinv1.CanaryPhaseInitializing
 	}
+	return m, true
+}
+
+// alert sends m to the Canary's alert providers and the controller-wide
+// default. A failed delivery is logged and recorded as an Event; it never
+// holds the release.
+func (r *CanaryReconciler) alert(ctx context.Context, c *serinv1.Canary, m alerts.Message) {
 	var errs []string
 	for _, a := range c.Spec.Analysis.Alerts {
-		if !alerts.Allowed(a.Severity, severity) {
+		if !alerts.Allowed(a.Severity, m.Severity) {
 			continue
 		}
 		if err := r.sendAlert(ctx, c, a, m); err != nil {
 			errs = append(errs, fmt.Sprintf("%s: %v", a.Name, err))
 		}
 	}
-	if d := r.Alerting.Default; d != nil && alerts.Allowed(r.Alerting.DefaultSeverity, severity) {
+	if d := r.Alerting.Default; d != nil && alerts.Allowed(r.Alerting.DefaultSeverity, m.Severity) {
 		if err := notify(ctx, *d, m); err != nil {
 			errs = append(errs, fmt.Sprintf("default alert provider: %v", err))
 		}
@@ -91,8 +104,8 @@ func (r *CanaryReconciler) sendAlert(ctx context.Context, c *serinv1.Canary, a s
 	if ns == "" {
 		ns = c.Namespace
 	}
-	if ns != c.Namespace && r.MetricChecks.NoCrossNamespaceRefs {
-		return fmt.Errorf("AlertProvider %s/%s is in another namespace, which --no-cross-namespace-refs forbids", ns, a.ProviderRef.Name)
+	if err := r.Refs.Allows(c.Namespace, serinv1.AlertProviderKind, ns, a.ProviderRef.Name); err != nil {
+		return err
 	}
 	var p serinv1.AlertProvider
 	if err := r.Get(ctx, client.ObjectKey{Namespace: ns, Name: a.ProviderRef.Name}, &p); err != nil {

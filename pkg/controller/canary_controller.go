@@ -24,8 +24,11 @@ import (
 
 	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/apply"
 	"github.com/serin-dev/serin/pkg/checks/metrics"
 	"github.com/serin-dev/serin/pkg/checks/webhook"
+	"github.com/serin-dev/serin/pkg/internal/workpool"
+	"github.com/serin-dev/serin/pkg/refpolicy"
 	"github.com/serin-dev/serin/pkg/router"
 	"github.com/serin-dev/serin/pkg/service"
 	"github.com/serin-dev/serin/pkg/versions"
@@ -33,7 +36,7 @@ import (
 )
 
 // FieldManager owns the fields Serin writes with server-side apply.
-const FieldManager = "serin"
+const FieldManager = apply.FieldManager
 
 // routerRetry is how soon a Canary whose router CRDs are missing is looked
 // at again.
@@ -63,6 +66,13 @@ type CanaryReconciler struct {
 	Services     *service.Applier
 	Webhooks     webhook.Caller
 	MetricChecks *metrics.Checker
+	// checks runs the checks off the reconcile workers.
+	checks *checkRuns
+	// notifications delivers event webhooks, post-rollout webhooks and
+	// alerts off the reconcile workers.
+	notifications *workpool.Pool
+	// announcements deliver the Events of stored decisions.
+	announcements *announcements
 
 	// DefaultProvider is used when spec.provider is empty.
 	DefaultProvider serinv1.Provider
@@ -71,6 +81,8 @@ type CanaryReconciler struct {
 	ErrorLimit int
 	// Alerting sends release events to alert providers.
 	Alerting Alerting
+	// Refs says which namespaces a Canary may take AlertProviders from.
+	Refs refpolicy.Policy
 
 	// versions are the Canaries' versions this controller last wrote or
 	// read around the cache.
@@ -99,6 +111,8 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		if apierrors.IsNotFound(err) {
 			forgetRelease(req.NamespacedName)
 			r.versions.Forget(gone)
+			r.checks.forget(req.NamespacedName)
+			r.announcements.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -116,18 +130,29 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		}
 		r.versions.Record(obj)
 	}
-	patcher, err := newCanaryPatcher(r.Client, r.versions, obj)
+	patcher, err := newCanaryPatcher(r.Client, r.APIReader, r.versions, obj)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	// Delivered Events leave the status with a write it needs anyway.
+	patcher.beforeStatusWrite = r.announcements.dropDelivered
 	phaseBefore := obj.Status.Phase
+	// The decision's Events (and the alerts and event webhooks they feed)
+	// go out once its status is stored: a decision whose status write is
+	// refused did not happen.
+	var decided []analysis.Event
 
 	defer func() {
-		if err := patcher.Patch(ctx, obj); err != nil {
+		r.announcements.stage(ctx, obj, decided, r.Now())
+		err := patcher.Patch(ctx, obj)
+		if err != nil {
 			if !obj.DeletionTimestamp.IsZero() {
 				err = client.IgnoreNotFound(err)
 			}
 			retErr = kerrors.NewAggregate([]error{retErr, err})
+		} else {
+			faultAfterStored(decided)
+			r.announce(ctx, obj)
 		}
 		r.Metrics.RecordDuration(ctx, obj, start)
 		if retErr == nil && obj.DeletionTimestamp.IsZero() {
@@ -155,7 +180,7 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		log.FromContext(ctx).V(1).Info("reconciliation is suspended")
 		return ctrl.Result{}, nil
 	}
-	return r.reconcile(ctx, obj)
+	return r.reconcile(ctx, obj, &decided)
 }
 
 func (r *CanaryReconciler) provider(c *serinv1.Canary) serinv1.Provider {
@@ -171,28 +196,16 @@ func (r *CanaryReconciler) router(c *serinv1.Canary) (router.Router, error) {
 	if err := router.Supports(p, analysis.StrategyOf(c.Spec.Analysis)); err != nil {
 		return nil, err
 	}
-	// Routers read uncached: they write only at a weight step, right before
-	// reading the split back, which a cache might not have seen yet. It
-	// also keeps the routing kinds out of the informer cache, so a missing
-	// CRD never blocks it.
-	reader, kube := r.APIReader, r.Client
-	switch p {
-	case serinv1.ProviderKubernetes:
-		// The apex Service is cached (the engine watches its Services), so
-		// the router looks there before applying; it verifies around the
-		// cache.
-		return &router.KubernetesRouter{Services: r.Services, Reader: reader}, nil
-	case serinv1.ProviderIstio:
-		return &router.IstioRouter{Reader: reader, Client: kube, FieldManager: FieldManager}, nil
-	case serinv1.ProviderNGINX:
-		return &router.NginxRouter{Reader: reader, Client: kube, FieldManager: FieldManager, AnnotationPrefix: r.Routers.NginxAnnotationPrefix}, nil
-	case serinv1.ProviderContour:
-		return &router.ContourRouter{Reader: reader, Client: kube, FieldManager: FieldManager, IngressClass: r.Routers.ContourIngressClass}, nil
-	case serinv1.ProviderGatewayAPI, "gatewayapi:v1", "gatewayapi:v1beta1":
-		return &router.GatewayAPIRouter{Reader: reader, Client: kube, FieldManager: FieldManager}, nil
-	default:
-		return nil, fmt.Errorf("provider %q has no router", p)
-	}
+	// Routers read uncached (router.Options.Reader says why); the
+	// kubernetes router's Services applier looks in the cache first.
+	return router.New(p, router.Options{
+		Reader:                r.APIReader,
+		Client:                r.Client,
+		FieldManager:          FieldManager,
+		Services:              r.Services,
+		NginxAnnotationPrefix: r.Routers.NginxAnnotationPrefix,
+		ContourIngressClass:   r.Routers.ContourIngressClass,
+	})
 }
 
 // RouterOptions tune the routers.
@@ -203,16 +216,15 @@ type RouterOptions struct {
 	ContourIngressClass string
 }
 
-func (r *CanaryReconciler) reconcile(ctx context.Context, c *serinv1.Canary) (ctrl.Result, error) {
+// reconcile advances a Canary that is neither deleted nor suspended: it
+// observes the workloads, lets the analysis decide (running the checks it
+// asks for), applies the decision's actions and then takes its status. The
+// decision's Events go to decided, for Reconcile to announce once the status
+// is stored.
+func (r *CanaryReconciler) reconcile(ctx context.Context, c *serinv1.Canary, decided *[]analysis.Event) (ctrl.Result, error) {
 	rt, err := r.router(c)
 	if err != nil {
-		reason := serinv1.RouterUnavailableReason
-		var unsupported *router.UnsupportedStrategyError
-		if errors.As(err, &unsupported) {
-			reason = serinv1.UnsupportedStrategyReason
-		}
-		r.eventf(ctx, c, corev1.EventTypeWarning, reason, "%s", err)
-		markStalled(c, reason, err.Error())
+		r.stallWithoutRouter(ctx, c, err)
 		return ctrl.Result{}, nil
 	}
 
@@ -224,9 +236,49 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, c *serinv1.Canary) (ct
 		err := fmt.Errorf("%s %s/%s not found", c.Spec.TargetRef.Kind, c.Namespace, c.Spec.TargetRef.Name)
 		return r.retry(ctx, c, serinv1.TargetNotFoundReason, err)
 	}
-	route := router.Route{Canary: c, Selector: obs.Selector, Ports: obs.Ports}
 
-	in := analysis.Input{
+	decision, result, done, err := r.decide(ctx, c, obs)
+	if done {
+		return result, err
+	}
+	if decision.Invalid != "" {
+		r.stallOnInvalidMetric(ctx, c, decision.Invalid)
+		return ctrl.Result{RequeueAfter: decision.RequeueAfter}, nil
+	}
+
+	route := router.Route{Canary: c, Selector: obs.Selector, Ports: obs.Ports}
+	if result, done, err := r.actAll(ctx, c, rt, route, decision.Actions, obs.Revision); done {
+		return result, err
+	}
+
+	takeDecisionStatus(c, decision, obs)
+	*decided = decision.Events
+	return ctrl.Result{RequeueAfter: decision.RequeueAfter}, nil
+}
+
+// stallWithoutRouter stalls a Canary whose provider has no router, or none
+// that can carry its strategy.
+func (r *CanaryReconciler) stallWithoutRouter(ctx context.Context, c *serinv1.Canary, err error) {
+	reason := serinv1.RouterUnavailableReason
+	var unsupported *router.UnsupportedStrategyError
+	if errors.As(err, &unsupported) {
+		reason = serinv1.UnsupportedStrategyReason
+	}
+	r.eventf(ctx, c, corev1.EventTypeWarning, reason, "%s", err)
+	markStalled(c, reason, err.Error())
+}
+
+// stallOnInvalidMetric holds the release where it is until the metric can
+// run.
+func (r *CanaryReconciler) stallOnInvalidMetric(ctx context.Context, c *serinv1.Canary, message string) {
+	r.eventf(ctx, c, corev1.EventTypeWarning, serinv1.InvalidMetricReason, "%s", message)
+	markStalled(c, serinv1.InvalidMetricReason, message)
+}
+
+// analysisInput is what the analysis decides from: the Canary and what was
+// observed of its workloads.
+func (r *CanaryReconciler) analysisInput(c *serinv1.Canary, obs workload.Observation) analysis.Input {
+	return analysis.Input{
 		Spec:     c.Spec,
 		Status:   c.Status,
 		Now:      r.Now(),
@@ -237,71 +289,90 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, c *serinv1.Canary) (ct
 		Operation:  analysis.PendingOperation(c),
 		ErrorLimit: r.ErrorLimit,
 	}
-	decision := analysis.Decide(in)
-	if decision.Run != nil {
-		results, err := r.runChecks(ctx, c, obs.Revision, *decision.Run)
-		var invalid *metrics.ConfigError
-		if errors.As(err, &invalid) {
-			// The release holds where it is until the metric can run; the
-			// next interval looks again (for example once the template
-			// exists).
-			r.eventf(ctx, c, corev1.EventTypeWarning, serinv1.InvalidMetricReason, "%s", err)
-			markStalled(c, serinv1.InvalidMetricReason, err.Error())
-			return ctrl.Result{RequeueAfter: analysisInterval(c)}, nil
-		}
-		if err != nil {
-			return r.retry(ctx, c, serinv1.ReconciliationFailedReason, err)
-		}
-		in.Checks = &results
-		decision = analysis.Decide(in)
-		if decision.Run != nil {
-			return ctrl.Result{}, fmt.Errorf("analysis asked for checks twice: %+v", *decision.Run)
-		}
-	}
-	if decision.Invalid != "" {
-		r.eventf(ctx, c, corev1.EventTypeWarning, serinv1.InvalidMetricReason, "%s", decision.Invalid)
-		markStalled(c, serinv1.InvalidMetricReason, decision.Invalid)
-		return ctrl.Result{RequeueAfter: decision.RequeueAfter}, nil
-	}
+}
 
-	for _, a := range decision.Actions {
-		if err := r.act(ctx, c, rt, route, a, obs.Revision); err != nil {
-			if errors.Is(err, workload.ErrRevisionChanged) {
-				// The target moved on since it was observed: the next
-				// reconcile sees the new revision and analyses it.
-				log.FromContext(ctx).Info("not promoting: the target changed", "error", err.Error())
-				return ctrl.Result{RequeueAfter: time.Millisecond}, nil
-			}
-			if meta.IsNoMatchError(err) {
-				// The router's CRDs are not installed. Nothing was routed,
-				// so the primary keeps its traffic; look again later, in
-				// case they get installed.
-				err = fmt.Errorf("provider %s: its routing CRDs are not installed in the cluster: %w", r.provider(c), err)
-				r.eventf(ctx, c, corev1.EventTypeWarning, serinv1.RouterUnavailableReason, "%s", err)
-				markStalled(c, serinv1.RouterUnavailableReason, err.Error())
-				return ctrl.Result{RequeueAfter: routerRetry}, nil
-			}
-			return r.retry(ctx, c, serinv1.ReconciliationFailedReason, fmt.Errorf("%s: %w", a.Kind, err))
+// decide lets the analysis decide; when it asks for checks, it decides
+// again with their results. done says that the reconcile ends here, with
+// result and err: the checks have not answered yet, a metric cannot run, or
+// running them failed.
+func (r *CanaryReconciler) decide(ctx context.Context, c *serinv1.Canary, obs workload.Observation) (decision analysis.Decision, result ctrl.Result, done bool, err error) {
+	in := r.analysisInput(c, obs)
+	decision = analysis.Decide(in)
+	if decision.Run == nil {
+		return decision, ctrl.Result{}, false, nil
+	}
+	results, ready, err := r.checksOf(ctx, c, obs.Revision, *decision.Run)
+	if !ready {
+		// Nothing moves until the checks have answered; the end of the run
+		// wakes the Canary, and the requeue covers a wake-up lost to a
+		// restart.
+		return decision, ctrl.Result{RequeueAfter: analysisInterval(c)}, true, nil
+	}
+	var invalid *metrics.ConfigError
+	if errors.As(err, &invalid) {
+		// The release holds where it is until the metric can run; the next
+		// interval looks again (for example once the template exists).
+		r.stallOnInvalidMetric(ctx, c, err.Error())
+		return decision, ctrl.Result{RequeueAfter: analysisInterval(c)}, true, nil
+	}
+	if err != nil {
+		result, err = r.retry(ctx, c, serinv1.ReconciliationFailedReason, err)
+		return decision, result, true, err
+	}
+	in.Checks = &results
+	decision = analysis.Decide(in)
+	if decision.Run != nil {
+		return decision, ctrl.Result{}, true, fmt.Errorf("analysis asked for checks twice: %+v", *decision.Run)
+	}
+	return decision, ctrl.Result{}, false, nil
+}
+
+// actAll applies a decision's actions in order. done says that one failed
+// and the reconcile ends with result and err.
+func (r *CanaryReconciler) actAll(ctx context.Context, c *serinv1.Canary, rt router.Router, route router.Route, actions []analysis.Action, revision string) (result ctrl.Result, done bool, err error) {
+	for _, a := range actions {
+		if err = r.act(ctx, c, rt, route, a, revision); err != nil {
+			result, err = r.actionFailed(ctx, c, a, err)
+			return result, true, err
 		}
 		faultAfter(a.Kind)
 	}
+	return ctrl.Result{}, false, nil
+}
 
+// actionFailed handles the failure of action a.
+func (r *CanaryReconciler) actionFailed(ctx context.Context, c *serinv1.Canary, a analysis.Action, err error) (ctrl.Result, error) {
+	if errors.Is(err, workload.ErrRevisionChanged) {
+		// The target moved on since it was observed: the next reconcile
+		// sees the new revision and analyses it.
+		log.FromContext(ctx).Info("not promoting: the target changed", "error", err.Error())
+		return ctrl.Result{RequeueAfter: time.Millisecond}, nil
+	}
+	if meta.IsNoMatchError(err) {
+		// The router's CRDs are not installed. Nothing was routed, so the
+		// primary keeps its traffic; look again later, in case they get
+		// installed.
+		err = fmt.Errorf("provider %s: its routing CRDs are not installed in the cluster: %w", r.provider(c), err)
+		r.eventf(ctx, c, corev1.EventTypeWarning, serinv1.RouterUnavailableReason, "%s", err)
+		markStalled(c, serinv1.RouterUnavailableReason, err.Error())
+		return ctrl.Result{RequeueAfter: routerRetry}, nil
+	}
+	return r.retry(ctx, c, serinv1.ReconciliationFailedReason, fmt.Errorf("%s: %w", a.Kind, err))
+}
+
+// takeDecisionStatus makes the decision's status the Canary's, once its
+// actions are applied. The conditions and the observed generation are not
+// the analysis's to set and stay as they were; the tracked configs are those
+// observed; the phase conditions then follow the new phase, with the
+// decision's message.
+func takeDecisionStatus(c *serinv1.Canary, decision analysis.Decision, obs workload.Observation) {
 	conditionsBefore := c.Status.Conditions
 	observedGeneration := c.Status.ObservedGeneration
 	c.Status = decision.Status
 	c.Status.Conditions = conditionsBefore
 	c.Status.ObservedGeneration = observedGeneration
 	c.Status.TrackedConfigs = obs.TrackedConfigs
-
-	for _, e := range decision.Events {
-		eventType := corev1.EventTypeNormal
-		if e.Warning {
-			eventType = corev1.EventTypeWarning
-		}
-		r.eventf(ctx, c, eventType, e.Reason, "%s", e.Message)
-	}
 	setPhaseConditions(c, decision.Message)
-	return ctrl.Result{RequeueAfter: decision.RequeueAfter}, nil
 }
 
 // analysisInterval is the Canary's analysis interval, for requeues outside

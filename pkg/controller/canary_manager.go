@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/internal/workpool"
 	"github.com/serin-dev/serin/pkg/versions"
 	"github.com/serin-dev/serin/pkg/workload"
 )
@@ -36,10 +37,30 @@ const (
 	configIndex = ".status.trackedConfigs"
 )
 
+// WorkLimits bound a pool of background work (workpool.Limits).
+type WorkLimits = workpool.Limits
+
 // CanaryReconcilerOptions tunes the controller.
 type CanaryReconcilerOptions struct {
 	RateLimiter workqueue.TypedRateLimiter[reconcile.Request]
+	// Checks bounds the goroutines that run the Canaries' checks, in all
+	// and per namespace (workpool.Limits; zero takes DefaultCheckLimits).
+	Checks workpool.Limits
+	// Notifications bounds the delivery of event webhooks and alerts
+	// (zero takes DefaultNotificationLimits).
+	Notifications workpool.Limits
 }
+
+// DefaultCheckLimits let 64 Canaries' checks run at once, 16 of one
+// namespace. A run mostly waits on the network, so the goroutines are cheap;
+// the per-namespace share is what keeps one team's hanging webhooks from
+// taking them all.
+var DefaultCheckLimits = workpool.Limits{Workers: 64, PerTenant: 16, QueuePerTenant: 10000}
+
+// DefaultNotificationLimits deliver 8 notifications at once, one per
+// namespace so that each namespace's arrive in order, with at most 100
+// waiting per namespace; more are dropped and counted.
+var DefaultNotificationLimits = workpool.Limits{Workers: 8, PerTenant: 1, QueuePerTenant: 100}
 
 // SetupWithManager registers the indexes and watches of the Canary
 // reconciler.
@@ -62,6 +83,15 @@ func (r *CanaryReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manage
 		return err
 	}
 
+	if r.checks == nil {
+		r.checks = newCheckRuns(workpool.New(ctx, orDefault(opts.Checks, DefaultCheckLimits)))
+	}
+	if r.notifications == nil {
+		r.notifications = workpool.New(ctx, orDefault(opts.Notifications, DefaultNotificationLimits))
+	}
+	if r.announcements == nil {
+		r.announcements = newAnnouncements()
+	}
 	if r.versions == nil {
 		r.versions = versions.New(mgr.GetScheme())
 	}
@@ -91,8 +121,19 @@ func (r *CanaryReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manage
 		// the requeue of a Canary waiting for its primary below the
 		// stream of workload events from other Canaries, which can delay
 		// it for minutes on a busy controller.
+		// Finished check runs.
+		WatchesRawSource(r.checks.source()).
+		// Delivered announcements.
+		WatchesRawSource(r.announcements.source()).
 		WithOptions(controller.Options{RateLimiter: opts.RateLimiter, UsePriorityQueue: new(false)}).
 		Complete(r)
+}
+
+func orDefault(l, def workpool.Limits) workpool.Limits {
+	if l == (workpool.Limits{}) {
+		return def
+	}
+	return l
 }
 
 func targetKey(kind, name string) string {
@@ -104,8 +145,9 @@ func targetKey(kind, name string) string {
 
 // controllingCanary maps an object Serin generated to the Canary that
 // controls it. It does what Owns() does without the owner's REST mapping,
-// which Owns() looks up on every event: 6% of the controller's allocations
-// at 1,000 Canaries (make bench). A Canary is always namespaced.
+// which Owns() looks up on every event, a cost that showed in the
+// controller's allocations (figures: e2e/bench/results.md). A Canary is
+// always namespaced.
 func controllingCanary(_ context.Context, o client.Object) []reconcile.Request {
 	owner := canaryController(o)
 	if owner == nil {

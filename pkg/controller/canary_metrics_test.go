@@ -11,7 +11,7 @@ import (
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 
-	"github.com/serin-dev/serin/e2e/prometheus"
+	"github.com/serin-dev/serin/pkg/testharness/prometheus"
 )
 
 // withTelemetry starts an exporter with the canary pods' own HTTP metrics
@@ -62,7 +62,7 @@ func TestCanaryReconciler_MetricsPass(t *testing.T) {
 	g.Expect(m.Verdict).To(Equal(serinv1.MetricPassed), m.Message)
 	g.Expect(*m.Value).To(BeNumerically("~", 99.5, 0.3), "the measured value is in the Canary status")
 	g.Expect(get(g, ns, name, &serinv1.Canary{}).Status.FailedChecks).To(BeZero())
-	g.Expect(events(g, ns, name, "MetricPassed")).To(ContainElement(ContainSubstring("request-success-rate: 99.")))
+	g.Eventually(func() []string { return events(g, ns, name, "MetricPassed") }, eventWait, poll).Should(ContainElement(ContainSubstring("request-success-rate: 99.")))
 }
 
 func TestCanaryReconciler_MetricsFailRollsBack(t *testing.T) {
@@ -109,8 +109,8 @@ func TestCanaryReconciler_MetricsNoData(t *testing.T) {
 	m := metricStatus(g, ns, name)
 	g.Expect(m.NoData).To(Equal(3))
 	g.Expect(m.Message).To(ContainSubstring("3 in a row"))
-	g.Expect(events(g, ns, name, "MetricNoData")).NotTo(BeEmpty())
-	g.Expect(events(g, ns, name, "NoVerdict")).NotTo(BeEmpty())
+	g.Eventually(func() []string { return events(g, ns, name, "MetricNoData") }, eventWait, poll).ShouldNot(BeEmpty())
+	g.Eventually(func() []string { return events(g, ns, name, "NoVerdict") }, eventWait, poll).ShouldNot(BeEmpty())
 	c = get(g, ns, name, &serinv1.Canary{})
 	g.Expect(c.Status.Iterations).To(BeZero(), "a release without data never advances")
 	g.Expect(phases.seen()).NotTo(ContainElement(serinv1.CanaryPhasePromoting))
@@ -150,6 +150,10 @@ func TestCanaryReconciler_PrometheusOutage(t *testing.T) {
 	g.Expect(c.Status.Iterations).To(Equal(4), "each iteration counted once")
 	g.Expect(c.Status.Metrics[0].Errors).To(BeNumerically("<", 3), "the outage stayed under the limit")
 }
+
+// eventWait is how long a test waits for an Event: Events are recorded
+// asynchronously, after the status of the decision they announce.
+const eventWait = 30 * time.Second
 
 // events returns the messages of the Canary's Events with a reason.
 func events(g Gomega, ns, name, reason string) []string {

@@ -69,7 +69,7 @@ func TestCanaryReconciler_OperationPromoteFull(t *testing.T) {
 	g.Eventually(func() int { w := weights(); return w[len(w)-1] }, 10*time.Second, poll).Should(BeZero())
 	g.Expect(weights()).NotTo(ContainElement(BeNumerically(">", 20)), "the remaining steps up to 50 were skipped")
 	g.Expect(get(g, ns, name, &serinv1.Canary{}).Status.LastHandledOperation).To(Equal(id))
-	g.Expect(events(g, ns, name, "OperationPromoteFull")).To(ConsistOf(And(ContainSubstring("by on-call"), ContainSubstring(id))))
+	g.Eventually(func() []string { return events(g, ns, name, "OperationPromoteFull") }, eventWait, poll).Should(ConsistOf(And(ContainSubstring("by on-call"), ContainSubstring(id))))
 }
 
 func TestCanaryReconciler_OperationPromotePassesGate(t *testing.T) {
@@ -90,7 +90,7 @@ func TestCanaryReconciler_OperationPromotePassesGate(t *testing.T) {
 	g.Eventually(phaseOf(ns, name), release, poll).Should(Equal(serinv1.CanaryPhaseSucceeded))
 	g.Expect(image(g, ns, name+"-primary")).To(Equal("example.com/app:v2"), "the closed gate counted as passed")
 	g.Expect(gate.status.Load()).To(Equal(int32(403)))
-	g.Expect(events(g, ns, name, "OperationPromote")).To(ConsistOf(ContainSubstring("passing the confirm-promotion gate")))
+	g.Eventually(func() []string { return events(g, ns, name, "OperationPromote") }, eventWait, poll).Should(ConsistOf(ContainSubstring("passing the confirm-promotion gate")))
 }
 
 func TestCanaryReconciler_OperationAbort(t *testing.T) {
@@ -109,8 +109,8 @@ func TestCanaryReconciler_OperationAbort(t *testing.T) {
 	g.Expect(weights()).NotTo(ContainElement(BeNumerically(">", 30)))
 	g.Eventually(func() int32 { return replicas(g, ns, name) }, release, poll).Should(BeZero(), "the canary is scaled down")
 	g.Expect(image(g, ns, name+"-primary")).To(Equal("example.com/app:v1"))
-	g.Expect(events(g, ns, name, "OperationAbort")).To(HaveLen(1))
-	g.Expect(events(g, ns, name, "RolledBack")).To(ConsistOf(ContainSubstring("aborted by on-call")))
+	g.Eventually(func() []string { return events(g, ns, name, "OperationAbort") }, eventWait, poll).Should(HaveLen(1))
+	g.Eventually(func() []string { return events(g, ns, name, "RolledBack") }, eventWait, poll).Should(ConsistOf(ContainSubstring("aborted by on-call")))
 	g.Consistently(phaseOf(ns, name), "12s", poll).Should(Equal(serinv1.CanaryPhaseFailed), "the aborted revision does not start again")
 }
 
@@ -137,7 +137,7 @@ func TestCanaryReconciler_OperationRetry(t *testing.T) {
 	g.Expect(hooks.count("/smoke")).To(Equal(3), "the analysis ran again from its first step")
 	g.Expect(image(g, ns, name+"-primary")).To(Equal("example.com/app:v2"))
 	g.Expect(get(g, ns, name, &serinv1.Canary{}).Status.FailedChecks).To(BeZero())
-	g.Expect(events(g, ns, name, "OperationRetry")).To(HaveLen(1))
+	g.Eventually(func() []string { return events(g, ns, name, "OperationRetry") }, eventWait, poll).Should(HaveLen(1))
 }
 
 func TestCanaryReconciler_OperationPauseResume(t *testing.T) {
@@ -175,8 +175,8 @@ func TestCanaryReconciler_OperationPauseResume(t *testing.T) {
 	g.Expect(get(g, ns, name, &serinv1.Canary{}).Status.Paused).To(BeFalse())
 	g.Expect(hooks.count("/load")).To(BeNumerically(">", calls), "the checks ran again after resume")
 	g.Expect(image(g, ns, name+"-primary")).To(Equal("example.com/app:v2"))
-	g.Expect(events(g, ns, name, "OperationPause")).To(HaveLen(1))
-	g.Expect(events(g, ns, name, "OperationResume")).To(HaveLen(1))
+	g.Eventually(func() []string { return events(g, ns, name, "OperationPause") }, eventWait, poll).Should(HaveLen(1))
+	g.Eventually(func() []string { return events(g, ns, name, "OperationResume") }, eventWait, poll).Should(HaveLen(1))
 }
 
 func TestCanaryReconciler_OperationRefused(t *testing.T) {
@@ -187,7 +187,7 @@ func TestCanaryReconciler_OperationRefused(t *testing.T) {
 
 	id := operate(g, ns, name, "promote")
 	handled(g, ns, name, id)
-	g.Expect(events(g, ns, name, "OperationRefused")).To(ConsistOf(ContainSubstring("promote by on-call (request " + id + ") refused: no release in flight: the phase is Initialized")))
+	g.Eventually(func() []string { return events(g, ns, name, "OperationRefused") }, eventWait, poll).Should(ConsistOf(ContainSubstring("promote by on-call (request " + id + ") refused: no release in flight: the phase is Initialized")))
 	c := get(g, ns, name, &serinv1.Canary{})
 	g.Expect(c.Status.Phase).To(Equal(serinv1.CanaryPhaseInitialized))
 	g.Expect(conditions.IsReady(c)).To(BeTrue())
@@ -195,7 +195,7 @@ func TestCanaryReconciler_OperationRefused(t *testing.T) {
 
 	// The same request, seen again at the next reconcile, is not handled
 	// twice.
-	g.Expect(events(g, ns, name, "OperationRefused")).To(HaveLen(1))
+	g.Eventually(func() []string { return events(g, ns, name, "OperationRefused") }, eventWait, poll).Should(HaveLen(1))
 	setImage(g, ns, name, "example.com/app:v2")
 	g.Eventually(phaseOf(ns, name), release, poll).Should(Equal(serinv1.CanaryPhaseProgressing))
 	g.Consistently(func() []string { return events(g, ns, name, "OperationRefused") }, "3s", poll).Should(HaveLen(1))

@@ -6,6 +6,7 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -14,6 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/router"
+	"github.com/serin-dev/serin/pkg/testharness/testenv"
 	"github.com/serin-dev/serin/pkg/versions"
 )
 
@@ -43,7 +46,7 @@ func TestCanaryPatcherRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p, err := newCanaryPatcher(kube, tracker, obj)
+	p, err := newCanaryPatcher(kube, kube, tracker, obj)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +104,7 @@ func TestCanaryPatcherFinalizerIsLocked(t *testing.T) {
 	if err := kube.Get(ctx, client.ObjectKeyFromObject(stored), obj); err != nil {
 		t.Fatal(err)
 	}
-	p, err := newCanaryPatcher(kube, versions.New(testScheme(t)), obj)
+	p, err := newCanaryPatcher(kube, kube, versions.New(testScheme(t)), obj)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,8 +129,96 @@ func TestCanaryPatcherFinalizerIsLocked(t *testing.T) {
 
 func testScheme(t *testing.T) *runtime.Scheme {
 	s := runtime.NewScheme()
-	if err := AddToScheme(s); err != nil {
+	if err := router.AddToScheme(s); err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestCanaryPatcherStatusIsCompareAndSwap against a real API server: a
+// status decided from a Canary whose status another writer changed since is
+// refused; a Canary that only got an annotation meanwhile takes it.
+func TestCanaryPatcherStatusIsCompareAndSwap(t *testing.T) {
+	env := testenv.StartForTest(t, testenv.Options{Mode: testenv.APIServer, CRDPaths: []string{"../../artifacts/crds"}})
+	kube, err := client.New(env.Config, client.Options{Scheme: testScheme(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := kube.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}}); err != nil {
+		t.Fatal(err)
+	}
+	newCanary := func(t *testing.T, name string) (*serinv1.Canary, *canaryPatcher) {
+		c := &serinv1.Canary{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: name},
+			Spec: serinv1.CanarySpec{
+				TargetRef: serinv1.TargetReference{APIVersion: "apps/v1", Kind: "Deployment", Name: name},
+				Service:   serinv1.CanaryService{Port: 80},
+				Analysis:  serinv1.CanaryAnalysis{Interval: "1m", Threshold: 2, Iterations: 3},
+			},
+		}
+		if err := kube.Create(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		c.Status.Phase, c.Status.Iterations = serinv1.CanaryPhaseProgressing, 1
+		if err := kube.Status().Update(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		read := &serinv1.Canary{}
+		if err := kube.Get(ctx, client.ObjectKeyFromObject(c), read); err != nil {
+			t.Fatal(err)
+		}
+		p, err := newCanaryPatcher(kube, kube, versions.New(testScheme(t)), read)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return read, p
+	}
+	stored := func(t *testing.T, c *serinv1.Canary) *serinv1.Canary {
+		got := &serinv1.Canary{}
+		if err := kube.Get(ctx, client.ObjectKeyFromObject(c), got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	t.Run("a status moved by another writer is not overwritten", func(t *testing.T) {
+		mine, p := newCanary(t, "raced")
+		theirs := mine.DeepCopy()
+		theirs.Status.Iterations = 2
+		if err := kube.Status().Update(ctx, theirs); err != nil {
+			t.Fatal(err)
+		}
+
+		mine.Status.Iterations = 2
+		mine.Status.CanaryWeight = 0
+		mine.Status.FailedChecks = 1
+		if err := p.Patch(ctx, mine); !apierrors.IsConflict(err) {
+			t.Fatalf("a decision from a stale status: %v, want a conflict", err)
+		}
+		if got := stored(t, mine).Status; got.Iterations != 2 || got.FailedChecks != 0 {
+			t.Errorf("stored status %+v, want the other writer's", got)
+		}
+	})
+
+	t.Run("an annotation added meanwhile does not refuse the status", func(t *testing.T) {
+		mine, p := newCanary(t, "annotated")
+		other := mine.DeepCopy()
+		other.Annotations = map[string]string{"example.com/note": "x"}
+		if err := kube.Update(ctx, other); err != nil {
+			t.Fatal(err)
+		}
+
+		mine.Status.Iterations = 2
+		if err := p.Patch(ctx, mine); err != nil {
+			t.Fatalf("patching after an annotation: %v", err)
+		}
+		got := stored(t, mine)
+		if got.Status.Iterations != 2 || got.Annotations["example.com/note"] != "x" {
+			t.Errorf("stored %+v / %v, want my status and their annotation", got.Status, got.Annotations)
+		}
+		if mine.ResourceVersion != got.ResourceVersion {
+			t.Errorf("the patcher left resourceVersion %s, the server has %s", mine.ResourceVersion, got.ResourceVersion)
+		}
+	})
 }

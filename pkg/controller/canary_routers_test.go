@@ -25,9 +25,9 @@ import (
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 	"github.com/serin-dev/serin/pkg/controller"
 	"github.com/serin-dev/serin/pkg/router"
-	"github.com/serin-dev/serin/pkg/service"
 
-	"github.com/serin-dev/serin/e2e/testenv"
+	"github.com/serin-dev/serin/pkg/naming"
+	"github.com/serin-dev/serin/pkg/testharness/testenv"
 )
 
 // progressive turns a Canary into a stepWeight 10 / maxWeight 50 canary on
@@ -39,6 +39,10 @@ func progressive(p serinv1.Provider) func(*serinv1.Canary) {
 		c.Spec.Analysis.Iterations = 0
 		c.Spec.Analysis.StepWeight = 10
 		c.Spec.Analysis.MaxWeight = 50
+		if p == serinv1.ProviderGatewayAPI {
+			// Admission asks for the Gateways the route attaches to.
+			c.Spec.Service.GatewayRefs = []gatewayv1.ParentReference{{Name: "public"}}
+		}
 	}
 }
 
@@ -56,7 +60,7 @@ func weightRecorder(t *testing.T, rt router.Router, ns, name string) func() []in
 		for ctx.Err() == nil {
 			var c serinv1.Canary
 			if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &c); err == nil {
-				route := router.Route{Canary: &c, Selector: service.Selector{Key: "app", Value: name}}
+				route := router.Route{Canary: &c, Selector: naming.Selector{Key: "app", Value: name}}
 				if tr, err := rt.Routes(ctx, route); err == nil {
 					mu.Lock()
 					if n := len(weights); n == 0 || weights[n-1] != tr.CanaryWeight {

@@ -110,7 +110,7 @@ func TestCanaryReconciler_SkipAnalysisMidAnalysis(t *testing.T) {
 	g.Eventually(phaseOf(ns, name), release, poll).Should(Equal(serinv1.CanaryPhaseSucceeded))
 	g.Expect(image(g, ns, name+"-primary")).To(Equal("example.com/app:v2"))
 	g.Expect(get(g, ns, name, &serinv1.Canary{}).Status.Iterations).To(BeNumerically("<", 5), "the remaining iterations were skipped")
-	g.Expect(events(g, ns, name, "SkippedAnalysis")).NotTo(BeEmpty())
+	g.Eventually(func() []string { return events(g, ns, name, "SkippedAnalysis") }, eventWait, poll).ShouldNot(BeEmpty())
 }
 
 // TestCanaryReconciler_RevertOnDeletionMidAnalysis: deleting a Canary in
@@ -130,7 +130,7 @@ func TestCanaryReconciler_RevertOnDeletionMidAnalysis(t *testing.T) {
 	deleteCanary(g, ns, name)
 	g.Expect(image(g, ns, name)).To(Equal("example.com/app:v1"), "the target runs the promoted revision again")
 	g.Expect(get(g, ns, name, &corev1.Service{}).Spec.Selector).To(Equal(map[string]string{"app": name}))
-	g.Expect(events(g, ns, name, "RestoredTarget")).To(ContainElement(ContainSubstring("never promoted")))
+	g.Eventually(func() []string { return events(g, ns, name, "RestoredTarget") }, eventWait, poll).Should(ContainElement(ContainSubstring("never promoted")))
 	d := get(g, ns, name, &appsv1.Deployment{})
 	g.Expect(d.Spec.Template.Labels).To(Equal(map[string]string{"app": name}), "the target's own selector value")
 	g.Expect(d.Spec.Template.Annotations).NotTo(HaveKey(serinv1.RevisionAnnotation))
@@ -154,7 +154,7 @@ func TestCanaryReconciler_RevertOnDeletionGivesUp(t *testing.T) {
 	})
 
 	deleteCanary(g, ns, name)
-	g.Expect(events(g, ns, name, "ProgressDeadlineExceeded")).To(ContainElement(ContainSubstring("past the progress deadline")))
+	g.Eventually(func() []string { return events(g, ns, name, "ProgressDeadlineExceeded") }, eventWait, poll).Should(ContainElement(ContainSubstring("past the progress deadline")))
 	g.Expect(get(g, ns, name, &corev1.Service{}).Spec.Selector).To(Equal(map[string]string{"app": name}))
 }
 
@@ -183,7 +183,7 @@ func TestCanaryReconciler_Undo(t *testing.T) {
 	g.Expect(c.Status.LastPromotedSpec).To(Equal(v1))
 	g.Expect(c.Status.Phase).To(Equal(serinv1.CanaryPhaseSucceeded))
 	g.Consistently(phaseOf(ns, name), "3s", poll).Should(Equal(serinv1.CanaryPhaseSucceeded), "no analysis of the target's unchanged revision")
-	g.Expect(events(g, ns, name, "OperationUndo")).NotTo(BeEmpty())
+	g.Eventually(func() []string { return events(g, ns, name, "OperationUndo") }, eventWait, poll).ShouldNot(BeEmpty())
 }
 
 // faultShard labels the Canary of the fault-injection test, served by a
@@ -200,7 +200,7 @@ func TestCanaryReconciler_PromotionInterrupted(t *testing.T) {
 	ns, name := newNamespace(t), "interrupted"
 	start := serinProcess(t, g, ns, faultShard, "faultinject")
 
-	faulty := start("SERIN_FAULT_EXIT_AFTER=PromotePrimary")
+	faulty := start([]string{"SERIN_FAULT_EXIT_AFTER=PromotePrimary"})
 	initialized(t, g, ns, name, func(c *serinv1.Canary) {
 		c.Labels = map[string]string{restartShard: faultShard}
 		c.Spec.Analysis.Iterations = 1
@@ -222,7 +222,7 @@ func TestCanaryReconciler_PromotionInterrupted(t *testing.T) {
 	g.Expect(c.Status.LastPromotedSpec).To(Equal(v1))
 
 	id := operateWith(g, ns, name, "abort", nil)
-	start()
+	start(nil)
 	handled(g, ns, name, id)
 	g.Eventually(phaseOf(ns, name), release, poll).Should(Equal(serinv1.CanaryPhaseFailed))
 	g.Eventually(func() string { return image(g, ns, name+"-primary") }, release, poll).Should(Equal("example.com/app:v1"), "the last promoted revision is back in the primary")

@@ -18,3 +18,16 @@ func faultAfter(kind analysis.ActionKind) {
 		os.Exit(3)
 	}
 }
+
+// faultAfterStored makes the process exit at once right after the status
+// patch that stored a decision with an Event of the reason
+// SERIN_FAULT_EXIT_AFTER_STORED names, before that Event goes out.
+func faultAfterStored(events []analysis.Event) {
+	want := os.Getenv("SERIN_FAULT_EXIT_AFTER_STORED")
+	for _, e := range events {
+		if want != "" && e.Reason == want {
+			fmt.Fprintf(os.Stderr, "fault injection: exiting after storing %s\n", want)
+			os.Exit(3)
+		}
+	}
+}

@@ -3,10 +3,8 @@ package controller
 import (
 	"context"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -19,8 +17,8 @@ import (
 // knows: the one its own last write caused, whose reconcile has already
 // decided what comes next, or one it read around the cache, and acted on.
 // The changes that matter after a write (the Deployment controller rolling
-// it out) arrive as events of their own. At 1,000 Canaries these events
-// were about a third of all reconciles (make bench). A deletion also drops
+// it out) arrive as events of their own. At scale these events were a large
+// share of all reconciles (e2e/bench/results.md). A deletion also drops
 // what is remembered of the object. After a restart nothing is remembered,
 // so the informers' initial creations all pass.
 func notOwnWrite(writes *versions.Tracker) predicate.Predicate {
@@ -61,21 +59,17 @@ func (c ownWritesClient) Patch(ctx context.Context, obj client.Object, patch cli
 }
 
 // Apply records from the response, which the client decodes into the apply
-// configuration: the unstructured ones of workloads and the typed ones of
-// Services are what is written through this client. Other kinds of apply
-// configuration are written but not recorded, so their events pass.
+// configuration: the unstructured ones (pkg/apply sends workloads and
+// Services as unstructured objects) are what is written through this
+// client. Other kinds of apply configuration are written but not recorded,
+// so their events pass.
 func (c ownWritesClient) Apply(ctx context.Context, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
 	if err := c.Client.Apply(ctx, obj, opts...); err != nil {
 		return err
 	}
-	switch applied := obj.(type) {
-	case unstructuredApplied:
+	if applied, ok := obj.(unstructuredApplied); ok {
 		gvk := applied.GroupVersionKind()
 		c.writes.RecordRef(versions.Ref{Kind: gvk.GroupKind(), Namespace: applied.GetNamespace(), Name: applied.GetName()}, applied.GetResourceVersion())
-	case *corev1ac.ServiceApplyConfiguration:
-		if applied.ResourceVersion != nil && applied.Name != nil && applied.Namespace != nil {
-			c.writes.RecordRef(versions.Ref{Kind: corev1.SchemeGroupVersion.WithKind("Service").GroupKind(), Namespace: *applied.Namespace, Name: *applied.Name}, *applied.ResourceVersion)
-		}
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -56,9 +55,19 @@ func TestOwnWritesSkipOnlyTheEventOfTheLastOwnWrite(t *testing.T) {
 		t.Error("a Service update is skipped for a Deployment write")
 	}
 
-	// Applies are recorded from the response.
-	apex := corev1ac.Service("web-apex", "apps").WithSpec(corev1ac.ServiceSpec().WithSelector(map[string]string{"app": "web-primary"}))
-	if err := writer.Apply(ctx, apex, client.FieldOwner("serin")); err != nil {
+	// Applies are recorded from the response: Services and workloads go
+	// out as unstructured apply configurations (pkg/apply).
+	apex := &unstructured.Unstructured{}
+	apex.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Service"))
+	apex.SetNamespace("apps")
+	apex.SetName("web-apex")
+	if err := unstructured.SetNestedStringMap(apex.Object, map[string]string{"app": "web-primary"}, "spec", "selector"); err != nil {
+		t.Fatal(err)
+	}
+	if err := unstructured.SetNestedSlice(apex.Object, []any{map[string]any{"port": int64(80)}}, "spec", "ports"); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.Apply(ctx, client.ApplyConfigurationFromUnstructured(apex), client.FieldOwner("serin")); err != nil {
 		t.Fatal(err)
 	}
 	applied := &corev1.Service{}
@@ -68,7 +77,7 @@ func TestOwnWritesSkipOnlyTheEventOfTheLastOwnWrite(t *testing.T) {
 	if passes(applied) || pred.Create(event.CreateEvent{Object: applied}) {
 		t.Error("the event of Serin's own apply starts a reconcile")
 	}
-	// So are the unstructured applies that workloads are written with.
+	// And a workload's.
 	primary := &unstructured.Unstructured{}
 	primary.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("Deployment"))
 	primary.SetNamespace("apps")

@@ -49,6 +49,13 @@ var (
 		Help: "Releases rolled back.",
 	}, releaseLabels)
 
+	// notificationsDropped counts the event webhook calls and alerts that
+	// did not fit their namespace's queue.
+	notificationsDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "serin_notifications_dropped_total",
+		Help: "Event webhook calls, post-rollout webhook calls and alerts dropped because their namespace's queue was full.",
+	}, []string{"kind"})
+
 	releaseCollectors = []*prometheus.MetricVec{
 		canaryInfo.MetricVec, canaryStatus.MetricVec, canaryWeight.MetricVec, canaryDuration.MetricVec,
 		canaryMetricValue.MetricVec, canarySuccesses.MetricVec, canaryFailures.MetricVec,
@@ -56,7 +63,7 @@ var (
 )
 
 func init() {
-	crmetrics.Registry.MustRegister(canaryInfo, canaryStatus, canaryWeight, canaryDuration, canaryMetricValue, canarySuccesses, canaryFailures)
+	crmetrics.Registry.MustRegister(notificationsDropped, canaryInfo, canaryStatus, canaryWeight, canaryDuration, canaryMetricValue, canarySuccesses, canaryFailures)
 }
 
 // releaseStarts holds when each release in flight started, by Canary, for

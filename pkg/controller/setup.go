@@ -9,19 +9,15 @@ import (
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/events"
 	runtimemetrics "github.com/fluxcd/pkg/runtime/metrics"
-	contourv1 "github.com/projectcontour/contour/apis/projectcontour/v1"
-	istionetworkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 	"github.com/serin-dev/serin/pkg/checks/metrics"
 	"github.com/serin-dev/serin/pkg/checks/metrics/providers"
 	"github.com/serin-dev/serin/pkg/checks/webhook"
+	"github.com/serin-dev/serin/pkg/refpolicy"
 	"github.com/serin-dev/serin/pkg/service"
 	"github.com/serin-dev/serin/pkg/versions"
 	"github.com/serin-dev/serin/pkg/workload"
@@ -45,27 +41,9 @@ type Config struct {
 	// without a verdict before that counts as a failed check, unless the
 	// Canary sets consecutiveErrorLimit.
 	MetricErrorLimit int
-	// NoCrossNamespaceRefs forbids MetricTemplate references to other
-	// namespaces.
-	NoCrossNamespaceRefs bool
-}
-
-// AddToScheme registers every API the controller reads or writes: the
-// built-in kinds, Serin's own, and the routers' (Istio, Contour, Gateway
-// API). Registering a kind needs no CRD; using it does.
-func AddToScheme(s *runtime.Scheme) error {
-	for _, add := range []func(*runtime.Scheme) error{
-		clientgoscheme.AddToScheme,
-		serinv1.AddToScheme,
-		istionetworkingv1.AddToScheme,
-		contourv1.AddToScheme,
-		gatewayv1.Install,
-	} {
-		if err := add(s); err != nil {
-			return err
-		}
-	}
-	return nil
+	// Refs says which namespaces a Canary may take MetricTemplates and
+	// AlertProviders from.
+	Refs refpolicy.Policy
 }
 
 // ClientOptions keeps ConfigMaps and Secrets out of the informer cache:
@@ -100,15 +78,16 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		writes:        writes,
 		Webhooks:      webhook.NewClient(),
 		MetricChecks: &metrics.Checker{
-			Reader:               kube,
-			DefaultAddress:       cfg.MetricsServer,
-			NoCrossNamespaceRefs: cfg.NoCrossNamespaceRefs,
-			NewProvider:          providers.New,
+			Reader:         kube,
+			DefaultAddress: cfg.MetricsServer,
+			Refs:           cfg.Refs,
+			NewProvider:    providers.New,
 		},
 		DefaultProvider: cfg.DefaultProvider,
 		ErrorLimit:      cfg.MetricErrorLimit,
 		Alerting:        cfg.Alerting,
 		Routers:         cfg.Routers,
+		Refs:            cfg.Refs,
 		Now:             time.Now,
 	}
 	return r.SetupWithManager(ctx, mgr, cfg.Options)

@@ -30,8 +30,9 @@ import (
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 	"github.com/serin-dev/serin/pkg/controller"
+	"github.com/serin-dev/serin/pkg/router"
 
-	"github.com/serin-dev/serin/e2e/testenv"
+	"github.com/serin-dev/serin/pkg/testharness/testenv"
 )
 
 var (
@@ -47,7 +48,7 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := controller.AddToScheme(scheme); err != nil {
+	if err := router.AddToScheme(scheme); err != nil {
 		panic(err)
 	}
 

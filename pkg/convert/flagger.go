@@ -13,13 +13,22 @@ import (
 // The enum values of the Serin CRDs (artifacts/crds) that Flagger's API
 // allows more of. The tests check them against the CRDs.
 var (
-	serinProviders       = []string{"kubernetes", "istio", "nginx", "contour", "gatewayapi", "gatewayapi:v1", "gatewayapi:v1beta1"}
+	serinProviders       = providerNames()
 	serinTargetKinds     = []string{"Deployment", "DaemonSet"}
 	serinAlertTypes      = []string{"slack", "msteams", "discord", "rocket", "gchat", "generic", "cloudevents"}
 	serinMetricProviders = []string{"prometheus", "datadog", "cloudwatch", "newrelic", "graphite", "influxdb", "dynatrace"}
 	serinHookTypes       = []string{"pre-rollout", "rollout", "confirm-rollout", "post-rollout", "confirm-promotion", "rollback", "confirm-traffic-increase", "event"}
 	serinSeverities      = []string{"info", "warn", "error"}
 )
+
+// providerNames are serinv1.Providers as strings, for checkEnum.
+func providerNames() []string {
+	var names []string
+	for _, p := range serinv1.Providers() {
+		names = append(names, string(p))
+	}
+	return names
+}
 
 // Older API versions Flagger accepted for references that Serin pins to one
 // version; the referenced objects are the same.

@@ -323,7 +323,7 @@ func (r *rollout) trafficRouting(n node) {
 				}
 			}
 		default:
-			v.warn("no Serin router for %s (Serin has istio, nginx, contour, gatewayapi and kubernetes)", k)
+			v.warn("no Serin router for %s (Serin has %s)", k, routerList())
 		}
 	}
 }
@@ -521,3 +521,14 @@ func (r *rollout) apex() string {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// routerList names the providers Serin routes through, aliases left out.
+func routerList() string {
+	var names []string
+	for _, p := range serinv1.Providers() {
+		if p.Canonical() == p {
+			names = append(names, string(p))
+		}
+	}
+	return strings.Join(names, ", ")
+}

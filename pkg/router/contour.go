@@ -2,9 +2,6 @@ package router
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"regexp"
@@ -13,16 +10,15 @@ import (
 	contourv1 "github.com/projectcontour/contour/apis/projectcontour/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	istionetworking "istio.io/api/networking/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
-	"github.com/serin-dev/serin/pkg/internal/owned"
-	"github.com/serin-dev/serin/pkg/service"
+	"github.com/serin-dev/serin/pkg/apply"
+	"github.com/serin-dev/serin/pkg/naming"
 )
 
 // ContourIngressClassAnnotation on a Canary overrides the router's
@@ -52,59 +48,52 @@ func (k *ContourRouter) SetRoutes(ctx context.Context, r Route, t analysis.Traff
 }
 
 func (k *ContourRouter) setRoutes(ctx context.Context, r Route, t analysis.Traffic) error {
-	name := service.NamesOf(r.Canary).Apex
+	name := naming.ServicesOf(r.Canary).Apex
 	spec, err := k.spec(r.Canary, t)
 	if err != nil {
 		return fmt.Errorf("HTTPProxy %s: %w", name, err)
 	}
-	raw, err := json.Marshal(struct {
+	hash, err := apply.Hash(struct {
 		Spec  contourv1.HTTPProxySpec
 		Owner string
 	}{spec, string(r.Canary.UID)})
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(raw)
-	hash := hex.EncodeToString(sum[:16])
-
+	a := k.applier()
+	ref := apply.Ref{Kind: "HTTPProxy", Namespace: r.Canary.Namespace, Name: name, Owner: r.Canary}
 	var live contourv1.HTTPProxy
-	err = k.Reader.Get(ctx, client.ObjectKey{Namespace: r.Canary.Namespace, Name: name}, &live)
-	switch {
-	case apierrors.IsNotFound(err):
-	case err != nil:
-		return fmt.Errorf("reading HTTPProxy %s: %w", name, err)
-	case live.Annotations[appliedHashAnnotation] == hash && managerOwnsField(live.ManagedFields, k.FieldManager, "f:spec", "f:routes"):
-		return nil
-	}
-
-	proxy := &contourv1.HTTPProxy{
-		TypeMeta: metav1.TypeMeta{APIVersion: contourv1.GroupVersion.String(), Kind: "HTTPProxy"},
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace:       r.Canary.Namespace,
-			Name:            name,
-			Annotations:     map[string]string{appliedHashAnnotation: hash},
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(r.Canary, serinv1.GroupVersion.WithKind(serinv1.CanaryKind))},
-		},
-		Spec: spec,
-	}
-	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(proxy)
+	exists, err := a.Read(ctx, ref, &live)
 	if err != nil {
-		return fmt.Errorf("HTTPProxy %s: %w", name, err)
+		return err
 	}
-	// Serin owns neither the status nor the server-set metadata.
-	delete(obj, "status")
-	unstructured.RemoveNestedField(obj, "metadata", "creationTimestamp")
-	ac := client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: obj})
-	if err := k.Client.Apply(ctx, ac, client.FieldOwner(k.FieldManager), client.ForceOwnership); err != nil {
-		return fmt.Errorf("applying HTTPProxy %s: %w", name, err)
-	}
-	return nil
+	_, err = apply.Apply(ctx, a, apply.Write[*contourv1.HTTPProxy]{
+		Ref:         ref,
+		Hash:        hash,
+		ManagedPath: []string{"f:spec", "f:routes"},
+		Desired: func() (*unstructured.Unstructured, error) {
+			return apply.Body(&contourv1.HTTPProxy{
+				TypeMeta: metav1.TypeMeta{APIVersion: contourv1.GroupVersion.String(), Kind: "HTTPProxy"},
+				ObjectMeta: metav1.ObjectMeta{
+					Namespace:       r.Canary.Namespace,
+					Name:            name,
+					OwnerReferences: []metav1.OwnerReference{apply.ControllerRef(r.Canary)},
+				},
+				Spec: spec,
+			}, schema.GroupVersionKind{})
+		},
+	}, &live, exists)
+	return err
+}
+
+func (k *ContourRouter) applier() *apply.Applier {
+	return &apply.Applier{Reader: k.Reader, Client: k.Client, FieldManager: k.FieldManager}
 }
 
 // Routes reads the split back from the last (default) route; routes before
 // the default ones are A/B routes.
 func (k *ContourRouter) Routes(ctx context.Context, r Route) (analysis.Traffic, error) {
-	names := service.NamesOf(r.Canary)
+	names := naming.ServicesOf(r.Canary)
 	var live contourv1.HTTPProxy
 	if err := k.Reader.Get(ctx, client.ObjectKey{Namespace: r.Canary.Namespace, Name: names.Apex}, &live); err != nil {
 		return analysis.Traffic{}, fmt.Errorf("reading HTTPProxy %s: %w", names.Apex, err)
@@ -133,8 +122,8 @@ func (k *ContourRouter) Routes(ctx context.Context, r Route) (analysis.Traffic, 
 
 // Revert deletes the HTTPProxy, if the Canary controls it.
 func (k *ContourRouter) Revert(ctx context.Context, r Route) error {
-	proxy := &contourv1.HTTPProxy{ObjectMeta: metav1.ObjectMeta{Namespace: r.Canary.Namespace, Name: service.NamesOf(r.Canary).Apex}}
-	return owned.Delete(ctx, k.Reader, k.Client, r.Canary, proxy)
+	proxy := &contourv1.HTTPProxy{ObjectMeta: metav1.ObjectMeta{Namespace: r.Canary.Namespace, Name: naming.ServicesOf(r.Canary).Apex}}
+	return k.applier().Delete(ctx, r.Canary, proxy)
 }
 
 // spec builds the HTTPProxy spec.
@@ -143,7 +132,7 @@ func (k *ContourRouter) spec(c *serinv1.Canary, t analysis.Traffic) (contourv1.H
 		return contourv1.HTTPProxySpec{}, fmt.Errorf("the contour router does not mirror traffic")
 	}
 	s := c.Spec.Service
-	names := service.NamesOf(c)
+	names := naming.ServicesOf(c)
 	var spec contourv1.HTTPProxySpec
 	if len(s.Hosts) > 0 {
 		spec.VirtualHost = &contourv1.VirtualHost{Fqdn: s.Hosts[0]}

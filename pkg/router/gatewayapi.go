@@ -2,8 +2,6 @@ package router
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -13,16 +11,17 @@ import (
 	"time"
 
 	istionetworking "istio.io/api/networking/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayv1ac "sigs.k8s.io/gateway-api/applyconfiguration/apis/v1"
 
 	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
-	"github.com/serin-dev/serin/pkg/internal/owned"
-	"github.com/serin-dev/serin/pkg/service"
+	"github.com/serin-dev/serin/pkg/apply"
+	"github.com/serin-dev/serin/pkg/naming"
 )
 
 // gatewayAPIDefaultMaxAge is the session affinity cookie's Max-Age when
@@ -50,12 +49,14 @@ func (g *GatewayAPIRouter) SetRoutes(ctx context.Context, r Route, t analysis.Tr
 }
 
 func (g *GatewayAPIRouter) setRoutes(ctx context.Context, r Route, t analysis.Traffic) error {
-	name := service.NamesOf(r.Canary).Apex
+	name := naming.ServicesOf(r.Canary).Apex
+	a := g.applier()
+	ref := apply.Ref{Kind: "HTTPRoute", Namespace: r.Canary.Namespace, Name: name, Owner: r.Canary}
+	// Refused before anything of it is carried over.
 	var live gatewayv1.HTTPRoute
-	err := g.Reader.Get(ctx, client.ObjectKey{Namespace: r.Canary.Namespace, Name: name}, &live)
-	exists := err == nil
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("reading HTTPRoute %s: %w", name, err)
+	exists, err := a.Read(ctx, ref, &live)
+	if err != nil {
+		return err
 	}
 	var liveDefault *gatewayv1.HTTPRouteRule
 	if exists && len(live.Spec.Rules) > 0 {
@@ -69,26 +70,30 @@ func (g *GatewayAPIRouter) setRoutes(ctx context.Context, r Route, t analysis.Tr
 	if err != nil {
 		return err
 	}
-	if exists && live.Annotations[appliedHashAnnotation] == hash && managerOwnsField(live.ManagedFields, g.FieldManager, "f:spec", "f:rules") {
-		return nil
-	}
-	specAC := &gatewayv1ac.HTTPRouteSpecApplyConfiguration{}
-	if err := gatewayAPIConvert(spec, specAC); err != nil {
-		return fmt.Errorf("HTTPRoute %s: %w", name, err)
-	}
-	ac := gatewayv1ac.HTTPRoute(name, r.Canary.Namespace).
-		WithAnnotations(map[string]string{appliedHashAnnotation: hash}).
-		WithOwnerReferences(service.OwnerReference(r.Canary)).
-		WithSpec(specAC)
-	if err := g.Client.Apply(ctx, ac, client.FieldOwner(g.FieldManager), client.ForceOwnership); err != nil {
-		return fmt.Errorf("applying HTTPRoute %s: %w", name, err)
-	}
-	return nil
+	_, err = apply.Apply(ctx, a, apply.Write[*gatewayv1.HTTPRoute]{
+		Ref:         ref,
+		Hash:        hash,
+		ManagedPath: []string{"f:spec", "f:rules"},
+		Desired: func() (*unstructured.Unstructured, error) {
+			specAC := &gatewayv1ac.HTTPRouteSpecApplyConfiguration{}
+			if err := gatewayAPIConvert(spec, specAC); err != nil {
+				return nil, err
+			}
+			return apply.JSONBody(gatewayv1ac.HTTPRoute(name, r.Canary.Namespace).
+				WithOwnerReferences(apply.ControllerRefApply(r.Canary)).
+				WithSpec(specAC))
+		},
+	}, &live, exists)
+	return err
+}
+
+func (g *GatewayAPIRouter) applier() *apply.Applier {
+	return &apply.Applier{Reader: g.Reader, Client: g.Client, FieldManager: g.FieldManager}
 }
 
 // Routes reads the split back from the default rule (the last one).
 func (g *GatewayAPIRouter) Routes(ctx context.Context, r Route) (analysis.Traffic, error) {
-	names := service.NamesOf(r.Canary)
+	names := naming.ServicesOf(r.Canary)
 	var live gatewayv1.HTTPRoute
 	if err := g.Reader.Get(ctx, client.ObjectKey{Namespace: r.Canary.Namespace, Name: names.Apex}, &live); err != nil {
 		return analysis.Traffic{}, fmt.Errorf("reading HTTPRoute %s: %w", names.Apex, err)
@@ -133,40 +138,23 @@ func (g *GatewayAPIRouter) Routes(ctx context.Context, r Route) (analysis.Traffi
 
 // Revert deletes the HTTPRoute, if the Canary controls it.
 func (g *GatewayAPIRouter) Revert(ctx context.Context, r Route) error {
-	route := &gatewayv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: r.Canary.Namespace, Name: service.NamesOf(r.Canary).Apex}}
-	return owned.Delete(ctx, g.Reader, g.Client, r.Canary, route)
+	route := &gatewayv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: r.Canary.Namespace, Name: naming.ServicesOf(r.Canary).Apex}}
+	return g.applier().Delete(ctx, r.Canary, route)
 }
 
 // gatewayAPISpec builds the HTTPRoute spec; liveDefault is the live default
 // rule, whose foreign filters and timeouts are kept.
 func gatewayAPISpec(c *serinv1.Canary, t analysis.Traffic, liveDefault *gatewayv1.HTTPRouteRule) (gatewayv1.HTTPRouteSpec, error) {
 	s := c.Spec.Service
-	names := service.NamesOf(c)
 	var spec gatewayv1.HTTPRouteSpec
 	spec.ParentRefs = slices.Clone(s.GatewayRefs)
 	for _, h := range s.Hosts {
 		spec.Hostnames = append(spec.Hostnames, gatewayv1.Hostname(h))
 	}
-
-	baseMatches, err := ParseMatches(s.Match)
+	base, err := gatewayAPIBaseMatches(s)
 	if err != nil {
-		return spec, fmt.Errorf("service.match: %w", err)
+		return spec, err
 	}
-	if len(baseMatches) == 0 {
-		baseMatches = []*istionetworking.HTTPMatchRequest{{}}
-	}
-	base := make([]gatewayv1.HTTPRouteMatch, 0, len(baseMatches))
-	for i, m := range baseMatches {
-		gm, err := gatewayAPIMatch(m)
-		if err != nil {
-			return spec, fmt.Errorf("service.match[%d]: %w", i, err)
-		}
-		if gm.Path == nil {
-			gm.Path = &gatewayv1.HTTPPathMatch{Type: new(gatewayv1.PathMatchPathPrefix), Value: new("/")}
-		}
-		base = append(base, gm)
-	}
-
 	var timeouts *gatewayv1.HTTPRouteTimeouts
 	if s.Timeout != "" {
 		d, err := gatewayAPIDuration(s.Timeout)
@@ -175,94 +163,161 @@ func gatewayAPISpec(c *serinv1.Canary, t analysis.Traffic, liveDefault *gatewayv
 		}
 		timeouts = &gatewayv1.HTTPRouteTimeouts{Request: &d}
 	}
-	backend := func(name string, weight *int32) gatewayv1.HTTPBackendRef {
-		return gatewayv1.HTTPBackendRef{BackendRef: gatewayv1.BackendRef{
-			BackendObjectReference: gatewayv1.BackendObjectReference{Name: gatewayv1.ObjectName(name), Port: new(s.Port)},
-			Weight:                 weight,
-		}}
-	}
+	b := gatewayAPIBackends{names: naming.ServicesOf(c), port: s.Port}
 	primaryWeight, canaryWeight := Split(t)
 
 	if t.MatchToCanary {
-		abMatches, err := ParseMatches(c.Spec.Analysis.Match)
+		rules, err := gatewayAPIABRules(c.Spec.Analysis.Match, base, timeouts, b)
 		if err != nil {
-			return spec, fmt.Errorf("analysis.match: %w", err)
+			return spec, err
 		}
-		for i, m := range abMatches {
-			am, err := gatewayAPIMatch(m)
-			if err != nil {
-				return spec, fmt.Errorf("analysis.match[%d]: %w", i, err)
-			}
-			rule := gatewayv1.HTTPRouteRule{
-				BackendRefs: []gatewayv1.HTTPBackendRef{backend(names.Primary, new(int32(0))), backend(names.Canary, new(int32(100)))},
-				Timeouts:    timeouts.DeepCopy(),
-			}
-			for _, b := range base {
-				rule.Matches = append(rule.Matches, mergeGatewayAPIMatch(b, am))
-			}
-			spec.Rules = append(spec.Rules, rule)
-		}
+		spec.Rules = append(spec.Rules, rules...)
 	}
-
-	canaryRef := backend(names.Canary, new(canaryWeight))
+	canaryRef := b.ref(b.names.Canary, new(canaryWeight))
 	if sa := c.Spec.Analysis.SessionAffinity; sa != nil && canaryWeight > 0 && canaryWeight < 100 {
-		cookie := sa.CookieName + "=" + c.Status.LastAppliedSpec
-		maxAge := sa.MaxAge
-		if maxAge == 0 {
-			maxAge = gatewayAPIDefaultMaxAge
-		}
-		header := gatewayv1.HTTPHeaderMatch{
-			Type:  new(gatewayv1.HeaderMatchRegularExpression),
-			Name:  "Cookie",
-			Value: "^(.*?;)?(" + regexp.QuoteMeta(cookie) + ")(;.*)?$",
-		}
-		rule := gatewayv1.HTTPRouteRule{
-			BackendRefs: []gatewayv1.HTTPBackendRef{backend(names.Canary, nil)},
-			Timeouts:    timeouts.DeepCopy(),
-		}
-		for _, b := range base {
-			m := *b.DeepCopy()
-			m.Headers = append(m.Headers, header)
-			rule.Matches = append(rule.Matches, m)
-		}
+		rule, setCookie := gatewayAPIAffinityRule(sa, c.Status.LastAppliedSpec, base, timeouts, b)
 		spec.Rules = append(spec.Rules, rule)
-		canaryRef.Filters = []gatewayv1.HTTPRouteFilter{{
-			Type: gatewayv1.HTTPRouteFilterResponseHeaderModifier,
-			ResponseHeaderModifier: &gatewayv1.HTTPHeaderFilter{Add: []gatewayv1.HTTPHeader{{
-				Name:  "Set-Cookie",
-				Value: fmt.Sprintf("%s; Max-Age=%d", cookie, maxAge),
-			}}},
-		}}
+		canaryRef.Filters = []gatewayv1.HTTPRouteFilter{setCookie}
 	}
-
 	def := gatewayv1.HTTPRouteRule{
 		Matches:     base,
-		BackendRefs: []gatewayv1.HTTPBackendRef{backend(names.Primary, new(primaryWeight)), canaryRef},
+		BackendRefs: []gatewayv1.HTTPBackendRef{b.ref(b.names.Primary, new(primaryWeight)), canaryRef},
 		Timeouts:    timeouts,
 	}
-	if liveDefault != nil {
-		for _, f := range liveDefault.Filters {
-			if !isCanaryMirror(f, names.Canary) {
-				def.Filters = append(def.Filters, f)
-			}
-		}
-		if lt := liveDefault.Timeouts; lt != nil {
-			merged := lt.DeepCopy()
-			if timeouts != nil {
-				merged.Request = timeouts.Request
-			}
-			def.Timeouts = merged
-		}
-	}
+	gatewayAPIKeepForeign(&def, liveDefault, timeouts, b.names.Canary)
 	if t.Mirror {
-		mirror := &gatewayv1.HTTPRequestMirrorFilter{BackendRef: gatewayv1.BackendObjectReference{Name: gatewayv1.ObjectName(names.Canary), Port: new(s.Port)}}
-		if t.MirrorWeight > 0 {
-			mirror.Percent = new(int32(min(t.MirrorWeight, 100)))
-		}
-		def.Filters = append(def.Filters, gatewayv1.HTTPRouteFilter{Type: gatewayv1.HTTPRouteFilterRequestMirror, RequestMirror: mirror})
+		def.Filters = append(def.Filters, b.mirror(t.MirrorWeight))
 	}
 	spec.Rules = append(spec.Rules, def)
 	return spec, nil
+}
+
+// gatewayAPIBaseMatches converts service.match, or matches every path
+// without it; a match without a path matches every path.
+func gatewayAPIBaseMatches(s serinv1.CanaryService) ([]gatewayv1.HTTPRouteMatch, error) {
+	baseMatches, err := ParseMatches(s.Match)
+	if err != nil {
+		return nil, fmt.Errorf("service.match: %w", err)
+	}
+	if len(baseMatches) == 0 {
+		baseMatches = []*istionetworking.HTTPMatchRequest{{}}
+	}
+	base := make([]gatewayv1.HTTPRouteMatch, 0, len(baseMatches))
+	for i, m := range baseMatches {
+		gm, err := gatewayAPIMatch(m)
+		if err != nil {
+			return nil, fmt.Errorf("service.match[%d]: %w", i, err)
+		}
+		if gm.Path == nil {
+			gm.Path = &gatewayv1.HTTPPathMatch{Type: new(gatewayv1.PathMatchPathPrefix), Value: new("/")}
+		}
+		base = append(base, gm)
+	}
+	return base, nil
+}
+
+// gatewayAPIBackends builds the references to a Canary's Services.
+type gatewayAPIBackends struct {
+	names naming.Services
+	port  int32
+}
+
+// ref points at the Service name with weight (nil: the API default).
+func (b gatewayAPIBackends) ref(name string, weight *int32) gatewayv1.HTTPBackendRef {
+	return gatewayv1.HTTPBackendRef{BackendRef: gatewayv1.BackendRef{
+		BackendObjectReference: gatewayv1.BackendObjectReference{Name: gatewayv1.ObjectName(name), Port: new(b.port)},
+		Weight:                 weight,
+	}}
+}
+
+// mirror is the filter that mirrors weight percent of the requests (0: all)
+// to the canary.
+func (b gatewayAPIBackends) mirror(weight int) gatewayv1.HTTPRouteFilter {
+	mirror := &gatewayv1.HTTPRequestMirrorFilter{BackendRef: gatewayv1.BackendObjectReference{Name: gatewayv1.ObjectName(b.names.Canary), Port: new(b.port)}}
+	if weight > 0 {
+		mirror.Percent = new(int32(min(weight, 100)))
+	}
+	return gatewayv1.HTTPRouteFilter{Type: gatewayv1.HTTPRouteFilterRequestMirror, RequestMirror: mirror}
+}
+
+// gatewayAPIABRules are the A/B rules, one per analysis.match rule, each
+// sending the requests it matches within the base matches to the canary.
+func gatewayAPIABRules(match []apiextensionsv1.JSON, base []gatewayv1.HTTPRouteMatch, timeouts *gatewayv1.HTTPRouteTimeouts, b gatewayAPIBackends) ([]gatewayv1.HTTPRouteRule, error) {
+	abMatches, err := ParseMatches(match)
+	if err != nil {
+		return nil, fmt.Errorf("analysis.match: %w", err)
+	}
+	var rules []gatewayv1.HTTPRouteRule
+	for i, m := range abMatches {
+		am, err := gatewayAPIMatch(m)
+		if err != nil {
+			return nil, fmt.Errorf("analysis.match[%d]: %w", i, err)
+		}
+		rule := gatewayv1.HTTPRouteRule{
+			BackendRefs: []gatewayv1.HTTPBackendRef{b.ref(b.names.Primary, new(int32(0))), b.ref(b.names.Canary, new(int32(100)))},
+			Timeouts:    timeouts.DeepCopy(),
+		}
+		for _, bm := range base {
+			rule.Matches = append(rule.Matches, mergeGatewayAPIMatch(bm, am))
+		}
+		rules = append(rules, rule)
+	}
+	return rules, nil
+}
+
+// gatewayAPIAffinityRule is the session affinity rule, which keeps sending
+// the clients that got the release's cookie to the canary, and the filter
+// that sets the cookie on the canary's responses.
+func gatewayAPIAffinityRule(sa *serinv1.SessionAffinity, release string, base []gatewayv1.HTTPRouteMatch, timeouts *gatewayv1.HTTPRouteTimeouts, b gatewayAPIBackends) (gatewayv1.HTTPRouteRule, gatewayv1.HTTPRouteFilter) {
+	cookie := sa.CookieName + "=" + release
+	maxAge := sa.MaxAge
+	if maxAge == 0 {
+		maxAge = gatewayAPIDefaultMaxAge
+	}
+	header := gatewayv1.HTTPHeaderMatch{
+		Type:  new(gatewayv1.HeaderMatchRegularExpression),
+		Name:  "Cookie",
+		Value: "^(.*?;)?(" + regexp.QuoteMeta(cookie) + ")(;.*)?$",
+	}
+	rule := gatewayv1.HTTPRouteRule{
+		BackendRefs: []gatewayv1.HTTPBackendRef{b.ref(b.names.Canary, nil)},
+		Timeouts:    timeouts.DeepCopy(),
+	}
+	for _, bm := range base {
+		m := *bm.DeepCopy()
+		m.Headers = append(m.Headers, header)
+		rule.Matches = append(rule.Matches, m)
+	}
+	setCookie := gatewayv1.HTTPRouteFilter{
+		Type: gatewayv1.HTTPRouteFilterResponseHeaderModifier,
+		ResponseHeaderModifier: &gatewayv1.HTTPHeaderFilter{Add: []gatewayv1.HTTPHeader{{
+			Name:  "Set-Cookie",
+			Value: fmt.Sprintf("%s; Max-Age=%d", cookie, maxAge),
+		}}},
+	}
+	return rule, setCookie
+}
+
+// gatewayAPIKeepForeign carries the filters and timeouts others added to
+// the live default rule over to def: the rules list is atomic, so Serin's
+// apply would otherwise remove them. Serin's own mirror and request timeout
+// are not carried over but set anew.
+func gatewayAPIKeepForeign(def, liveDefault *gatewayv1.HTTPRouteRule, timeouts *gatewayv1.HTTPRouteTimeouts, canary string) {
+	if liveDefault == nil {
+		return
+	}
+	for _, f := range liveDefault.Filters {
+		if !isCanaryMirror(f, canary) {
+			def.Filters = append(def.Filters, f)
+		}
+	}
+	if lt := liveDefault.Timeouts; lt != nil {
+		merged := lt.DeepCopy()
+		if timeouts != nil {
+			merged.Request = timeouts.Request
+		}
+		def.Timeouts = merged
+	}
 }
 
 // gatewayAPIMatch converts an Istio match. Header and query parameter
@@ -372,15 +427,10 @@ func gatewayAPIDuration(s string) (gatewayv1.Duration, error) {
 // gatewayAPIHash hashes what Serin applies, so an unchanged route is
 // detected without comparing defaulted fields.
 func gatewayAPIHash(spec gatewayv1.HTTPRouteSpec, c *serinv1.Canary) (string, error) {
-	raw, err := json.Marshal(struct {
+	return apply.Hash(struct {
 		Spec  gatewayv1.HTTPRouteSpec
 		Owner string
 	}{spec, string(c.UID)})
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(raw)
-	return hex.EncodeToString(sum[:16]), nil
 }
 
 // gatewayAPIConvert copies in into out through their JSON form, e.g. a typed
@@ -391,27 +441,4 @@ func gatewayAPIConvert(in, out any) error {
 		return err
 	}
 	return json.Unmarshal(raw, out)
-}
-
-// managerOwnsField reports whether manager still owns the field at path in its
-// apply entry; a field written by someone else since has moved to them.
-func managerOwnsField(entries []metav1.ManagedFieldsEntry, manager string, path ...string) bool {
-	for _, e := range entries {
-		if e.Manager != manager || e.Operation != metav1.ManagedFieldsOperationApply || e.Subresource != "" || e.FieldsV1 == nil {
-			continue
-		}
-		var fields map[string]any
-		if json.Unmarshal(e.FieldsV1.Raw, &fields) != nil {
-			return false
-		}
-		for _, p := range path {
-			next, ok := fields[p].(map[string]any)
-			if !ok {
-				return false
-			}
-			fields = next
-		}
-		return true
-	}
-	return false
 }

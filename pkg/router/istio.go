@@ -2,9 +2,6 @@ package router
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"reflect"
@@ -20,7 +17,6 @@ import (
 	istionetworking "istio.io/api/networking/v1"
 	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
@@ -28,8 +24,8 @@ import (
 
 	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
-	"github.com/serin-dev/serin/pkg/internal/owned"
-	"github.com/serin-dev/serin/pkg/service"
+	"github.com/serin-dev/serin/pkg/apply"
+	"github.com/serin-dev/serin/pkg/naming"
 )
 
 // IstioRouter routes with Istio, as Flagger does: a VirtualService <apex>
@@ -67,23 +63,41 @@ func (ir *IstioRouter) SetRoutes(ctx context.Context, r Route, t analysis.Traffi
 	if err != nil {
 		return analysis.Traffic{}, err
 	}
-	for _, dr := range drs {
-		if err := ir.apply(ctx, dr, &istiov1.DestinationRule{}); err != nil {
+	// Every object is read, and refused if the Canary may not write it,
+	// before any is written: a VirtualService that is someone else's
+	// stops the DestinationRules from being applied too.
+	a := ir.applier()
+	desired := []client.Object{drs[0], drs[1], vs}
+	stored := &istiov1.VirtualService{}
+	lives := []client.Object{&istiov1.DestinationRule{}, &istiov1.DestinationRule{}, stored}
+	exists := make([]bool, len(desired))
+	for i, obj := range desired {
+		if exists[i], err = a.Read(ctx, istioRef(r.Canary, obj), lives[i]); err != nil {
 			return analysis.Traffic{}, err
 		}
 	}
-	stored := &istiov1.VirtualService{}
-	if err := ir.apply(ctx, vs, stored); err != nil {
-		return analysis.Traffic{}, err
+	for i, obj := range desired {
+		if err := istioApply(ctx, a, r.Canary, obj, lives[i], exists[i]); err != nil {
+			return analysis.Traffic{}, err
+		}
 	}
-	return istioTraffic(stored, service.NamesOf(r.Canary))
+	return istioTraffic(stored, naming.ServicesOf(r.Canary))
+}
+
+func (ir *IstioRouter) applier() *apply.Applier {
+	return &apply.Applier{Reader: ir.Reader, Client: ir.Client, FieldManager: ir.FieldManager}
+}
+
+// istioRef names a generated Istio object.
+func istioRef(c *serinv1.Canary, obj client.Object) apply.Ref {
+	return apply.Ref{Kind: obj.GetObjectKind().GroupVersionKind().Kind, Namespace: obj.GetNamespace(), Name: obj.GetName(), Owner: c}
 }
 
 // Routes reads the weights from the default (last) route of the
 // VirtualService, the mirror from the same route and A/B testing from the
 // presence of match routes above it.
 func (ir *IstioRouter) Routes(ctx context.Context, r Route) (analysis.Traffic, error) {
-	names := service.NamesOf(r.Canary)
+	names := naming.ServicesOf(r.Canary)
 	var vs istiov1.VirtualService
 	if err := ir.Reader.Get(ctx, client.ObjectKey{Namespace: r.Canary.Namespace, Name: names.Apex}, &vs); err != nil {
 		return analysis.Traffic{}, fmt.Errorf("reading VirtualService %s: %w", names.Apex, err)
@@ -91,7 +105,7 @@ func (ir *IstioRouter) Routes(ctx context.Context, r Route) (analysis.Traffic, e
 	return istioTraffic(&vs, names)
 }
 
-func istioTraffic(vs *istiov1.VirtualService, names service.Names) (analysis.Traffic, error) {
+func istioTraffic(vs *istiov1.VirtualService, names naming.Services) (analysis.Traffic, error) {
 	var t analysis.Traffic
 	if tcp := vs.Spec.GetTcp(); len(tcp) > 0 {
 		for _, d := range tcp[len(tcp)-1].GetRoute() {
@@ -132,7 +146,7 @@ func istioTraffic(vs *istiov1.VirtualService, names service.Names) (analysis.Tra
 // error either: it would keep the Canary's finalizer forever once Istio is
 // uninstalled.
 func (ir *IstioRouter) Revert(ctx context.Context, r Route) error {
-	names := service.NamesOf(r.Canary)
+	names := naming.ServicesOf(r.Canary)
 	key := func(name string) metav1.ObjectMeta {
 		return metav1.ObjectMeta{Namespace: r.Canary.Namespace, Name: name}
 	}
@@ -141,8 +155,9 @@ func (ir *IstioRouter) Revert(ctx context.Context, r Route) error {
 		&istiov1.DestinationRule{ObjectMeta: key(names.Primary)},
 		&istiov1.DestinationRule{ObjectMeta: key(names.Canary)},
 	}
+	a := ir.applier()
 	for _, obj := range objs {
-		if err := owned.Delete(ctx, ir.Reader, ir.Client, r.Canary, obj); err != nil {
+		if err := a.Delete(ctx, r.Canary, obj); err != nil {
 			return err
 		}
 	}
@@ -153,7 +168,7 @@ func (ir *IstioRouter) Revert(ctx context.Context, r Route) error {
 func istioVirtualService(r Route, t analysis.Traffic) (*istiov1.VirtualService, error) {
 	c := r.Canary
 	s := c.Spec.Service
-	names := service.NamesOf(c)
+	names := naming.ServicesOf(c)
 	primaryWeight, canaryWeight := Split(t)
 	vs := &istiov1.VirtualService{
 		TypeMeta:   metav1.TypeMeta{APIVersion: istiov1.SchemeGroupVersion.String(), Kind: "VirtualService"},
@@ -289,7 +304,7 @@ func istioBaseRoute(s serinv1.CanaryService) (*istionetworking.HTTPRoute, error)
 // canary Service.
 func istioDestinationRules(r Route) ([]*istiov1.DestinationRule, error) {
 	c := r.Canary
-	names := service.NamesOf(c)
+	names := naming.ServicesOf(c)
 	var policy *istionetworking.TrafficPolicy
 	if tp := c.Spec.Service.TrafficPolicy; tp != nil {
 		policy = &istionetworking.TrafficPolicy{}
@@ -373,7 +388,7 @@ func istioObjectMeta(c *serinv1.Canary, name string, custom *serinv1.CustomMetad
 	om := metav1.ObjectMeta{
 		Namespace:       c.Namespace,
 		Name:            name,
-		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(c, serinv1.GroupVersion.WithKind(serinv1.CanaryKind))},
+		OwnerReferences: []metav1.OwnerReference{apply.ControllerRef(c)},
 	}
 	if custom != nil {
 		om.Labels = maps.Clone(custom.Labels)
@@ -382,58 +397,40 @@ func istioObjectMeta(c *serinv1.Canary, name string, custom *serinv1.CustomMetad
 	return om
 }
 
-// apply applies desired server-side unless live (an empty object of the
-// same type) shows that it already carries everything desired sets. live
-// is left holding the object as the server stores it.
-func (ir *IstioRouter) apply(ctx context.Context, desired, live client.Object) error {
-	kind, name := desired.GetObjectKind().GroupVersionKind().Kind, desired.GetName()
-	u, err := istioUnstructured(desired)
+// istioApply applies desired unless live (read by apply.Applier.Read;
+// exists says whether there was one) shows that it already carries
+// everything desired sets. live is left holding the object as the server
+// stores it.
+func istioApply(ctx context.Context, a *apply.Applier, c *serinv1.Canary, desired, live client.Object, exists bool) error {
+	ref := istioRef(c, desired)
+	u, err := apply.JSONBody(desired)
 	if err != nil {
-		return fmt.Errorf("encoding %s %s: %w", kind, name, err)
+		return fmt.Errorf("encoding %s: %w", ref, err)
 	}
-	encoded, err := json.Marshal(u.Object)
+	hash, err := apply.Hash(u.Object)
 	if err != nil {
-		return fmt.Errorf("encoding %s %s: %w", kind, name, err)
+		return fmt.Errorf("encoding %s: %w", ref, err)
 	}
-	sum := sha256.Sum256(encoded)
-	annotations := u.GetAnnotations()
-	if annotations == nil {
-		annotations = map[string]string{}
-	}
-	annotations[appliedHashAnnotation] = hex.EncodeToString(sum[:16])
-	u.SetAnnotations(annotations)
-
-	err = ir.Reader.Get(ctx, client.ObjectKeyFromObject(desired), live)
-	switch {
-	case apierrors.IsNotFound(err):
-	case err != nil:
-		return fmt.Errorf("reading %s %s: %w", kind, name, err)
-	default:
-		upToDate, err := istioUpToDate(live, u)
-		if err != nil {
-			return fmt.Errorf("encoding %s %s: %w", kind, name, err)
-		}
-		if upToDate {
-			return nil
-		}
-	}
-	if err := ir.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(ir.FieldManager), client.ForceOwnership); err != nil {
-		return fmt.Errorf("applying %s %s: %w", kind, name, err)
-	}
-	// u holds the response now.
-	stored, err := json.Marshal(u.Object)
-	if err == nil {
-		err = json.Unmarshal(stored, live)
-	}
-	if err != nil {
-		return fmt.Errorf("reading the applied %s %s: %w", kind, name, err)
-	}
-	return nil
+	_, err = apply.Apply(ctx, a, apply.Write[client.Object]{
+		Ref:  ref,
+		Hash: hash,
+		UpToDate: func(live client.Object) (bool, error) {
+			upToDate, err := istioUpToDate(live, u)
+			if err != nil {
+				return false, fmt.Errorf("encoding %s: %w", ref, err)
+			}
+			return upToDate, nil
+		},
+		Desired: func() (*unstructured.Unstructured, error) { return u, nil },
+		Decode:  true,
+	}, live, exists)
+	return err
 }
 
-// istioUpToDate is true when live has the hash, labels, annotations and
-// controller reference of desired and the same spec. Comparing the spec too
-// catches someone else editing Serin's routes without touching the hash.
+// istioUpToDate is true when live has the labels, annotations and
+// controller reference of desired and the same spec; apply.Apply checks the
+// hash. Comparing the spec too catches someone else editing Serin's routes
+// without touching the hash.
 func istioUpToDate(live client.Object, desired *unstructured.Unstructured) (bool, error) {
 	if !istioSubset(desired.GetLabels(), live.GetLabels()) || !istioSubset(desired.GetAnnotations(), live.GetAnnotations()) {
 		return false, nil
@@ -445,7 +442,9 @@ func istioUpToDate(live client.Object, desired *unstructured.Unstructured) (bool
 			return false, nil
 		}
 	}
-	l, err := istioUnstructured(live)
+	// Istio's specs are protobuf messages that only their own MarshalJSON
+	// encodes correctly.
+	l, err := apply.JSONBody(live)
 	if err != nil {
 		return false, err
 	}
@@ -459,22 +458,4 @@ func istioSubset(want, have map[string]string) bool {
 		}
 	}
 	return true
-}
-
-// istioUnstructured encodes an Istio object through its JSON form: the
-// specs are protobuf messages that only their own MarshalJSON encodes
-// correctly. Status and the empty creationTimestamp are dropped, as Serin
-// owns neither.
-func istioUnstructured(obj client.Object) (*unstructured.Unstructured, error) {
-	b, err := json.Marshal(obj)
-	if err != nil {
-		return nil, err
-	}
-	u := &unstructured.Unstructured{}
-	if err := json.Unmarshal(b, &u.Object); err != nil {
-		return nil, err
-	}
-	delete(u.Object, "status")
-	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
-	return u, nil
 }

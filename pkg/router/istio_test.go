@@ -22,9 +22,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
-	"github.com/serin-dev/serin/e2e/testenv"
 	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/apply"
+	"github.com/serin-dev/serin/pkg/testharness/testenv"
 )
 
 // TestIstioRouter runs the router against a real kube-apiserver: first
@@ -253,8 +254,8 @@ func TestIstioRouter(t *testing.T) {
 				if refs := obj.GetOwnerReferences(); len(refs) != 1 || refs[0].UID != canary.UID || refs[0].Controller == nil || !*refs[0].Controller {
 					t.Errorf("%s owner references = %+v, want the Canary as controller", obj.GetName(), refs)
 				}
-				if obj.GetAnnotations()[appliedHashAnnotation] == "" {
-					t.Errorf("%s has no %s annotation", obj.GetName(), appliedHashAnnotation)
+				if obj.GetAnnotations()[apply.HashAnnotation] == "" {
+					t.Errorf("%s has no %s annotation", obj.GetName(), apply.HashAnnotation)
 				}
 			}
 

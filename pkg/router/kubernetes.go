@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/serin-dev/serin/pkg/analysis"
+	"github.com/serin-dev/serin/pkg/naming"
 	"github.com/serin-dev/serin/pkg/service"
 )
 
@@ -40,14 +41,14 @@ func (k *KubernetesRouter) SetRoutes(ctx context.Context, r Route, t analysis.Tr
 // Routes reads which pods the apex Service selects.
 func (k *KubernetesRouter) Routes(ctx context.Context, r Route) (analysis.Traffic, error) {
 	var apex corev1.Service
-	name := service.NamesOf(r.Canary).Apex
+	name := naming.ServicesOf(r.Canary).Apex
 	if err := k.Reader.Get(ctx, client.ObjectKey{Namespace: r.Canary.Namespace, Name: name}, &apex); err != nil {
 		return analysis.Traffic{}, fmt.Errorf("reading Service %s: %w", name, err)
 	}
 	return apexTraffic(&apex, r.Selector), nil
 }
 
-func apexTraffic(apex *corev1.Service, sel service.Selector) analysis.Traffic {
+func apexTraffic(apex *corev1.Service, sel naming.Selector) analysis.Traffic {
 	if apex.Spec.Selector[sel.Key] == sel.Value {
 		return analysis.Traffic{CanaryWeight: 100}
 	}

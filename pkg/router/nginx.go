@@ -15,13 +15,14 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
-	"github.com/serin-dev/serin/pkg/internal/owned"
-	"github.com/serin-dev/serin/pkg/service"
+	"github.com/serin-dev/serin/pkg/apply"
+	"github.com/serin-dev/serin/pkg/naming"
 )
 
 // DefaultNginxAnnotationPrefix is the annotation prefix of ingress-nginx.
@@ -69,27 +70,31 @@ func (n *NginxRouter) setRoutes(ctx context.Context, r Route, t analysis.Traffic
 	if err != nil {
 		return err
 	}
+	a := n.applier()
+	ref := apply.Ref{Kind: "Ingress", Namespace: *desired.Namespace, Name: *desired.Name, Owner: r.Canary}
 	var live networkingv1.Ingress
-	err = n.Reader.Get(ctx, client.ObjectKey{Namespace: *desired.Namespace, Name: *desired.Name}, &live)
-	switch {
-	case apierrors.IsNotFound(err):
-	case err != nil:
-		return fmt.Errorf("reading Ingress %s: %w", *desired.Name, err)
-	default:
+	exists, err := a.Read(ctx, ref, &live)
+	if err != nil {
+		return err
+	}
+	_, err = apply.Apply(ctx, a, apply.Write[*networkingv1.Ingress]{
+		Ref: ref,
 		// What Serin owns on the live object equals what it would apply
 		// exactly when applying would change nothing.
-		owned, err := networkingv1ac.ExtractIngress(&live, n.FieldManager)
-		if err != nil {
-			return fmt.Errorf("reading Serin's fields of Ingress %s: %w", *desired.Name, err)
-		}
-		if equality.Semantic.DeepEqual(owned, desired) {
-			return nil
-		}
-	}
-	if err := n.Client.Apply(ctx, desired, client.FieldOwner(n.FieldManager), client.ForceOwnership); err != nil {
-		return fmt.Errorf("applying Ingress %s: %w", *desired.Name, err)
-	}
-	return nil
+		UpToDate: func(live *networkingv1.Ingress) (bool, error) {
+			mine, err := networkingv1ac.ExtractIngress(live, a.FieldManager)
+			if err != nil {
+				return false, fmt.Errorf("reading Serin's fields of Ingress %s: %w", *desired.Name, err)
+			}
+			return equality.Semantic.DeepEqual(mine, desired), nil
+		},
+		Desired: func() (*unstructured.Unstructured, error) { return apply.JSONBody(desired) },
+	}, &live, exists)
+	return err
+}
+
+func (n *NginxRouter) applier() *apply.Applier {
+	return &apply.Applier{Reader: n.Reader, Client: n.Client, FieldManager: n.FieldManager}
 }
 
 // Routes reads the split back from the canary Ingress's annotations.
@@ -128,7 +133,7 @@ func (n *NginxRouter) Revert(ctx context.Context, r Route) error {
 		return err
 	}
 	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: r.Canary.Namespace, Name: name}}
-	return owned.Delete(ctx, n.Reader, n.Client, r.Canary, ing)
+	return n.applier().Delete(ctx, r.Canary, ing)
 }
 
 func (n *NginxRouter) annotation(name string) string {
@@ -160,7 +165,7 @@ func (n *NginxRouter) userIngress(ctx context.Context, c *serinv1.Canary) (*netw
 // desired is the canary Ingress: the user's Ingress with the apex Service
 // replaced by the canary Service, and the canary annotations.
 func (n *NginxRouter) desired(c *serinv1.Canary, user *networkingv1.Ingress, t analysis.Traffic) (*networkingv1ac.IngressApplyConfiguration, error) {
-	names := service.NamesOf(c)
+	names := naming.ServicesOf(c)
 	spec := user.Spec.DeepCopy()
 	replaced := retarget(spec.DefaultBackend, names)
 	for i := range spec.Rules {
@@ -199,7 +204,7 @@ func (n *NginxRouter) desired(c *serinv1.Canary, user *networkingv1.Ingress, t a
 
 	ing := networkingv1ac.Ingress(user.Name+"-canary", c.Namespace).
 		WithAnnotations(annotations).
-		WithOwnerReferences(service.OwnerReference(c)).
+		WithOwnerReferences(apply.ControllerRefApply(c)).
 		WithSpec(specAC)
 	if len(user.Labels) > 0 {
 		ing.WithLabels(user.Labels)
@@ -208,7 +213,7 @@ func (n *NginxRouter) desired(c *serinv1.Canary, user *networkingv1.Ingress, t a
 }
 
 // retarget points b at the canary Service if it is the apex Service.
-func retarget(b *networkingv1.IngressBackend, names service.Names) bool {
+func retarget(b *networkingv1.IngressBackend, names naming.Services) bool {
 	if b == nil || b.Service == nil || b.Service.Name != names.Apex {
 		return false
 	}

@@ -17,9 +17,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
-	"github.com/serin-dev/serin/e2e/testenv"
 	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/testharness/testenv"
 )
 
 const nginxNS = "apps"
@@ -169,6 +169,8 @@ func TestNginxRouter(t *testing.T) {
 		g := NewWithT(t)
 		const cp = "custom.ingress.kubernetes.io"
 		custom := nginxCanary("backend", "backend")
+		// An A/B canary: analysis.match with iterations, not stepWeight.
+		custom.Spec.Analysis.MaxWeight, custom.Spec.Analysis.StepWeight, custom.Spec.Analysis.Iterations = 0, 0, 10
 		custom.Spec.Analysis.Match = []apiextensionsv1.JSON{{Raw: []byte(`{"headers":{"x-canary":{"exact":"insider"}}}`)}}
 		g.Expect(kube.Create(ctx, custom)).To(Succeed())
 		g.Expect(kube.Create(ctx, nginxUserIngress("backend", "backend", map[string]string{

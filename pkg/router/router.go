@@ -10,13 +10,13 @@ import (
 
 	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
-	"github.com/serin-dev/serin/pkg/service"
+	"github.com/serin-dev/serin/pkg/naming"
 )
 
 // Route is what a router needs to know about a Canary.
 type Route struct {
 	Canary   *serinv1.Canary
-	Selector service.Selector
+	Selector naming.Selector
 	// Ports are the target's container ports (for service.portDiscovery).
 	Ports []corev1.ContainerPort
 }
@@ -28,7 +28,12 @@ type Router interface {
 	// manager and writes nothing when the objects already match. It
 	// returns the split the routing objects carry afterwards, as the API
 	// server holds them, so the engine can verify that what it set is what
-	// is there.
+	// is there. An object of a generated name that exists and that the
+	// Canary does not control is never taken over: SetRoutes fails with
+	// an error wrapping apply.ErrNotOwned (service.ErrNotOwned) and writes
+	// nothing to it, unless it is handed over with serin.dev/adopt=true.
+	// Objects the Canary references (spec.ingressRef, gateways) are only
+	// read.
 	SetRoutes(ctx context.Context, r Route, t analysis.Traffic) (analysis.Traffic, error)
 	// Routes reads the split from the routing objects.
 	Routes(ctx context.Context, r Route) (analysis.Traffic, error)

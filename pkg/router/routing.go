@@ -10,12 +10,6 @@ import (
 	"github.com/serin-dev/serin/pkg/analysis"
 )
 
-// appliedHashAnnotation holds the hash of what a router last applied to an
-// object: an object that carries it (and still has Serin's fields) is not
-// written again, and a field Serin stopped setting changes it, so the next
-// apply removes that field.
-const appliedHashAnnotation = "serin.dev/applied-hash"
-
 // Split returns the primary and canary weights of t, in percent.
 func Split(t analysis.Traffic) (primary, canary int32) {
 	c := int32(min(max(t.CanaryWeight, 0), 100))

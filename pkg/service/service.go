@@ -5,8 +5,6 @@ package service
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -16,42 +14,17 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
-	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
-	"github.com/serin-dev/serin/pkg/internal/owned"
+	"github.com/serin-dev/serin/pkg/apply"
+	"github.com/serin-dev/serin/pkg/naming"
 	"github.com/serin-dev/serin/pkg/versions"
 )
-
-// Names of a Canary's Services.
-type Names struct {
-	Apex, Primary, Canary string
-}
-
-// NamesOf returns the Service names: service.name (or the target's name),
-// with -primary and -canary suffixes.
-func NamesOf(c *serinv1.Canary) Names {
-	apex := c.Spec.Service.Name
-	if apex == "" {
-		apex = c.Spec.TargetRef.Name
-	}
-	return Names{Apex: apex, Primary: apex + "-primary", Canary: apex + "-canary"}
-}
-
-// Selector is the label that tells primary pods from canary pods: canary
-// pods have Key=Value, primary pods Key=Value-primary.
-type Selector struct {
-	Key, Value string
-}
-
-// Primary is the primary pods' label value.
-func (s Selector) Primary() map[string]string { return map[string]string{s.Key: s.Value + "-primary"} }
-
-// Canary is the canary pods' label value.
-func (s Selector) Canary() map[string]string { return map[string]string{s.Key: s.Value} }
 
 // Role is which Service of a Canary.
 type Role string
@@ -67,8 +40,8 @@ const (
 // the primary pods unless apexToCanary is set (blue/green promotion with the
 // kubernetes router). ports are the target's container ports, used with
 // service.portDiscovery.
-func Desired(c *serinv1.Canary, role Role, sel Selector, apexToCanary bool, ports []corev1.ContainerPort) *corev1ac.ServiceApplyConfiguration {
-	names := NamesOf(c)
+func Desired(c *serinv1.Canary, role Role, sel naming.Selector, apexToCanary bool, ports []corev1.ContainerPort) *corev1ac.ServiceApplyConfiguration {
+	names := naming.ServicesOf(c)
 	s := c.Spec.Service
 	var (
 		name     string
@@ -100,7 +73,7 @@ func Desired(c *serinv1.Canary, role Role, sel Selector, apexToCanary bool, port
 		WithPorts(servicePorts(s, ports)...)
 	svc := corev1ac.Service(name, c.Namespace).
 		WithLabels(labels).
-		WithOwnerReferences(OwnerReference(c)).
+		WithOwnerReferences(apply.ControllerRefApply(c)).
 		WithSpec(spec)
 	if len(annotations) > 0 {
 		svc.WithAnnotations(annotations)
@@ -159,42 +132,41 @@ func servicePorts(s serinv1.CanaryService, containerPorts []corev1.ContainerPort
 	return ports
 }
 
-// OwnerReference makes the Canary the controller of an object Serin applies,
-// so it is garbage-collected with the Canary.
-func OwnerReference(c *serinv1.Canary) *metav1ac.OwnerReferenceApplyConfiguration {
-	return metav1ac.OwnerReference().
-		WithAPIVersion(serinv1.GroupVersion.String()).
-		WithKind(serinv1.CanaryKind).
-		WithName(c.Name).
-		WithUID(c.UID).
-		WithController(true).
-		WithBlockOwnerDeletion(true)
-}
-
 // AdoptAnnotation set to "true" on a Service that no Canary controls hands
 // it over: a Canary whose Service has that name takes it. Serin sets it on
 // the apex Service it hands back when a Canary is deleted, so that a new
-// Canary can take it again.
-const AdoptAnnotation = "serin.dev/adopt"
+// Canary can take it again. The rule is apply.AdoptAnnotation's, shared
+// with the routing objects.
+const AdoptAnnotation = apply.AdoptAnnotation
 
 // ErrNotOwned is returned when a Service of the name a Canary wants exists
 // and was not created by it: Serin never takes over a Service by its name
-// alone.
-var ErrNotOwned = errors.New("not controlled by the Canary")
+// alone. It is apply.ErrNotOwned, which the routers return too.
+var ErrNotOwned = apply.ErrNotOwned
 
-// mayWrite refuses to write live unless the Canary that desired belongs to
-// controls it, or it is handed over with AdoptAnnotation.
-func mayWrite(live *corev1.Service, desired *corev1ac.ServiceApplyConfiguration) error {
-	owner := metav1.GetControllerOf(live)
+// serviceRef names the Service desired applies, owned by the Canary whose
+// controller reference it carries.
+func serviceRef(desired *corev1ac.ServiceApplyConfiguration) apply.Ref {
+	return apply.Ref{Kind: "Service", Namespace: *desired.Namespace, Name: *desired.Name, Owner: &metav1.ObjectMeta{UID: desiredOwner(desired)}}
+}
+
+// serviceWrite applies desired unless the live Service matches it.
+func serviceWrite(desired *corev1ac.ServiceApplyConfiguration) apply.Write[*corev1.Service] {
+	return apply.Write[*corev1.Service]{
+		Ref:      serviceRef(desired),
+		UpToDate: func(live *corev1.Service) (bool, error) { return matches(live, desired), nil },
+		Desired:  func() (*unstructured.Unstructured, error) { return apply.JSONBody(desired) },
+	}
+}
+
+// desiredOwner is the UID of the controller reference desired carries.
+func desiredOwner(desired *corev1ac.ServiceApplyConfiguration) types.UID {
 	for _, ref := range desired.OwnerReferences {
-		if owner != nil && ref.UID != nil && owner.UID == *ref.UID {
-			return nil
+		if ref.Controller != nil && *ref.Controller && ref.UID != nil {
+			return *ref.UID
 		}
 	}
-	if owner == nil && live.Annotations[AdoptAnnotation] == "true" {
-		return nil
-	}
-	return fmt.Errorf("%w: Service %s/%s exists and was not created by this Canary; delete it, or annotate it %s=true to hand it over", ErrNotOwned, live.Namespace, live.Name, AdoptAnnotation)
+	return ""
 }
 
 // Applier applies Services with server-side apply, skipping the write when
@@ -211,27 +183,20 @@ type Applier struct {
 	Versions *versions.Tracker
 }
 
+func (a *Applier) applier() *apply.Applier {
+	return &apply.Applier{Reader: a.Reader, Client: a.Client, FieldManager: a.FieldManager, Versions: a.Versions}
+}
+
 // Apply writes desired unless the live Service, as Reader has it, already
 // matches it. It reports whether it wrote.
 func (a *Applier) Apply(ctx context.Context, desired *corev1ac.ServiceApplyConfiguration) (bool, error) {
-	var live corev1.Service
-	err := a.Reader.Get(ctx, client.ObjectKey{Namespace: *desired.Namespace, Name: *desired.Name}, &live)
-	switch {
-	case apierrors.IsNotFound(err):
-	case err != nil:
-		return false, fmt.Errorf("reading Service %s: %w", *desired.Name, err)
-	default:
-		if err := mayWrite(&live, desired); err != nil {
-			return false, err
-		}
-		if matches(&live, desired) {
-			return false, nil
-		}
-	}
-	if err := a.write(ctx, desired); err != nil {
+	w, ap := serviceWrite(desired), a.applier()
+	live := &corev1.Service{}
+	exists, err := ap.Read(ctx, w.Ref, live)
+	if err != nil {
 		return false, err
 	}
-	return true, nil
+	return apply.Apply(ctx, ap, w, live, exists)
 }
 
 // ApplyVerified is Apply for a Service whose state must be known for sure
@@ -241,57 +206,17 @@ func (a *Applier) Apply(ctx context.Context, desired *corev1ac.ServiceApplyConfi
 // as the server holds it after the call: the response to its write, or
 // what it read.
 func (a *Applier) ApplyVerified(ctx context.Context, desired *corev1ac.ServiceApplyConfiguration, server client.Reader) (*corev1.Service, error) {
-	key := client.ObjectKey{Namespace: *desired.Namespace, Name: *desired.Name}
+	w, ap := serviceWrite(desired), a.applier()
+	w.Decode = true
 	live := &corev1.Service{}
-	err := a.Reader.Get(ctx, key, live)
-	if err == nil && !a.Versions.Current(live) || apierrors.IsNotFound(err) {
-		// The cache has not caught up with the last write, someone else
-		// wrote since, or this process has not seen the Service yet.
-		err = server.Get(ctx, key, live)
-		if err == nil {
-			a.Versions.Record(live)
-		}
-	}
-	switch {
-	case apierrors.IsNotFound(err):
-	case err != nil:
-		return nil, fmt.Errorf("reading Service %s: %w", key.Name, err)
-	default:
-		if err := mayWrite(live, desired); err != nil {
-			return nil, err
-		}
-		if matches(live, desired) {
-			return live, nil
-		}
-	}
-	if err := a.write(ctx, desired); err != nil {
+	exists, err := ap.ReadVerified(ctx, w.Ref, live, server)
+	if err != nil {
 		return nil, err
 	}
-	// The apply configuration now holds the server's response.
-	stored := &corev1.Service{}
-	if err := convert(desired, stored); err != nil {
-		return nil, fmt.Errorf("reading the applied Service %s: %w", key.Name, err)
+	if _, err := apply.Apply(ctx, ap, w, live, exists); err != nil {
+		return nil, err
 	}
-	a.Versions.Record(stored)
-	return stored, nil
-}
-
-// write applies desired. After a failed write what the server holds is
-// unknown, so the Service's version is forgotten.
-func (a *Applier) write(ctx context.Context, desired *corev1ac.ServiceApplyConfiguration) error {
-	if err := a.Client.Apply(ctx, desired, client.FieldOwner(a.FieldManager), client.ForceOwnership); err != nil {
-		a.Versions.Forget(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: *desired.Namespace, Name: *desired.Name}})
-		return fmt.Errorf("applying Service %s: %w", *desired.Name, err)
-	}
-	return nil
-}
-
-func convert(in, out any) error {
-	data, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(data, out)
+	return live, nil
 }
 
 // matches is true when live already carries every field of desired. Fields
@@ -340,8 +265,8 @@ func subset(want, have map[string]string) bool {
 // Release hands the apex Service back to the user on revertOnDeletion: it
 // selects the target's pods (when sel is known) and is no longer owned by
 // the Canary, so it outlives it. The primary and canary Services are deleted.
-func (a *Applier) Release(ctx context.Context, c *serinv1.Canary, sel *Selector) error {
-	names := NamesOf(c)
+func (a *Applier) Release(ctx context.Context, c *serinv1.Canary, sel *naming.Selector) error {
+	names := naming.ServicesOf(c)
 	var apex corev1.Service
 	// A Service the Canary does not control was never its apex: it is
 	// left as it is, not marked adoptable.
@@ -368,7 +293,7 @@ func (a *Applier) Release(ctx context.Context, c *serinv1.Canary, sel *Selector)
 		return fmt.Errorf("reading Service %s: %w", names.Apex, err)
 	}
 	for _, name := range []string{names.Primary, names.Canary} {
-		if err := owned.Delete(ctx, a.Reader, a.Client, c, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: name}}); err != nil {
+		if err := a.applier().Delete(ctx, c, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: name}}); err != nil {
 			return err
 		}
 	}

@@ -1,9 +1,11 @@
 package service
 
 import (
+	"errors"
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -11,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/apply"
+	"github.com/serin-dev/serin/pkg/naming"
 )
 
 func canary(mod func(*serinv1.CanaryService)) *serinv1.Canary {
@@ -27,7 +31,7 @@ func canary(mod func(*serinv1.CanaryService)) *serinv1.Canary {
 	return c
 }
 
-var sel = Selector{Key: "app", Value: "web"}
+var sel = naming.Selector{Key: "app", Value: "web"}
 
 func TestDesired(t *testing.T) {
 	containerPorts := []corev1.ContainerPort{
@@ -153,3 +157,28 @@ func TestMatches(t *testing.T) {
 }
 
 func itoa(i int32) string { return strconv.Itoa(int(i)) }
+
+func TestMayWrite(t *testing.T) {
+	if ErrNotOwned != apply.ErrNotOwned || AdoptAnnotation != apply.AdoptAnnotation {
+		t.Fatal("service.ErrNotOwned and service.AdoptAnnotation are not apply's")
+	}
+	desired := Desired(canary(nil), RoleApex, sel, false, nil)
+	live := func(refs []metav1.OwnerReference, annotations map[string]string) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "web", ResourceVersion: "42", OwnerReferences: refs, Annotations: annotations}}
+	}
+	ours := []metav1.OwnerReference{{Kind: "Canary", Name: "web", UID: "uid-1", Controller: new(true)}}
+	adopt := map[string]string{AdoptAnnotation: "true"}
+
+	err := serviceRef(desired).MayWrite(live(nil, nil))
+	if !errors.Is(err, ErrNotOwned) || !strings.Contains(err.Error(), "Service apps/web exists and was not created by this Canary; delete it, or annotate it serin.dev/adopt=true to hand it over") {
+		t.Errorf("a Service nobody controls: %v", err)
+	}
+	for name, l := range map[string]*corev1.Service{"ours": live(ours, nil), "handed over": live(nil, adopt)} {
+		if err := serviceRef(desired).MayWrite(l); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+
+	// Only the write that takes a handed-over Service carries the
+	// resourceVersion it was read at: apply.TestApply.
+}

@@ -6,16 +6,15 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/apply"
+	"github.com/serin-dev/serin/pkg/naming"
 )
 
 // applyOwned server-side applies desired, an object the Canary owns. live is
@@ -29,56 +28,31 @@ func (w *Workloads) applyOwned(ctx context.Context, canary *v1beta1.Canary, desi
 	if err != nil {
 		return fmt.Errorf("applying %s: %w", desired.GetName(), err)
 	}
-	what := describe(gvk.Kind, desired.GetNamespace(), desired.GetName())
-	if live != nil {
-		if !metav1.IsControlledBy(live, canary) {
-			return fmt.Errorf("%w: %s exists and is not controlled by Canary %s", ErrInvalid, what, canary.Name)
-		}
-		if !update {
-			return nil
-		}
+	write := apply.Write[client.Object]{
+		Ref: apply.Ref{
+			Kind: gvk.Kind, Namespace: desired.GetNamespace(), Name: desired.GetName(),
+			Owner: canary, Strict: ErrInvalid,
+			What: describe(gvk.Kind, desired.GetNamespace(), desired.GetName()),
+		},
+		CreateOnly: !update,
+		Desired:    func() (*unstructured.Unstructured, error) { return apply.Body(desired, gvk) },
 	}
-	hash := appliedHash(desired, unhashed...)
-	if live != nil && live.GetAnnotations()[AppliedHashAnnotation] == hash {
-		return nil
+	if live == nil || update {
+		write.Hash = appliedHash(desired, unhashed...)
 	}
-	u, err := applyObject(desired, gvk)
-	if err != nil {
-		return fmt.Errorf("applying %s: %w", what, err)
-	}
-	annotations := u.GetAnnotations()
-	if annotations == nil {
-		annotations = map[string]string{}
-	}
-	annotations[AppliedHashAnnotation] = hash
-	u.SetAnnotations(annotations)
-	err = w.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
-		client.FieldOwner(w.opts.FieldManager), client.ForceOwnership)
-	if err != nil {
-		return fmt.Errorf("applying %s: %w", what, err)
-	}
-	return nil
+	_, err = apply.Apply(ctx, w.applier(), write, live, live != nil)
+	return err
 }
 
-// applyObject turns a typed object into the body of an apply request,
-// without the fields the server sets.
-func applyObject(obj client.Object, gvk schema.GroupVersionKind) (*unstructured.Unstructured, error) {
-	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	if err != nil {
-		return nil, err
-	}
-	delete(m, "status")
-	unstructured.RemoveNestedField(m, "metadata", "creationTimestamp")
-	u := &unstructured.Unstructured{Object: m}
-	u.SetGroupVersionKind(gvk)
-	return u, nil
+func (w *Workloads) applier() *apply.Applier {
+	return &apply.Applier{Reader: w.reader, Client: w.client, FieldManager: w.opts.FieldManager}
 }
 
 // patch writes a JSON merge patch of the fields Serin changes to obj, so
 // that its other fields stay with the tools that own them. A nil patch means
 // there is nothing to change. The patch is built directly instead of diffing
-// two copies of obj, which cost 5% of the controller's allocations at
-// 1,000 Canaries (make bench).
+// two copies of obj, which cost a noticeable share of the controller's
+// allocations (figures: e2e/bench/results.md).
 func (w *Workloads) patch(ctx context.Context, obj client.Object, patch []byte) error {
 	if patch == nil {
 		return nil
@@ -90,15 +64,10 @@ func (w *Workloads) patch(ctx context.Context, obj client.Object, patch []byte) 
 // The UID precondition keeps a delete from hitting an object recreated
 // meanwhile under the same name.
 func (w *Workloads) deleteOwned(ctx context.Context, canary *v1beta1.Canary, obj client.Object) error {
-	if obj == nil || !metav1.IsControlledBy(obj, canary) {
+	if obj == nil || !apply.Controlled(obj, canary.UID) {
 		return nil
 	}
-	uid := obj.GetUID()
-	err := w.client.Delete(ctx, obj, client.Preconditions{UID: &uid})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("deleting %s: %w", describe(w.kindOf(obj), obj.GetNamespace(), obj.GetName()), err)
-	}
-	return nil
+	return w.applier().DeleteRead(ctx, canary, obj, describe(w.kindOf(obj), obj.GetNamespace(), obj.GetName()))
 }
 
 // deleteConfigCopies deletes every config copy the Canary controls,
@@ -121,7 +90,7 @@ func (w *Workloads) deleteConfigCopies(ctx context.Context, canary *v1beta1.Cana
 		copies = append(copies, &secrets.Items[i])
 	}
 	for _, obj := range copies {
-		if !strings.HasSuffix(obj.GetName(), PrimarySuffix) {
+		if !strings.HasSuffix(obj.GetName(), naming.PrimarySuffix) {
 			continue
 		}
 		if err := w.deleteOwned(ctx, canary, obj); err != nil {
@@ -132,10 +101,4 @@ func (w *Workloads) deleteConfigCopies(ctx context.Context, canary *v1beta1.Cana
 }
 
 // kindOf names obj's kind for messages.
-func (w *Workloads) kindOf(obj runtime.Object) string {
-	gvk, err := apiutil.GVKForObject(obj, w.client.Scheme())
-	if err != nil {
-		return fmt.Sprintf("%T", obj)
-	}
-	return gvk.Kind
-}
+func (w *Workloads) kindOf(obj runtime.Object) string { return apply.KindOf(obj, w.client.Scheme()) }

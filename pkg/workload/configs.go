@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/naming"
 )
 
 // Config tracking: the primary must keep running the config content that
@@ -114,7 +115,7 @@ func configRefs(spec *corev1.PodSpec) map[configRef]bool {
 func rewriteConfigRefs(spec *corev1.PodSpec, tracked map[configRef]bool) {
 	forEachConfigRef(spec, func(kind configKind, name *string, _ *bool) {
 		if tracked[configRef{kind: kind, name: *name}] {
-			*name = PrimaryName(*name)
+			*name = naming.PrimaryName(*name)
 		}
 	})
 }
@@ -196,7 +197,7 @@ func trackedRefs(configs []config) map[configRef]bool {
 // clear.
 func configCopy(obj client.Object, canary *v1beta1.Canary) client.Object {
 	meta := metav1.ObjectMeta{
-		Name:            PrimaryName(obj.GetName()),
+		Name:            naming.PrimaryName(obj.GetName()),
 		Namespace:       obj.GetNamespace(),
 		Labels:          maps.Clone(obj.GetLabels()),
 		OwnerReferences: []metav1.OwnerReference{ownerRef(canary)},

@@ -37,8 +37,8 @@ func configHash(obj client.Object) string {
 // unhashed field paths, which belong to other controllers once the object
 // exists. Without paths to leave out it hashes the typed encoding: the
 // unstructured form that an apply request needs is built only when there
-// is something to write, as its conversions were a fifth of the
-// controller's allocations at 1,000 Canaries (make bench).
+// is something to write, as its conversions were a large share of the
+// controller's allocations (figures: e2e/bench/results.md).
 func appliedHash(obj client.Object, unhashed ...[]string) string {
 	if len(unhashed) == 0 {
 		return hashOf(obj)

@@ -19,7 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
-	"github.com/serin-dev/serin/pkg/internal/owned"
+	"github.com/serin-dev/serin/pkg/apply"
+	"github.com/serin-dev/serin/pkg/naming"
 )
 
 // Kept revisions: before a promotion overwrites the primary, what it ran is
@@ -183,7 +184,7 @@ func (w *Workloads) deleteKept(ctx context.Context, canary *v1beta1.Canary, cr *
 	if err := w.deleteOwned(ctx, canary, cr); err != nil {
 		return err
 	}
-	return owned.Delete(ctx, w.reader, w.client, canary, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: cr.Namespace, Name: cr.Name}})
+	return (&apply.Applier{Reader: w.reader, Client: w.client}).Delete(ctx, canary, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: cr.Namespace, Name: cr.Name}})
 }
 
 // Restore puts kept revision rev back into the primary: its pod template
@@ -195,7 +196,7 @@ func (w *Workloads) Restore(ctx context.Context, canary *v1beta1.Canary, rev str
 	if err != nil {
 		return err
 	}
-	ns, name := canary.Namespace, PrimaryName(canary.Spec.TargetRef.Name)
+	ns, name := canary.Namespace, naming.PrimaryName(canary.Spec.TargetRef.Name)
 	primary, err := w.requireWorkload(ctx, t, ns, name)
 	if err != nil {
 		return err
@@ -335,7 +336,7 @@ func (w *Workloads) RestoreTarget(ctx context.Context, canary *v1beta1.Canary) (
 		return nil, err
 	}
 	ns, name := canary.Namespace, canary.Spec.TargetRef.Name
-	primary, err := w.requireWorkload(ctx, t, ns, PrimaryName(name))
+	primary, err := w.requireWorkload(ctx, t, ns, naming.PrimaryName(name))
 	if err != nil {
 		return nil, err
 	}
@@ -350,8 +351,8 @@ func (w *Workloads) RestoreTarget(ctx context.Context, canary *v1beta1.Canary) (
 	// The primary's template, turned back into the target's: its own
 	// selector value, and the originals of the config copies.
 	tmpl := t.podTemplate(primary).DeepCopy()
-	tmpl.Labels = swapLabel(tmpl.Labels, key, PrimaryName(value), value)
-	swapPodSelectors(&tmpl.Spec, key, PrimaryName(value), value)
+	tmpl.Labels = swapLabel(tmpl.Labels, key, naming.PrimaryName(value), value)
+	swapPodSelectors(&tmpl.Spec, key, naming.PrimaryName(value), value)
 	delete(tmpl.Annotations, RevisionAnnotation)
 	if len(tmpl.Annotations) == 0 {
 		tmpl.Annotations = nil
@@ -359,7 +360,7 @@ func (w *Workloads) RestoreTarget(ctx context.Context, canary *v1beta1.Canary) (
 	var changed []string
 	copies := map[configRef]client.Object{}
 	for ref := range configRefs(&tmpl.Spec) {
-		if !strings.HasSuffix(ref.name, PrimarySuffix) {
+		if !strings.HasSuffix(ref.name, naming.PrimarySuffix) {
 			continue
 		}
 		obj, err := w.getOptional(ctx, newConfigObject(ref.kind), ns, ref.name)
@@ -372,11 +373,11 @@ func (w *Workloads) RestoreTarget(ctx context.Context, canary *v1beta1.Canary) (
 	}
 	forEachConfigRef(&tmpl.Spec, func(kind configKind, name *string, _ *bool) {
 		if _, ok := copies[configRef{kind: kind, name: *name}]; ok {
-			*name = strings.TrimSuffix(*name, PrimarySuffix)
+			*name = strings.TrimSuffix(*name, naming.PrimarySuffix)
 		}
 	})
 	for ref, cp := range copies {
-		orig := configRef{kind: ref.kind, name: strings.TrimSuffix(ref.name, PrimarySuffix)}
+		orig := configRef{kind: ref.kind, name: strings.TrimSuffix(ref.name, naming.PrimarySuffix)}
 		live, err := w.getOptional(ctx, newConfigObject(orig.kind), ns, orig.name)
 		if err != nil {
 			return nil, err

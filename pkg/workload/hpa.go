@@ -6,6 +6,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/naming"
 )
 
 // primaryAutoscaler copies the target's autoscaler for the primary: it
@@ -18,7 +19,7 @@ func primaryAutoscaler(src *autoscalingv2.HorizontalPodAutoscaler, canary *v1bet
 	spec.ScaleTargetRef = autoscalingv2.CrossVersionObjectReference{
 		APIVersion: "apps/v1",
 		Kind:       kind,
-		Name:       PrimaryName(canary.Spec.TargetRef.Name),
+		Name:       naming.PrimaryName(canary.Spec.TargetRef.Name),
 	}
 	if r := canary.Spec.AutoscalerRef.PrimaryScalerReplicas; r != nil {
 		if r.MinReplicas != nil {
@@ -30,7 +31,7 @@ func primaryAutoscaler(src *autoscalingv2.HorizontalPodAutoscaler, canary *v1bet
 	}
 	return &autoscalingv2.HorizontalPodAutoscaler{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:            PrimaryName(src.Name),
+			Name:            naming.PrimaryName(src.Name),
 			Namespace:       src.Namespace,
 			Labels:          filterPrefixes(src.Labels, opts.IncludeLabelPrefixes, nil),
 			Annotations:     filterPrefixes(src.Annotations, opts.IncludeAnnotationPrefixes, controllerAnnotation),

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/naming"
 )
 
 // selectorLabel returns the first of names that sel matches on, and its
@@ -29,14 +30,14 @@ func selectorLabel(sel *metav1.LabelSelector, names []string) (key, value string
 // primaryLabels returns a copy of labels where key, if set to value, is set
 // to the primary's value instead.
 func primaryLabels(labels map[string]string, key, value string) map[string]string {
-	return swapLabel(labels, key, value, PrimaryName(value))
+	return swapLabel(labels, key, value, naming.PrimaryName(value))
 }
 
 // primarySelector returns a copy of sel that selects the primary's pods
 // where sel selects the target's: key=value becomes key=<value>-primary, in
 // matchLabels and in matchExpressions.
 func primarySelector(sel *metav1.LabelSelector, key, value string) *metav1.LabelSelector {
-	return swapSelector(sel, key, value, PrimaryName(value))
+	return swapSelector(sel, key, value, naming.PrimaryName(value))
 }
 
 // rewritePodSelectors points spec's pod (anti-)affinity terms and topology
@@ -44,7 +45,7 @@ func primarySelector(sel *metav1.LabelSelector, key, value string) *metav1.Label
 // instead: the primary spreads over its own pods, not over the target's
 // (which are scaled to zero most of the time).
 func rewritePodSelectors(spec *corev1.PodSpec, key, value string) {
-	swapPodSelectors(spec, key, value, PrimaryName(value))
+	swapPodSelectors(spec, key, value, naming.PrimaryName(value))
 }
 
 // swapLabel returns a copy of labels where key, if set to from, is set to
@@ -139,7 +140,7 @@ func controllerAnnotation(key string) bool {
 func primaryMeta(tgt metav1.Object, canary *v1beta1.Canary, key, value string, opts Options) metav1.ObjectMeta {
 	labels := filterPrefixes(tgt.GetLabels(), opts.IncludeLabelPrefixes, nil)
 	return metav1.ObjectMeta{
-		Name:            PrimaryName(tgt.GetName()),
+		Name:            naming.PrimaryName(tgt.GetName()),
 		Namespace:       tgt.GetNamespace(),
 		Labels:          primaryLabels(labels, key, value),
 		Annotations:     filterPrefixes(tgt.GetAnnotations(), opts.IncludeAnnotationPrefixes, controllerAnnotation),

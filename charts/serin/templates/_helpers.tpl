@@ -29,6 +29,19 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{/*
+The namespaces whose MetricTemplates and AlertProviders Canaries may
+reference besides their own, comma-separated: sharedNamespaces, or the
+controller's own namespace (the default of --shared-namespaces).
+*/}}
+{{- define "serin.sharedNamespaces" -}}
+{{- if .Values.sharedNamespaces -}}
+{{- join "," .Values.sharedNamespaces -}}
+{{- else -}}
+{{- .Release.Namespace -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 The routers whose RBAC is granted, as a comma-separated list:
 rbac.routers "all", or only the router of .Values.provider (none for the
 kubernetes provider, which only uses Services).

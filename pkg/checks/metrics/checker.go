@@ -13,6 +13,7 @@ import (
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 	"github.com/serin-dev/serin/pkg/checks/metrics/providers"
+	"github.com/serin-dev/serin/pkg/refpolicy"
 )
 
 // DefaultInterval is the query window of a metric without an interval.
@@ -47,8 +48,8 @@ type Checker struct {
 	// DefaultAddress is the Prometheus of built-in and inline queries when
 	// the Canary has no metricsServer.
 	DefaultAddress string
-	// NoCrossNamespaceRefs forbids templateRefs to other namespaces.
-	NoCrossNamespaceRefs bool
+	// Refs says which namespaces a Canary may take templates from.
+	Refs refpolicy.Policy
 	// NewProvider builds a backend client; providers.New unless a test
 	// replaces it.
 	NewProvider func(providers.Config) (providers.Provider, error)
@@ -74,80 +75,134 @@ func (c *Checker) Measure(ctx context.Context, canary *serinv1.Canary, provider 
 // measure renders the metric's query and runs it. Query failures are part
 // of the Measurement; only configuration problems are returned as errors.
 func (c *Checker) measure(ctx context.Context, canary *serinv1.Canary, provider serinv1.Provider, m serinv1.CanaryMetric) (Measurement, error) {
+	interval, window := queryWindow(m.Interval)
+	query, cfg, err := c.queryAndBackend(ctx, canary, provider, m)
+	var transient *transientError
+	if errors.As(err, &transient) {
+		return Measurement{Err: transient.err}, nil
+	}
+	if err != nil {
+		return Measurement{}, err
+	}
+	if cfg.Type == "prometheus" && cfg.Address == "" {
+		return Measurement{}, errors.New("no Prometheus address: set spec.metricsServer or the controller's --metrics-server")
+	}
+	return c.run(ctx, cfg, query, varsOf(canary, m, interval), window)
+}
+
+// queryWindow returns the metric's interval as the {{ interval }} of its
+// query ("1m" when unset) and as the window the backend is asked for
+// (DefaultInterval when unset or not a Go duration).
+func queryWindow(interval string) (string, time.Duration) {
 	window := DefaultInterval
-	interval := m.Interval
 	if interval == "" {
 		interval = "1m"
 	} else if d, err := time.ParseDuration(interval); err == nil {
 		window = d
 	}
+	return interval, window
+}
+
+// queryAndBackend returns the metric's query template and the backend it
+// goes to: its MetricTemplate's, or its inline query or the built-in one
+// for provider on the Canary's Prometheus. A transientError says that the
+// template or its Secret could not be read this time.
+func (c *Checker) queryAndBackend(ctx context.Context, canary *serinv1.Canary, provider serinv1.Provider, m serinv1.CanaryMetric) (string, providers.Config, error) {
+	cfg := c.canaryPrometheus(canary)
+	switch {
+	case m.TemplateRef != nil:
+		return c.templateQuery(ctx, canary, m.TemplateRef, cfg)
+	case m.Query != "":
+		return m.Query, cfg, nil
+	default:
+		q, ok := BuiltinQuery(provider, m.Name)
+		if !ok {
+			return "", cfg, fmt.Errorf("%q is not a built-in metric; set templateRef or query", m.Name)
+		}
+		return q, cfg, nil
+	}
+}
+
+// canaryPrometheus is the backend of built-in and inline queries: the
+// Canary's metricsServer, or the controller's default.
+func (c *Checker) canaryPrometheus(canary *serinv1.Canary) providers.Config {
 	cfg := providers.Config{Type: "prometheus", Address: canary.Spec.MetricsServer}
 	if cfg.Address == "" {
 		cfg.Address = c.DefaultAddress
 	}
+	return cfg
+}
 
-	var query string
-	switch {
-	case m.TemplateRef != nil:
-		tmpl, err := c.template(ctx, canary, m.TemplateRef)
-		var transient *transientError
-		if errors.As(err, &transient) {
-			return Measurement{Err: transient.err}, nil
-		}
-		if err != nil {
-			return Measurement{}, err
-		}
-		query = tmpl.Spec.Query
-		p := tmpl.Spec.Provider
-		cfg.Type = string(p.Type)
-		if cfg.Type == "" {
-			cfg.Type = "prometheus"
-		}
-		if p.Address != "" || cfg.Type != "prometheus" {
-			cfg.Address = p.Address
-		}
-		cfg.Headers = p.Headers
-		cfg.InsecureSkipVerify = p.InsecureSkipVerify
-		cfg.Region = p.Region
-		if p.Timeout != "" {
-			if d, err := time.ParseDuration(p.Timeout); err == nil {
-				cfg.Timeout = d
-			}
-		}
-		if p.SecretRef != nil && p.Address == "" && cfg.Type == "prometheus" {
-			// Without its own address the query would go to the
-			// Canary's metricsServer, which the Canary's owner chooses:
-			// the template's credentials only ever go to its own
-			// address.
-			return Measurement{}, fmt.Errorf("MetricTemplate %s/%s has a secretRef but no provider.address: its credentials are only sent to its own address", tmpl.Namespace, tmpl.Name)
-		}
-		if p.SecretRef != nil {
-			var secret corev1.Secret
-			if err := c.Reader.Get(ctx, client.ObjectKey{Namespace: tmpl.Namespace, Name: p.SecretRef.Name}, &secret); err != nil {
-				if apierrors.IsNotFound(err) {
-					return Measurement{}, fmt.Errorf("Secret %s/%s of MetricTemplate %s not found", tmpl.Namespace, p.SecretRef.Name, tmpl.Name)
-				}
-				return Measurement{Err: fmt.Errorf("reading the Secret of MetricTemplate %s: %w", tmpl.Name, err)}, nil
-			}
-			cfg.Credentials = secret.Data
-		}
-	case m.Query != "":
-		query = m.Query
-	default:
-		q, ok := BuiltinQuery(provider, m.Name)
-		if !ok {
-			return Measurement{}, fmt.Errorf("%q is not a built-in metric; set templateRef or query", m.Name)
-		}
-		query = q
+// templateQuery reads the MetricTemplate ref names and returns its query and
+// its provider's config, starting from the Canary's Prometheus (cfg), with
+// the credentials of its Secret.
+func (c *Checker) templateQuery(ctx context.Context, canary *serinv1.Canary, ref *serinv1.CrossNamespaceObjectReference, cfg providers.Config) (string, providers.Config, error) {
+	tmpl, err := c.template(ctx, canary, ref)
+	if err != nil {
+		return "", cfg, err
 	}
-	if cfg.Type == "prometheus" && cfg.Address == "" {
-		return Measurement{}, errors.New("no Prometheus address: set spec.metricsServer or the controller's --metrics-server")
+	p := tmpl.Spec.Provider
+	cfg = templateProvider(p, cfg)
+	if p.SecretRef != nil && p.Address == "" && cfg.Type == "prometheus" {
+		// Without its own address the query would go to the
+		// Canary's metricsServer, which the Canary's owner chooses:
+		// the template's credentials only ever go to its own
+		// address.
+		return "", cfg, fmt.Errorf("MetricTemplate %s/%s has a secretRef but no provider.address: its credentials are only sent to its own address", tmpl.Namespace, tmpl.Name)
 	}
+	if p.SecretRef != nil {
+		if cfg.Credentials, err = c.templateCredentials(ctx, tmpl); err != nil {
+			return "", cfg, err
+		}
+	}
+	return tmpl.Spec.Query, cfg, nil
+}
 
-	if err := checkVariables(m.TemplateVariables); err != nil {
+// templateProvider applies a MetricTemplate's provider to cfg, the Canary's
+// Prometheus: a template of another type, or with an address of its own,
+// never queries the Canary's. An invalid timeout is ignored.
+func templateProvider(p serinv1.MetricTemplateProvider, cfg providers.Config) providers.Config {
+	cfg.Type = string(p.Type)
+	if cfg.Type == "" {
+		cfg.Type = "prometheus"
+	}
+	if p.Address != "" || cfg.Type != "prometheus" {
+		cfg.Address = p.Address
+	}
+	cfg.Headers = p.Headers
+	cfg.InsecureSkipVerify = p.InsecureSkipVerify
+	cfg.Region = p.Region
+	if p.Timeout != "" {
+		if d, err := time.ParseDuration(p.Timeout); err == nil {
+			cfg.Timeout = d
+		}
+	}
+	return cfg
+}
+
+// templateCredentials reads the data of the Secret a MetricTemplate's
+// provider names, in the template's namespace. A missing Secret is a
+// configuration error, any other failure a transientError.
+func (c *Checker) templateCredentials(ctx context.Context, tmpl *serinv1.MetricTemplate) (map[string][]byte, error) {
+	name := tmpl.Spec.Provider.SecretRef.Name
+	var secret corev1.Secret
+	if err := c.Reader.Get(ctx, client.ObjectKey{Namespace: tmpl.Namespace, Name: name}, &secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("Secret %s/%s of MetricTemplate %s not found", tmpl.Namespace, name, tmpl.Name)
+		}
+		return nil, &transientError{fmt.Errorf("reading the Secret of MetricTemplate %s: %w", tmpl.Name, err)}
+	}
+	return secret.Data, nil
+}
+
+// run renders query with vars and asks the backend of cfg for its value
+// over window. A query that fails or finds no data is a Measurement; only
+// a query or a backend that cannot run as written is an error.
+func (c *Checker) run(ctx context.Context, cfg providers.Config, query string, vars Vars, window time.Duration) (Measurement, error) {
+	if err := checkVariables(vars.Variables); err != nil {
 		return Measurement{}, err
 	}
-	rendered, err := Render(query, varsOf(canary, m, interval))
+	rendered, err := Render(query, vars)
 	if err != nil {
 		return Measurement{}, err
 	}
@@ -170,8 +225,8 @@ func (c *Checker) template(ctx context.Context, canary *serinv1.Canary, ref *ser
 	if ns == "" {
 		ns = canary.Namespace
 	}
-	if ns != canary.Namespace && c.NoCrossNamespaceRefs {
-		return nil, fmt.Errorf("MetricTemplate %s/%s is in another namespace, which this controller forbids (--no-cross-namespace-refs)", ns, ref.Name)
+	if err := c.Refs.Allows(canary.Namespace, serinv1.MetricTemplateKind, ns, ref.Name); err != nil {
+		return nil, err
 	}
 	var tmpl serinv1.MetricTemplate
 	if err := c.Reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, &tmpl); err != nil {

@@ -19,9 +19,10 @@ import (
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 	"github.com/serin-dev/serin/pkg/checks/metrics"
 	"github.com/serin-dev/serin/pkg/checks/metrics/providers"
+	"github.com/serin-dev/serin/pkg/refpolicy"
 
-	"github.com/serin-dev/serin/e2e/prometheus"
-	"github.com/serin-dev/serin/e2e/testenv"
+	"github.com/serin-dev/serin/pkg/testharness/prometheus"
+	"github.com/serin-dev/serin/pkg/testharness/testenv"
 )
 
 func canaryWith(ns string, ms ...serinv1.CanaryMetric) *serinv1.Canary {
@@ -134,7 +135,7 @@ func TestMetricTemplate(t *testing.T) {
 		TemplateVariables: map[string]string{"cluster": "eu-1"},
 		SuccessCondition:  "result < 0.5 && result >= 0",
 	}
-	checker := &metrics.Checker{Reader: kube, NewProvider: providers.New}
+	checker := &metrics.Checker{Reader: kube, NewProvider: providers.New, Refs: refpolicy.Policy{Shared: []string{"shared"}}}
 	res, err := checker.Measure(ctx, canaryWith("apps", metric), serinv1.ProviderKubernetes)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res[0].Err).NotTo(HaveOccurred())
@@ -146,11 +147,20 @@ func TestMetricTemplate(t *testing.T) {
 
 	t.Run("cross-namespace references can be forbidden", func(t *testing.T) {
 		g := NewWithT(t)
-		strict := &metrics.Checker{Reader: kube, NewProvider: providers.New, NoCrossNamespaceRefs: true}
+		strict := &metrics.Checker{Reader: kube, NewProvider: providers.New, Refs: refpolicy.Policy{Shared: []string{"shared"}, OwnOnly: true}}
 		_, err := strict.Measure(ctx, canaryWith("apps", metric), serinv1.ProviderKubernetes)
 		var invalid *metrics.ConfigError
 		g.Expect(errors.As(err, &invalid)).To(BeTrue())
 		g.Expect(err.Error()).To(ContainSubstring("shared/error-rate is in another namespace"))
+	})
+
+	t.Run("a namespace that is not shared is refused", func(t *testing.T) {
+		g := NewWithT(t)
+		unshared := &metrics.Checker{Reader: kube, NewProvider: providers.New}
+		_, err := unshared.Measure(ctx, canaryWith("apps", metric), serinv1.ProviderKubernetes)
+		var invalid *metrics.ConfigError
+		g.Expect(errors.As(err, &invalid)).To(BeTrue())
+		g.Expect(err.Error()).To(ContainSubstring("MetricTemplate shared/error-rate is in namespace shared, which is not shared"))
 	})
 
 	t.Run("a missing template is a configuration error naming it", func(t *testing.T) {
@@ -174,7 +184,7 @@ func TestMetricTemplate(t *testing.T) {
 	})
 }
 
-// TestTemplateCredentialsStayWithTheTemplate: a template in another
+// TestTemplateCredentialsStayWithTheTemplate: a template in a shared
 // namespace with a Secret and no address would be queried at the Canary's
 // metricsServer, which the Canary's owner chooses; it is refused, and the
 // listener never sees the credential. Template variables that could rewrite
@@ -211,7 +221,8 @@ func TestTemplateCredentialsStayWithTheTemplate(t *testing.T) {
 		TemplateVariables: map[string]string{"bucket": "0.5"},
 	})
 	canary.Spec.MetricsServer = listener.URL
-	checker := &metrics.Checker{Reader: kube, NewProvider: providers.New}
+	// Even from a namespace the operator shares.
+	checker := &metrics.Checker{Reader: kube, NewProvider: providers.New, Refs: refpolicy.Policy{Shared: []string{"team-b"}}}
 	_, err := checker.Measure(ctx, canary, serinv1.ProviderKubernetes)
 	var invalid *metrics.ConfigError
 	g.Expect(errors.As(err, &invalid)).To(BeTrue(), "%v", err)

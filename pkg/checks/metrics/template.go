@@ -4,9 +4,11 @@
 package metrics
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"text/template"
+	"text/template/parse"
 )
 
 // Vars are the values a query template can use, with Flagger's names:
@@ -44,9 +46,111 @@ func Render(query string, v Vars) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("parsing the query template: %w", err)
 	}
-	var out strings.Builder
+	if err := checkBounded(t, funcs); err != nil {
+		return "", fmt.Errorf("the query template %w", err)
+	}
+	out := cappedWriter{max: maxRenderedBytes}
 	if err := t.Execute(&out, nil); err != nil {
 		return "", fmt.Errorf("rendering the query template: %w", err)
 	}
 	return out.String(), nil
+}
+
+// maxRenderedBytes caps a rendered query; real ones are a few hundred bytes.
+const maxRenderedBytes = 64 << 10
+
+// boundedFuncs are the functions a query template may call besides Vars':
+// text/template's built-ins whose result is no longer than an argument.
+// print, printf and println are left out (a width pads without bound), and
+// so are range, template and variables, which repeat or double their
+// output: a query comes from whoever may write a Canary or MetricTemplate,
+// and rendering it must not hold the controller.
+var boundedFuncs = map[string]bool{
+	"and": true, "or": true, "not": true, "eq": true, "ne": true, "lt": true,
+	"le": true, "gt": true, "ge": true, "len": true, "index": true, "slice": true,
+}
+
+// checkBounded refuses the template constructs whose rendering time or size
+// the query's length does not bound.
+func checkBounded(t *template.Template, funcs template.FuncMap) error {
+	if len(t.Templates()) > 1 {
+		return errors.New("may not define templates ({{define}}, {{block}})")
+	}
+	var check func(n parse.Node) error
+	check = func(n parse.Node) error {
+		switch n := n.(type) {
+		case *parse.ListNode:
+			if n == nil {
+				return nil
+			}
+			for _, c := range n.Nodes {
+				if err := check(c); err != nil {
+					return err
+				}
+			}
+		case *parse.TextNode, *parse.CommentNode, *parse.FieldNode, *parse.StringNode,
+			*parse.NumberNode, *parse.BoolNode, *parse.NilNode, *parse.DotNode:
+		case *parse.ActionNode:
+			return check(n.Pipe)
+		case *parse.PipeNode:
+			if n == nil {
+				return nil
+			}
+			if len(n.Decl) > 0 {
+				return errors.New("may not declare or assign variables")
+			}
+			for _, c := range n.Cmds {
+				if err := check(c); err != nil {
+					return err
+				}
+			}
+		case *parse.CommandNode:
+			for _, a := range n.Args {
+				if err := check(a); err != nil {
+					return err
+				}
+			}
+		case *parse.ChainNode:
+			return check(n.Node)
+		case *parse.VariableNode:
+			// Only $, the data (nil); declared variables are refused above.
+		case *parse.IdentifierNode:
+			if _, ok := funcs[n.Ident]; !ok && !boundedFuncs[n.Ident] {
+				return fmt.Errorf("may not call %s: only Flagger's query functions and and, or, not, eq, ne, lt, le, gt, ge, len, index and slice", n.Ident)
+			}
+		case *parse.IfNode:
+			return checkBranch(check, &n.BranchNode)
+		case *parse.WithNode:
+			return checkBranch(check, &n.BranchNode)
+		default:
+			return fmt.Errorf("may not use %s: only text, actions, if and with render in bounded time", n)
+		}
+		return nil
+	}
+	return check(t.Tree.Root)
+}
+
+func checkBranch(check func(parse.Node) error, b *parse.BranchNode) error {
+	for _, n := range []parse.Node{b.Pipe, b.List, b.ElseList} {
+		if err := check(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// errTooLong stops a rendering that outgrows maxRenderedBytes.
+var errTooLong = fmt.Errorf("renders to more than %d bytes", maxRenderedBytes)
+
+// cappedWriter is a strings.Builder that refuses to grow past max.
+type cappedWriter struct {
+	strings.Builder
+	max int
+}
+
+func (w *cappedWriter) Write(p []byte) (int, error) {
+	if w.Len()+len(p) > w.max {
+		return 0, errTooLong
+	}
+	return w.Builder.Write(p)
 }

@@ -74,3 +74,27 @@ func TestBuiltinQuery(t *testing.T) {
 		t.Error("error-rate is not built in")
 	}
 }
+
+// TestRenderRefusesUnboundedTemplates: a query is written by whoever may
+// create a Canary or a MetricTemplate, so the constructs whose rendering
+// time or size its length does not bound are refused before they run.
+func TestRenderRefusesUnboundedTemplates(t *testing.T) {
+	for query, want := range map[string]string{
+		`{{range 50000000}}x{{end}}`:                            "may not use {{range",
+		`{{ printf "%01000000d" 0 }}`:                           "may not call printf",
+		`{{define "a"}}x{{end}}{{template "a"}}`:                "may not define templates",
+		`{{ $x := variables.a }}{{ $x }}`:                       "may not declare or assign variables",
+		`{{ with variables.a }}{{ print . . . }}{{ end }}`:      "may not call print",
+		`x{a="{{ variables.a }}"} {{ if eq namespace "apps" }}`: "parsing",
+	} {
+		_, err := Render(query, Vars{Namespace: "apps", Variables: map[string]string{"a": "b"}})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Render(%q): %v, want an error containing %q", query, err, want)
+		}
+	}
+	got, err := Render(`x{a="{{ variables.a }}"}{{ if eq namespace "apps" }} > 0{{ end }}{{ with variables.a }}{{ len . }}{{ end }}`,
+		Vars{Namespace: "apps", Variables: map[string]string{"a": "b"}})
+	if err != nil || got != `x{a="b"} > 01` {
+		t.Errorf("a bounded template rendered %q, %v", got, err)
+	}
+}

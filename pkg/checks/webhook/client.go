@@ -10,8 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -19,14 +17,17 @@ import (
 
 	"github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 
-	"github.com/serin-dev/serin/pkg/internal/httpreply"
+	"github.com/serin-dev/serin/pkg/httpreply"
+	"github.com/serin-dev/serin/pkg/internal/httpx"
 )
 
 // Caller calls webhooks. The controller depends on this interface rather
 // than on Client so that its tests can do without a network.
 type Caller interface {
-	// Call POSTs payload to hook.URL, retrying up to hook.Retries times.
-	Call(ctx context.Context, hook v1beta1.CanaryWebhook, payload Payload) Result
+	// Call POSTs payload to hook.URL with the extra header (the hook's
+	// credentials, see AuthHeader; may be nil), retrying up to hook.Retries
+	// times.
+	Call(ctx context.Context, hook v1beta1.CanaryWebhook, payload Payload, header http.Header) Result
 }
 
 // Result is the outcome of a Call, retries included.
@@ -51,12 +52,13 @@ const (
 	maxRedirects = 3
 )
 
-// errCrossOriginRedirect refuses a redirect away from the webhook's host:
-// the payload may carry tokens meant for that host only.
-var errCrossOriginRedirect = errors.New("redirect to another host refused")
+// redirects follows a few redirects, all on the webhook's origin: the
+// payload may carry tokens meant for that host only.
+var redirects = httpx.Redirects{Max: maxRedirects}
 
-// Client calls webhooks over one shared HTTP client, so that connections to
-// a hook (typically the load tester, called at every iteration) are reused.
+// Client calls webhooks over the process's shared transport, so that
+// connections to a hook (typically the load tester, called at every
+// iteration) are reused.
 // It is safe for concurrent use.
 type Client struct {
 	http *http.Client
@@ -68,22 +70,11 @@ type Client struct {
 var _ Caller = (*Client)(nil)
 
 // NewClient returns a Client. The http.Client has no global timeout, as each
-// call is bounded by its hook's timeout; the transport bounds dialing and
-// TLS handshakes on its own so that a stuck peer cannot hold a connection
-// attempt longer than a call would allow anyway.
+// call is bounded by its hook's timeout; the transport (see httpx) bounds
+// dialing and TLS handshakes on its own.
 func NewClient() *Client {
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	transport := &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         dialer.DialContext,
-		ForceAttemptHTTP2:   true,
-		TLSHandshakeTimeout: 10 * time.Second,
-		IdleConnTimeout:     90 * time.Second,
-		MaxIdleConns:        100,
-		MaxIdleConnsPerHost: 10,
-	}
 	return &Client{
-		http:         &http.Client{Transport: transport, CheckRedirect: checkRedirect},
+		http:         httpx.NewClient(httpx.Options{}, redirects, nil),
 		firstBackoff: time.Second,
 		maxBackoff:   5 * time.Second,
 	}
@@ -93,7 +84,7 @@ func NewClient() *Client {
 // hook's timeout; a failed attempt is retried hook.Retries times after a
 // backoff that ends early if ctx is done. A misconfigured hook (bad timeout
 // or URL) fails without any request.
-func (c *Client) Call(ctx context.Context, hook v1beta1.CanaryWebhook, payload Payload) Result {
+func (c *Client) Call(ctx context.Context, hook v1beta1.CanaryWebhook, payload Payload, header http.Header) Result {
 	timeout, err := parseTimeout(hook.Timeout)
 	if err != nil {
 		return Result{Err: fmt.Errorf("webhook %q: %w", hook.Name, err)}
@@ -109,7 +100,7 @@ func (c *Client) Call(ctx context.Context, hook v1beta1.CanaryWebhook, payload P
 	var res Result
 	for {
 		res.Attempts++
-		res.StatusCode, res.Body, res.Err = c.post(ctx, hook.URL, body, timeout)
+		res.StatusCode, res.Body, res.Err = c.post(ctx, hook.URL, body, header, timeout)
 		if res.Err == nil || res.Attempts > hook.Retries {
 			break
 		}
@@ -125,7 +116,7 @@ func (c *Client) Call(ctx context.Context, hook v1beta1.CanaryWebhook, payload P
 }
 
 // post makes one attempt, bounded by timeout.
-func (c *Client) post(parent context.Context, target string, body []byte, timeout time.Duration) (int, []byte, error) {
+func (c *Client) post(parent context.Context, target string, body []byte, header http.Header, timeout time.Duration) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	// timedOut tells the hook's own timeout apart from the caller's ctx.
@@ -141,6 +132,7 @@ func (c *Client) post(parent context.Context, target string, body []byte, timeou
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	httpx.AddAbsent(req.Header, header)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		code := 0
@@ -151,14 +143,19 @@ func (c *Client) post(parent context.Context, target string, body []byte, timeou
 	}
 	defer resp.Body.Close()
 
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes))
-	if err != nil {
+	// The status is the answer: a body past the cap is kept cut.
+	data, err := httpx.ReadBody(resp.Body, maxBodyBytes)
+	if err != nil && !errors.Is(err, httpx.ErrBodyTooLarge) {
 		return resp.StatusCode, data, fmt.Errorf("reading response: %w", timedOut(err))
 	}
+	// The hook's credentials are not quoted, should it echo them: the body
+	// reaches the Canary's status and Events, on success too.
+	redactor := httpreply.NewRedactor(headerValues(header)...)
+	reply := redactor.Redact(string(data))
 	if resp.StatusCode < http.StatusOK || resp.StatusCode > http.StatusAccepted {
-		return resp.StatusCode, data, httpreply.StatusError(resp.StatusCode, data)
+		return resp.StatusCode, []byte(reply), httpreply.NewStatusError(resp.StatusCode, resp.Header, redactor.Excerpt(reply))
 	}
-	return resp.StatusCode, data, nil
+	return resp.StatusCode, []byte(reply), nil
 }
 
 // backoff is the wait after the given number of failed attempts.
@@ -211,24 +208,17 @@ func checkURL(s string) error {
 	return nil
 }
 
-// checkRedirect follows at most maxRedirects redirects, all on the host of
-// the original request.
-func checkRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) > maxRedirects {
-		return fmt.Errorf("stopped after %d redirects", maxRedirects)
+// headerValues lists the values of the hook's credentials, which no error
+// may quote: whole, and the token of an Authorization value alone.
+func headerValues(header http.Header) []string {
+	var s []string
+	for name, vs := range header {
+		for _, v := range vs {
+			s = append(s, v)
+			if _, token, ok := strings.Cut(v, " "); ok && http.CanonicalHeaderKey(name) == "Authorization" {
+				s = append(s, strings.TrimSpace(token))
+			}
+		}
 	}
-	if from, to := origin(via[0].URL), origin(req.URL); from != to {
-		return fmt.Errorf("%w: the webhook is on %s, the redirect points to %s", errCrossOriginRedirect, from, to)
-	}
-	return nil
-}
-
-// origin is scheme://host:port with the port made explicit, so that
-// http://h and http://h:80 compare equal.
-func origin(u *url.URL) string {
-	port := u.Port()
-	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
-	}
-	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+	return s
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,7 +16,8 @@ import (
 
 	"github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 
-	"github.com/serin-dev/serin/pkg/internal/httpreply"
+	"github.com/serin-dev/serin/pkg/httpreply"
+	"github.com/serin-dev/serin/pkg/internal/httpx"
 )
 
 // newTestClient is a Client whose backoff is short enough for tests.
@@ -74,7 +74,7 @@ func TestCallSendsPayload(t *testing.T) {
 				Metadata:  tc.metadata,
 			}
 
-			res := newTestClient().Call(context.Background(), hookFor(srv.URL), sent)
+			res := newTestClient().Call(context.Background(), hookFor(srv.URL), sent, nil)
 
 			g.Expect(res.Err).NotTo(HaveOccurred())
 			rec := <-got
@@ -112,7 +112,7 @@ func TestCallStatus(t *testing.T) {
 				_, _ = io.WriteString(w, tc.body)
 			})
 
-			res := newTestClient().Call(context.Background(), hookFor(srv.URL), Payload{Name: "podinfo"})
+			res := newTestClient().Call(context.Background(), hookFor(srv.URL), Payload{Name: "podinfo"}, nil)
 
 			g.Expect(res.OK()).To(Equal(tc.ok))
 			g.Expect(res.StatusCode).To(Equal(tc.code))
@@ -125,7 +125,7 @@ func TestCallStatus(t *testing.T) {
 			}
 			g.Expect(res.Err).To(HaveOccurred())
 			g.Expect(res.Err.Error()).To(ContainSubstring(`webhook "gate"`))
-			g.Expect(res.Err.Error()).To(ContainSubstring("status %d", tc.code))
+			g.Expect(res.Err.Error()).To(ContainSubstring("HTTP %d", tc.code))
 			if want := strings.Join(strings.Fields(tc.body), " "); want != "" {
 				g.Expect(res.Err.Error()).To(HaveSuffix(": " + want))
 			}
@@ -141,7 +141,7 @@ func TestCallErrorQuotesBodyStart(t *testing.T) {
 		_, _ = io.WriteString(w, body)
 	})
 
-	res := newTestClient().Call(context.Background(), hookFor(srv.URL), Payload{})
+	res := newTestClient().Call(context.Background(), hookFor(srv.URL), Payload{}, nil)
 
 	g.Expect(res.Err).To(HaveOccurred())
 	msg := res.Err.Error()
@@ -180,7 +180,7 @@ func TestCallTimeout(t *testing.T) {
 			hook.Timeout = "1s"
 
 			start := time.Now()
-			res := newTestClient().Call(context.Background(), hook, Payload{})
+			res := newTestClient().Call(context.Background(), hook, Payload{}, nil)
 
 			g.Expect(time.Since(start)).To(BeNumerically("<", 3*time.Second))
 			g.Expect(res.OK()).To(BeFalse())
@@ -213,7 +213,7 @@ func TestCallRetries(t *testing.T) {
 			hook := hookFor(srv.URL)
 			hook.Retries = tc.retries
 
-			res := newTestClient().Call(context.Background(), hook, Payload{})
+			res := newTestClient().Call(context.Background(), hook, Payload{}, nil)
 
 			g.Expect(res.OK()).To(Equal(tc.ok))
 			g.Expect(res.Attempts).To(Equal(tc.attempts))
@@ -243,14 +243,14 @@ func TestCallCancelledDuringBackoff(t *testing.T) {
 	time.AfterFunc(200*time.Millisecond, cancel)
 
 	start := time.Now()
-	res := c.Call(ctx, hook, Payload{})
+	res := c.Call(ctx, hook, Payload{}, nil)
 
 	g.Expect(time.Since(start)).To(BeNumerically("<", 2*time.Second))
 	g.Expect(res.OK()).To(BeFalse())
 	g.Expect(res.Attempts).To(Equal(1))
 	g.Expect(calls.Load()).To(BeEquivalentTo(1))
 	g.Expect(res.Err).To(MatchError(context.Canceled))
-	g.Expect(res.Err.Error()).To(ContainSubstring("status 500"))
+	g.Expect(res.Err.Error()).To(ContainSubstring("HTTP 500"))
 }
 
 func TestCallRedirects(t *testing.T) {
@@ -267,7 +267,7 @@ func TestCallRedirects(t *testing.T) {
 			got <- p
 		})
 
-		res := newTestClient().Call(context.Background(), hookFor(srv.URL+"/old"), Payload{Name: "podinfo"})
+		res := newTestClient().Call(context.Background(), hookFor(srv.URL+"/old"), Payload{Name: "podinfo"}, nil)
 
 		g.Expect(res.Err).NotTo(HaveOccurred())
 		g.Expect(calls.Load()).To(BeEquivalentTo(2))
@@ -281,10 +281,10 @@ func TestCallRedirects(t *testing.T) {
 			http.Redirect(w, r, other.URL+"/steal", http.StatusTemporaryRedirect)
 		})
 
-		res := newTestClient().Call(context.Background(), hookFor(srv.URL), Payload{Metadata: map[string]string{"token": "s3cret"}})
+		res := newTestClient().Call(context.Background(), hookFor(srv.URL), Payload{Metadata: map[string]string{"token": "s3cret"}}, nil)
 
 		g.Expect(res.OK()).To(BeFalse())
-		g.Expect(res.Err).To(MatchError(errCrossOriginRedirect))
+		g.Expect(res.Err).To(MatchError(httpx.ErrCrossHostRedirect))
 		g.Expect(res.StatusCode).To(Equal(http.StatusTemporaryRedirect))
 		g.Expect(otherCalls.Load()).To(BeZero())
 	})
@@ -295,31 +295,12 @@ func TestCallRedirects(t *testing.T) {
 			http.Redirect(w, r, "/again", http.StatusTemporaryRedirect)
 		})
 
-		res := newTestClient().Call(context.Background(), hookFor(srv.URL), Payload{})
+		res := newTestClient().Call(context.Background(), hookFor(srv.URL), Payload{}, nil)
 
 		g.Expect(res.OK()).To(BeFalse())
 		g.Expect(res.Err.Error()).To(ContainSubstring("stopped after %d redirects", maxRedirects))
 		g.Expect(calls.Load()).To(BeEquivalentTo(1 + maxRedirects))
 	})
-}
-
-func TestOrigin(t *testing.T) {
-	for _, tc := range []struct {
-		a, b string
-		same bool
-	}{
-		{"http://svc", "http://svc:80/x", true},
-		{"https://svc/", "https://SVC:443", true},
-		{"http://svc", "https://svc", false},
-		{"http://svc:8080", "http://svc:8081", false},
-		{"http://svc", "http://svc.other", false},
-	} {
-		a, _ := url.Parse(tc.a)
-		b, _ := url.Parse(tc.b)
-		if got := origin(a) == origin(b); got != tc.same {
-			t.Errorf("origin(%s) == origin(%s) is %v, want %v", tc.a, tc.b, got, tc.same)
-		}
-	}
 }
 
 func TestCallCapsBody(t *testing.T) {
@@ -336,7 +317,7 @@ func TestCallCapsBody(t *testing.T) {
 				}
 			})
 
-			res := newTestClient().Call(context.Background(), hookFor(srv.URL), Payload{})
+			res := newTestClient().Call(context.Background(), hookFor(srv.URL), Payload{}, nil)
 
 			g.Expect(res.StatusCode).To(Equal(code))
 			g.Expect(len(res.Body)).To(BeNumerically("<=", maxBodyBytes))
@@ -370,7 +351,7 @@ func TestCallMisconfigured(t *testing.T) {
 			hook.Timeout = tc.timeout
 			hook.Retries = 3
 
-			res := newTestClient().Call(context.Background(), hook, Payload{})
+			res := newTestClient().Call(context.Background(), hook, Payload{}, nil)
 
 			g.Expect(res.OK()).To(BeFalse())
 			g.Expect(res.Err.Error()).To(HavePrefix(`webhook "gate": invalid`))
@@ -418,7 +399,7 @@ func TestCallReusesConnections(t *testing.T) {
 
 	c := newTestClient()
 	for range 3 {
-		g.Expect(c.Call(context.Background(), hookFor(srv.URL), Payload{}).Err).NotTo(HaveOccurred())
+		g.Expect(c.Call(context.Background(), hookFor(srv.URL), Payload{}, nil).Err).NotTo(HaveOccurred())
 	}
 	g.Expect(dials.Load()).To(BeEquivalentTo(1))
 }
@@ -457,10 +438,76 @@ func TestCallErrorHidesURLSecrets(t *testing.T) {
 	addr := srv.Listener.Addr().String()
 	srv.Close() // nothing listens: connection refused
 
-	res := newTestClient().Call(context.Background(), hookFor("http://bot:pa55word@"+addr+"/hook?token=t0ken&team=a"), Payload{})
+	res := newTestClient().Call(context.Background(), hookFor("http://bot:pa55word@"+addr+"/hook?token=t0ken&team=a"), Payload{}, nil)
 	g.Expect(res.OK()).To(BeFalse())
 	g.Expect(res.StatusCode).To(BeZero())
 	g.Expect(res.Err.Error()).To(ContainSubstring("connection refused"))
 	g.Expect(res.Err.Error()).To(ContainSubstring(addr+"/hook"), "the host and path still say which webhook")
 	g.Expect(res.Err.Error()).NotTo(Or(ContainSubstring("pa55word"), ContainSubstring("t0ken")))
+}
+
+func TestCallSendsTheHooksCredentials(t *testing.T) {
+	g := NewWithT(t)
+	got := make(chan http.Header, 1)
+	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() })
+	header, err := AuthHeader(map[string][]byte{
+		"token":            []byte("t0ken\n"),
+		"header.X-Api-Key": []byte("k3y"),
+		"ca.crt":           []byte("not a header"),
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	res := newTestClient().Call(context.Background(), hookFor(srv.URL), Payload{}, header)
+
+	g.Expect(res.Err).NotTo(HaveOccurred())
+	sent := <-got
+	g.Expect(sent.Get("Authorization")).To(Equal("Bearer t0ken"))
+	g.Expect(sent.Get("X-Api-Key")).To(Equal("k3y"))
+	g.Expect(sent.Get("Content-Type")).To(Equal("application/json"))
+	g.Expect(sent.Values("Ca.crt")).To(BeEmpty())
+}
+
+func TestAuthHeaderRefusals(t *testing.T) {
+	for name, data := range map[string]map[string][]byte{
+		"no usable key":       {"password": []byte("s3cret")},
+		"bad header name":     {"header.X Bad": []byte("s3cret")},
+		"header injection":    {"token": []byte("s3cret\r\nX-Evil: 1")},
+		"token set twice":     {"token": []byte("s3cret-1"), "header.Authorization": []byte("s3cret-2")},
+		"empty header prefix": {"header.": []byte("s3cret")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			_, err := AuthHeader(data)
+			g.Expect(err).To(HaveOccurred())
+			for _, v := range data {
+				g.Expect(err.Error()).NotTo(ContainSubstring(string(v)))
+			}
+		})
+	}
+}
+
+// TestCallErrorHidesCredentials: a refusal that echoes the hook's
+// credentials is quoted without them, and so is a success that does.
+func TestCallErrorHidesCredentials(t *testing.T) {
+	for _, status := range []int{http.StatusUnauthorized, http.StatusOK} {
+		t.Run(http.StatusText(status), func(t *testing.T) { testCallHidesCredentials(t, status) })
+	}
+}
+
+func testCallHidesCredentials(t *testing.T, status int) {
+	g := NewWithT(t)
+	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, "bad token "+strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")+", key "+r.Header.Get("X-Api-Key"))
+	})
+	header, err := AuthHeader(map[string][]byte{TokenKey: []byte("t0k3n-s3cret"), HeaderKeyPrefix + "X-Api-Key": []byte("k3y-s3cret")})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	res := newTestClient().Call(context.Background(), hookFor(srv.URL), Payload{}, header)
+
+	g.Expect(string(res.Body)).To(Equal("bad token [redacted], key [redacted]"))
+	if status != http.StatusOK {
+		g.Expect(res.Err).To(MatchError(ContainSubstring("HTTP 401 Unauthorized: bad token [redacted], key [redacted]")))
+		g.Expect(res.Err.Error()).NotTo(ContainSubstring("s3cret"))
+	}
 }

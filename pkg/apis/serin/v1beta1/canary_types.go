@@ -2,8 +2,10 @@ package v1beta1
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -76,6 +78,9 @@ type CanaryList struct {
 // "gatewayapi:v1" (or "gatewayapi:v1beta1"); both spellings are kept so that
 // Flagger manifests apply unchanged.
 //
+// The Enum marker lists Providers(), in the same order; the tests check the
+// generated CRD against the list.
+//
 // +kubebuilder:validation:Enum=kubernetes;istio;nginx;contour;gatewayapi;gatewayapi:v1;gatewayapi:v1beta1
 type Provider string
 
@@ -86,9 +91,53 @@ const (
 	ProviderNGINX      Provider = "nginx"
 	ProviderContour    Provider = "contour"
 	ProviderGatewayAPI Provider = "gatewayapi"
+	// ProviderGatewayAPIV1 and ProviderGatewayAPIV1beta1 are Flagger's
+	// spellings of ProviderGatewayAPI; they name the same router.
+	ProviderGatewayAPIV1      Provider = "gatewayapi:v1"
+	ProviderGatewayAPIV1beta1 Provider = "gatewayapi:v1beta1"
 )
 
+// providers are the values spec.provider and --provider accept.
+var providers = []Provider{
+	ProviderKubernetes, ProviderIstio, ProviderNGINX, ProviderContour,
+	ProviderGatewayAPI, ProviderGatewayAPIV1, ProviderGatewayAPIV1beta1,
+}
+
+// Providers returns every value spec.provider accepts, aliases included, in
+// the order of the CRD's enum. The caller may change the slice.
+func Providers() []Provider {
+	return slices.Clone(providers)
+}
+
+// Valid says whether p is one of Providers. The empty provider is not: it
+// stands for the controller's default, which must be resolved first.
+func (p Provider) Valid() bool {
+	return slices.Contains(providers, p)
+}
+
+// Canonical is the provider whose router serves p: ProviderGatewayAPI for
+// its aliases, p itself otherwise.
+func (p Provider) Canonical() Provider {
+	switch p {
+	case ProviderGatewayAPIV1, ProviderGatewayAPIV1beta1:
+		return ProviderGatewayAPI
+	}
+	return p
+}
+
 // CanarySpec is the desired state of a Canary.
+//
+// The rules that depend on the router apply only when spec.provider is set:
+// an empty provider is the controller's --provider, which the API server
+// does not know.
+//
+// +kubebuilder:validation:XValidation:rule="(has(self.service.name) && size(self.service.name) > 0) || (size(self.targetRef.name) <= 55 && self.targetRef.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$'))",message="targetRef.name names the Services when service.name is empty, so it must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter) of at most 55 characters; otherwise set service.name",fieldPath=.targetRef.name
+// +kubebuilder:validation:XValidation:rule="!has(self.provider) || self.provider != 'nginx' || has(self.ingressRef)",message="provider nginx requires ingressRef, the Ingress it copies for the canary",fieldPath=.ingressRef
+// +kubebuilder:validation:XValidation:rule="!has(self.provider) || !self.provider.startsWith('gatewayapi') || (has(self.service.gatewayRefs) && size(self.service.gatewayRefs) > 0)",message="provider gatewayapi requires service.gatewayRefs, the Gateways the HTTPRoute attaches to",fieldPath=.service.gatewayRefs
+// +kubebuilder:validation:XValidation:rule="!has(self.provider) || self.provider == 'istio' || !has(self.analysis.match) || size(self.analysis.match) == 0 || !(has(self.analysis.stepWeight) || has(self.analysis.stepWeights))",message="analysis.match with stepWeight or stepWeights needs provider istio; other providers route analysis.match only in A/B tests (iterations)",fieldPath=.analysis.match
+// +kubebuilder:validation:XValidation:rule="!has(self.provider) || self.provider == 'istio' || self.provider.startsWith('gatewayapi') || !has(self.analysis.mirror) || !self.analysis.mirror",message="analysis.mirror needs provider istio or gatewayapi",fieldPath=.analysis.mirror
+// +kubebuilder:validation:XValidation:rule="!has(self.provider) || self.provider == 'istio' || self.provider.startsWith('gatewayapi') || !has(self.analysis.sessionAffinity)",message="analysis.sessionAffinity needs provider istio or gatewayapi",fieldPath=.analysis.sessionAffinity
+// +kubebuilder:validation:XValidation:rule="!has(self.provider) || self.provider != 'istio' || !has(self.service.appProtocol) || self.service.appProtocol != 'tcp' || ((!has(self.analysis.match) || size(self.analysis.match) == 0) && (!has(self.service.match) || size(self.service.match) == 0) && (!has(self.service.mirror) || size(self.service.mirror) == 0) && (!has(self.analysis.mirror) || !self.analysis.mirror) && !has(self.analysis.sessionAffinity))",message="service.appProtocol tcp routes by weight only: it cannot be combined with analysis.match, service.match, service.mirror, analysis.mirror or analysis.sessionAffinity",fieldPath=.service.appProtocol
 type CanarySpec struct {
 	// Provider is the traffic router for this Canary; empty means the
 	// controller's default (its --provider flag).
@@ -230,8 +279,11 @@ type CrossNamespaceObjectReference struct {
 // CanaryService describes the apex, primary and canary Services and the
 // routes a router builds in front of them.
 type CanaryService struct {
-	// Name of the apex Service; defaults to the target's name.
+	// Name of the apex Service; defaults to the target's name. It is a
+	// DNS-1035 label of at most 55 characters, so that <name>-primary and
+	// <name>-canary fit in 63.
 	// +kubebuilder:validation:MaxLength=55
+	// +kubebuilder:validation:XValidation:rule="size(self) == 0 || self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="service.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter and ending with a letter or digit) of at most 55 characters"
 	// +optional
 	Name string `json:"name,omitempty"`
 
@@ -276,6 +328,7 @@ type CanaryService struct {
 
 	// Match restricts the route to requests matching any of these Istio
 	// HTTPMatchRequests (networking.istio.io/v1), in their YAML form.
+	// +kubebuilder:validation:items:Type=object
 	// +optional
 	Match []apiextensionsv1.JSON `json:"match,omitempty"`
 
@@ -306,6 +359,7 @@ type CanaryService struct {
 
 	// Mirror lists Istio HTTPMirrorPolicies (networking.istio.io/v1) that
 	// copy traffic to other destinations.
+	// +kubebuilder:validation:items:Type=object
 	// +optional
 	Mirror []apiextensionsv1.JSON `json:"mirror,omitempty"`
 
@@ -354,6 +408,7 @@ type CustomMetadata struct {
 // +kubebuilder:validation:XValidation:rule="(has(self.iterations) ? 1 : 0) + (has(self.stepWeight) ? 1 : 0) + (has(self.stepWeights) ? 1 : 0) == 1",message="exactly one of iterations, stepWeight or stepWeights must be set"
 // +kubebuilder:validation:XValidation:rule="!has(self.stepWeight) || self.stepWeight <= (has(self.maxWeight) ? self.maxWeight : 100)",message="stepWeight must not exceed maxWeight",fieldPath=.stepWeight
 // +kubebuilder:validation:XValidation:rule="!has(self.mirrorWeight) || (has(self.mirror) && self.mirror)",message="mirrorWeight requires mirror: true",fieldPath=.mirrorWeight
+// +kubebuilder:validation:XValidation:rule="!has(self.maxWeight) || !has(self.stepWeights) || self.stepWeights.all(w, w <= self.maxWeight)",message="stepWeights must not exceed maxWeight",fieldPath=.stepWeights
 type CanaryAnalysis struct {
 	// Interval between two analysis iterations, a duration of at least 10s.
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ms|s|m|h))+$') && duration(self) >= duration('10s')",message="interval must be a duration of at least 10s, for example 30s or 1m"
@@ -402,7 +457,7 @@ type CanaryAnalysis struct {
 	StepWeightPromotion int `json:"stepWeightPromotion,omitempty"`
 
 	// Mirror copies traffic to the canary before shifting any to it
-	// (Istio only).
+	// (providers istio and gatewayapi).
 	// +optional
 	Mirror bool `json:"mirror,omitempty"`
 
@@ -428,10 +483,12 @@ type CanaryAnalysis struct {
 
 	// Match routes requests matching any of these Istio HTTPMatchRequests
 	// (networking.istio.io/v1) to the canary: A/B testing.
+	// +kubebuilder:validation:items:Type=object
 	// +optional
 	Match []apiextensionsv1.JSON `json:"match,omitempty"`
 
-	// SessionAffinity keeps users who reached the canary on it.
+	// SessionAffinity keeps users who reached the canary on it (providers
+	// istio and gatewayapi).
 	// +optional
 	SessionAffinity *SessionAffinity `json:"sessionAffinity,omitempty"`
 
@@ -495,6 +552,8 @@ const (
 // CanaryMetric is a metric check of an analysis.
 //
 // +kubebuilder:validation:XValidation:rule="self.name in ['request-success-rate', 'request-duration'] || has(self.templateRef) || has(self.query)",message="a metric must be built-in (request-success-rate, request-duration) or set templateRef or query"
+// +kubebuilder:validation:XValidation:rule="!has(self.query) || !has(self.templateRef)",message="query and templateRef are mutually exclusive: set one of them"
+// +kubebuilder:validation:XValidation:rule="!has(self.templateVariables) || size(self.templateVariables) == 0 || has(self.templateRef) || (has(self.query) && size(self.query) > 0)",message="templateVariables requires templateRef (or an inline query that uses them)",fieldPath=.templateVariables
 type CanaryMetric struct {
 	// Name of the check; request-success-rate and request-duration are
 	// built in.
@@ -502,8 +561,8 @@ type CanaryMetric struct {
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
 
-	// Interval is the window the query covers (default 1m).
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ms|s|m|h))+$') && duration(self) > duration('0s')",message="interval must be a positive duration, for example 1m"
+	// Interval is the window the query covers (default 1m), at least 1s.
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ms|s|m|h))+$') && duration(self) >= duration('1s')",message="interval must be a duration of at least 1s, for example 1m"
 	// +optional
 	// +kubebuilder:validation:MaxLength=32
 	Interval string `json:"interval,omitempty"`
@@ -550,6 +609,7 @@ type CanaryMetric struct {
 // open.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.min) || !has(self.max) || self.min <= self.max",message="thresholdRange.min must not exceed thresholdRange.max"
+// +kubebuilder:validation:XValidation:rule="has(self.min) || has(self.max)",message="thresholdRange must set min, max or both"
 type CanaryThresholdRange struct {
 	// +optional
 	Min *float64 `json:"min,omitempty"`
@@ -607,8 +667,8 @@ type CanaryWebhook struct {
 	// +kubebuilder:validation:MaxLength=2048
 	URL string `json:"url"`
 
-	// Timeout of one call (default 10s).
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ms|s|m|h))+$') && duration(self) > duration('0s')",message="timeout must be a positive duration, for example 30s"
+	// Timeout of one call (default 10s), at most 15m.
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ms|s|m|h))+$') && duration(self) > duration('0s') && duration(self) <= duration('15m')",message="timeout must be a positive duration of at most 15m, for example 30s"
 	// +optional
 	// +kubebuilder:validation:MaxLength=32
 	Timeout string `json:"timeout,omitempty"`
@@ -626,6 +686,13 @@ type CanaryWebhook struct {
 	// +kubebuilder:validation:Maximum=10
 	// +optional
 	Retries int `json:"retries,omitempty"`
+
+	// SecretRef names a Secret in the Canary's namespace whose data
+	// authenticates the call: the key "token" is sent as
+	// "Authorization: Bearer <token>", and each key "header.<Name>" as the
+	// header <Name>. It is how the controller authenticates to serin-tester.
+	// +optional
+	SecretRef *corev1.LocalObjectReference `json:"secretRef,omitempty"`
 }
 
 // AlertSeverity filters which events an alert sends.
@@ -750,6 +817,15 @@ type CanaryStatus struct {
 	// +optional
 	History []DecisionRecord `json:"history,omitempty"`
 
+	// PendingEvents are the Events of stored decisions that may not have
+	// gone out yet (as Events, alerts and event webhooks). They are written
+	// with the decision, so a controller that dies right after the write
+	// leaves them to its successor, and dropped once delivered.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	PendingEvents []PendingEvent `json:"pendingEvents,omitempty"`
+
 	// Paused is set by the pause operation and cleared by resume and
 	// abort: the release holds where it is, with its weights, and runs no
 	// checks. It lives in the status so that a restarted controller keeps
@@ -845,6 +921,28 @@ type WebhookStatus struct {
 	// answer; at the consecutive error limit they count as a failed check.
 	// +optional
 	ConsecutiveErrors int `json:"consecutiveErrors,omitempty"`
+}
+
+// PendingEvent is an Event of a stored decision, kept until it was
+// delivered.
+type PendingEvent struct {
+	// ID is the Event's name suffix, the same at every delivery, so an
+	// Event recorded before a restart is not recorded twice.
+	// +kubebuilder:validation:MaxLength=63
+	ID string `json:"id"`
+
+	// Type is Normal or Warning.
+	// +kubebuilder:validation:Enum=Normal;Warning
+	Type string `json:"type"`
+
+	// Reason of the Event.
+	// +kubebuilder:validation:MaxLength=128
+	Reason string `json:"reason"`
+
+	// Message of the Event.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // DecisionRecord is one decision of the analysis, kept in status.history.

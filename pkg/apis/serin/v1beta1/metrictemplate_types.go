@@ -51,6 +51,9 @@ type MetricTemplateSpec struct {
 type MetricProviderType string
 
 // MetricTemplateProvider describes how to reach a metrics backend.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.type) || self.type != 'cloudwatch' || (has(self.region) && size(self.region) > 0)",message="provider.region is required for type cloudwatch",fieldPath=.region
+// +kubebuilder:validation:XValidation:rule="!has(self.type) || !(self.type in ['dynatrace', 'graphite', 'influxdb']) || has(self.address)",message="provider.address is required for types dynatrace, graphite and influxdb",fieldPath=.address
 type MetricTemplateProvider struct {
 	// Type of the backend (default prometheus).
 	// +kubebuilder:default=prometheus

@@ -2,6 +2,7 @@ package v1beta1_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,7 +18,7 @@ import (
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 
-	"github.com/serin-dev/serin/e2e/testenv"
+	"github.com/serin-dev/serin/pkg/testharness/testenv"
 )
 
 // TestAdmission applies the generated CRDs to a real kube-apiserver and checks
@@ -91,6 +92,18 @@ func TestAdmission(t *testing.T) {
 		g.Expect(ab.Spec.Service.GatewayRefs[0].Name).To(BeEquivalentTo("gateway"))
 	})
 
+	for i, tc := range acceptedCases() {
+		t.Run("accepts "+tc.name, func(t *testing.T) {
+			obj := readObject(t, tc.base)
+			obj.SetNamespace(ns.Name)
+			obj.SetName(fmt.Sprintf("accepted-%d", i))
+			tc.mutate(t, obj.Object)
+			if err := c.Create(ctx, obj); err != nil {
+				t.Errorf("rejected: %v", err)
+			}
+		})
+	}
+
 	for _, tc := range invalidCases() {
 		t.Run("rejects "+tc.name, func(t *testing.T) {
 			obj := readObject(t, tc.base)
@@ -114,7 +127,8 @@ type invalidCase struct {
 	name   string
 	base   string
 	mutate func(t *testing.T, obj map[string]any)
-	// want holds the fragments the rejection must contain, separated by |.
+	// want holds the fragments the rejection must contain, separated by |
+	// (empty in acceptedCases).
 	want string
 }
 
@@ -122,50 +136,89 @@ const (
 	blueGreen   = "testdata/valid/canary-bluegreen.yaml"
 	progressive = "testdata/valid/canary-progressive.yaml"
 	stepWeights = "testdata/valid/canary-stepweights.yaml"
+	abTesting   = "testdata/valid/canary-ab.yaml"
+	nginx       = "testdata/valid/canary-nginx.yaml"
 	template    = "testdata/valid/metrictemplate.yaml"
 	provider    = "testdata/valid/alertprovider.yaml"
 )
 
-func invalidCases() []invalidCase {
-	set := func(value any, path ...string) func(*testing.T, map[string]any) {
-		return func(t *testing.T, obj map[string]any) {
-			if err := unstructured.SetNestedField(obj, value, path...); err != nil {
-				t.Fatal(err)
-			}
+type mutation = func(*testing.T, map[string]any)
+
+func set(value any, path ...string) mutation {
+	return func(t *testing.T, obj map[string]any) {
+		if err := unstructured.SetNestedField(obj, value, path...); err != nil {
+			t.Fatal(err)
 		}
 	}
-	unset := func(path ...string) func(*testing.T, map[string]any) {
-		return func(_ *testing.T, obj map[string]any) { unstructured.RemoveNestedField(obj, path...) }
-	}
-	both := func(fs ...func(*testing.T, map[string]any)) func(*testing.T, map[string]any) {
-		return func(t *testing.T, obj map[string]any) {
-			for _, f := range fs {
-				f(t, obj)
-			}
+}
+
+func unset(path ...string) mutation {
+	return func(_ *testing.T, obj map[string]any) { unstructured.RemoveNestedField(obj, path...) }
+}
+
+func all(fs ...mutation) mutation {
+	return func(t *testing.T, obj map[string]any) {
+		for _, f := range fs {
+			f(t, obj)
 		}
 	}
-	analysis := func(field string) []string { return []string{"spec", "analysis", field} }
-	firstWebhook := func(t *testing.T, obj map[string]any, field string, value any) {
+}
+
+func analysis(field string) []string { return []string{"spec", "analysis", field} }
+
+func service(field string) []string { return []string{"spec", "service", field} }
+
+// firstWebhook sets a field of the first webhook.
+func firstWebhook(field string, value any) mutation {
+	return func(t *testing.T, obj map[string]any) {
 		hooks, _, _ := unstructured.NestedSlice(obj, analysis("webhooks")...)
 		hooks[0].(map[string]any)[field] = value
 		if err := unstructured.SetNestedSlice(obj, hooks, analysis("webhooks")...); err != nil {
 			t.Fatal(err)
 		}
 	}
-	metric := func(m map[string]any) func(*testing.T, map[string]any) {
-		return func(t *testing.T, obj map[string]any) {
-			if err := unstructured.SetNestedSlice(obj, []any{m}, analysis("metrics")...); err != nil {
-				t.Fatal(err)
-			}
+}
+
+// metric replaces the metrics with m.
+func metric(m map[string]any) mutation {
+	return func(t *testing.T, obj map[string]any) {
+		if err := unstructured.SetNestedSlice(obj, []any{m}, analysis("metrics")...); err != nil {
+			t.Fatal(err)
 		}
 	}
+}
+
+var headerMatch = []any{map[string]any{"headers": map[string]any{"x-canary": map[string]any{"exact": "insider"}}}}
+
+// acceptedCases are edge cases of the rules that must stay valid, mostly
+// because the provider the rule depends on is not known at admission.
+func acceptedCases() []invalidCase {
+	return []invalidCase{
+		{name: "match with stepWeight without an explicit provider", base: abTesting, mutate: all(unset("spec", "provider"), unset(analysis("iterations")...), set(int64(10), analysis("stepWeight")...))},
+		{name: "match with stepWeights on istio", base: stepWeights, mutate: set(headerMatch, analysis("match")...)},
+		{name: "mirror and sessionAffinity on gatewayapi:v1beta1", base: stepWeights, mutate: all(set("gatewayapi:v1beta1", "spec", "provider"), set([]any{map[string]any{"name": "gateway"}}, service("gatewayRefs")...))},
+		{name: "mirror and sessionAffinity without an explicit provider", base: stepWeights, mutate: unset("spec", "provider")},
+		{name: "nginx without ingressRef or explicit provider", base: nginx, mutate: all(unset("spec", "provider"), unset("spec", "ingressRef"))},
+		{name: "tcp with weights only on istio", base: progressive, mutate: set("tcp", service("appProtocol")...)},
+		{name: "tcp with mirror and sessionAffinity without an explicit provider", base: stepWeights, mutate: all(unset("spec", "provider"), set("tcp", service("appProtocol")...))},
+		{name: "target name that is no DNS-1035 label with service.name", base: blueGreen, mutate: all(set("pod.info-"+strings.Repeat("x", 60), "spec", "targetRef", "name"), set("podinfo", service("name")...))},
+		{name: "service.name of 55 characters", base: stepWeights, mutate: set("s"+strings.Repeat("-x", 27), service("name")...)},
+		{name: "maxWeight equal to the last stepWeights", base: stepWeights, mutate: set(int64(80), analysis("maxWeight")...)},
+		{name: "metric interval of 1s", base: blueGreen, mutate: metric(map[string]any{"name": "request-duration", "interval": "1s", "thresholdRange": map[string]any{"max": int64(500)}})},
+		{name: "thresholdRange with min 0", base: blueGreen, mutate: metric(map[string]any{"name": "request-success-rate", "thresholdRange": map[string]any{"min": int64(0)}})},
+		{name: "webhook timeout of 15m", base: blueGreen, mutate: firstWebhook("timeout", "15m")},
+		{name: "cloudwatch with region and no address", base: template, mutate: all(set("cloudwatch", "spec", "provider", "type"), unset("spec", "provider", "address"), set("eu-west-1", "spec", "provider", "region"))},
+	}
+}
+
+func invalidCases() []invalidCase {
 	const exactlyOne = "spec.analysis|exactly one of iterations, stepWeight or stepWeights must be set"
 	return []invalidCase{
 		{"iterations with stepWeight", blueGreen, set(int64(10), analysis("stepWeight")...), exactlyOne},
 		{"stepWeight with stepWeights", progressive, set([]any{int64(10), int64(20)}, analysis("stepWeights")...), exactlyOne},
 		{"no schedule", blueGreen, unset(analysis("iterations")...), exactlyOne},
 		{"stepWeight 0", progressive, set(int64(0), analysis("stepWeight")...), "spec.analysis.stepWeight|greater than or equal to 1"},
-		{"stepWeight 101", progressive, both(unset(analysis("maxWeight")...), set(int64(101), analysis("stepWeight")...)), "spec.analysis.stepWeight|less than or equal to 100"},
+		{"stepWeight 101", progressive, all(unset(analysis("maxWeight")...), set(int64(101), analysis("stepWeight")...)), "spec.analysis.stepWeight|less than or equal to 100"},
 		{"maxWeight 0", progressive, set(int64(0), analysis("maxWeight")...), "spec.analysis.maxWeight|greater than or equal to 1"},
 		{"maxWeight 120", progressive, set(int64(120), analysis("maxWeight")...), "spec.analysis.maxWeight|less than or equal to 100"},
 		{"stepWeight above maxWeight", progressive, set(int64(60), analysis("stepWeight")...), "spec.analysis.stepWeight|stepWeight must not exceed maxWeight"},
@@ -181,18 +234,55 @@ func invalidCases() []invalidCase {
 		{"canaryReadyThreshold -1", progressive, set(int64(-1), analysis("canaryReadyThreshold")...), "spec.analysis.canaryReadyThreshold|greater than or equal to 0"},
 		{"metric without query", blueGreen, metric(map[string]any{"name": "error-rate", "thresholdRange": map[string]any{"max": int64(1)}}), "spec.analysis.metrics[0]|a metric must be built-in (request-success-rate, request-duration) or set templateRef or query"},
 		{"thresholdRange min above max", blueGreen, metric(map[string]any{"name": "request-success-rate", "thresholdRange": map[string]any{"min": int64(99), "max": int64(90)}}), "spec.analysis.metrics[0].thresholdRange|thresholdRange.min must not exceed thresholdRange.max"},
-		{"metric interval not a duration", blueGreen, metric(map[string]any{"name": "request-duration", "interval": "1 minute"}), "spec.analysis.metrics[0].interval|interval must be a positive duration"},
-		{"unknown webhook type", blueGreen, func(t *testing.T, obj map[string]any) { firstWebhook(t, obj, "type", "pre-deploy") }, `spec.analysis.webhooks[0].type|Unsupported value: "pre-deploy"`},
-		{"relative webhook url", blueGreen, func(t *testing.T, obj map[string]any) { firstWebhook(t, obj, "url", "/gate/check") }, "spec.analysis.webhooks[0].url|url must be an absolute http or https URL"},
-		{"ftp webhook url", blueGreen, func(t *testing.T, obj map[string]any) { firstWebhook(t, obj, "url", "ftp://tester/") }, "spec.analysis.webhooks[0].url|url must be an absolute http or https URL"},
-		{"webhook timeout not a duration", blueGreen, func(t *testing.T, obj map[string]any) { firstWebhook(t, obj, "timeout", "10") }, "spec.analysis.webhooks[0].timeout|timeout must be a positive duration"},
-		{"webhook retries above 10", progressive, func(t *testing.T, obj map[string]any) { firstWebhook(t, obj, "retries", int64(11)) }, "spec.analysis.webhooks[0].retries|less than or equal to 10"},
+		{"metric interval not a duration", blueGreen, metric(map[string]any{"name": "request-duration", "interval": "1 minute"}), "spec.analysis.metrics[0].interval|interval must be a duration of at least 1s"},
+		{"unknown webhook type", blueGreen, firstWebhook("type", "pre-deploy"), `spec.analysis.webhooks[0].type|Unsupported value: "pre-deploy"`},
+		{"relative webhook url", blueGreen, firstWebhook("url", "/gate/check"), "spec.analysis.webhooks[0].url|url must be an absolute http or https URL"},
+		{"ftp webhook url", blueGreen, firstWebhook("url", "ftp://tester/"), "spec.analysis.webhooks[0].url|url must be an absolute http or https URL"},
+		{"webhook timeout not a duration", blueGreen, firstWebhook("timeout", "10"), "spec.analysis.webhooks[0].timeout|timeout must be a positive duration"},
+		{"webhook retries above 10", progressive, firstWebhook("retries", int64(11)), "spec.analysis.webhooks[0].retries|less than or equal to 10"},
 		{"StatefulSet target", blueGreen, set("StatefulSet", "spec", "targetRef", "kind"), `spec.targetRef.kind|Unsupported value: "StatefulSet"`},
 		{"target without name", blueGreen, unset("spec", "targetRef", "name"), "spec.targetRef.name|Required value"},
 		{"unknown provider", blueGreen, set("linkerd", "spec", "provider"), `spec.provider|Unsupported value: "linkerd"`},
 		{"service port out of range", blueGreen, set(int64(70000), "spec", "service", "port"), "spec.service.port|less than or equal to 65535"},
 		{"mirrorWeight without mirror", stepWeights, set(false, analysis("mirror")...), "spec.analysis.mirrorWeight|mirrorWeight requires mirror: true"},
 		{"metricsServer not a URL", blueGreen, set("prometheus:9090", "spec", "metricsServer"), "spec.metricsServer|metricsServer must be an absolute http or https URL"},
+		{"stepWeights above maxWeight", stepWeights, set(int64(50), analysis("maxWeight")...), "spec.analysis.stepWeights|stepWeights must not exceed maxWeight"},
+		{"match with stepWeight on nginx", nginx, set(headerMatch, analysis("match")...), "spec.analysis.match|analysis.match with stepWeight or stepWeights needs provider istio"},
+		{"match with stepWeights on gatewayapi", abTesting, all(unset(analysis("iterations")...), set([]any{int64(10), int64(20)}, analysis("stepWeights")...)), "spec.analysis.match|analysis.match with stepWeight or stepWeights needs provider istio"},
+		{"match with stepWeight on contour", progressive, all(set("contour", "spec", "provider"), set(headerMatch, analysis("match")...)), "spec.analysis.match|analysis.match with stepWeight or stepWeights needs provider istio"},
+		{"metric with query and templateRef", blueGreen, metric(map[string]any{"name": "errors", "query": "sum(up)", "templateRef": map[string]any{"name": "error-rate"}, "thresholdRange": map[string]any{"max": int64(1)}}), "spec.analysis.metrics[0]|query and templateRef are mutually exclusive"},
+		{"templateVariables on a built-in metric", blueGreen, metric(map[string]any{"name": "request-success-rate", "templateVariables": map[string]any{"route": "podinfo"}, "thresholdRange": map[string]any{"min": int64(99)}}), "spec.analysis.metrics[0].templateVariables|templateVariables requires templateRef"},
+		{"service.name with upper case", stepWeights, set("Shop", service("name")...), "spec.service.name|service.name must be a DNS-1035 label"},
+		{"service.name with a dot", stepWeights, set("shop.svc", service("name")...), "spec.service.name|service.name must be a DNS-1035 label"},
+		{"service.name starting with a digit", stepWeights, set("1shop", service("name")...), "spec.service.name|service.name must be a DNS-1035 label"},
+		{"service.name ending with a dash", stepWeights, set("shop-", service("name")...), "spec.service.name|service.name must be a DNS-1035 label"},
+		{"service.name over 55 characters", stepWeights, set(strings.Repeat("s", 56), service("name")...), "spec.service.name|55"},
+		{"target name not a DNS-1035 label without service.name", blueGreen, set("pod.info", "spec", "targetRef", "name"), "spec.targetRef.name|targetRef.name names the Services when service.name is empty"},
+		{"target name over 55 characters without service.name", blueGreen, set(strings.Repeat("p", 56), "spec", "targetRef", "name"), "spec.targetRef.name|targetRef.name names the Services when service.name is empty"},
+		{"nginx without ingressRef", nginx, unset("spec", "ingressRef"), "spec.ingressRef|provider nginx requires ingressRef"},
+		{"gatewayapi without gatewayRefs", abTesting, all(set("gatewayapi", "spec", "provider"), unset(service("gatewayRefs")...)), "spec.service.gatewayRefs|provider gatewayapi requires service.gatewayRefs"},
+		{"gatewayapi:v1 without gatewayRefs", abTesting, unset(service("gatewayRefs")...), "spec.service.gatewayRefs|provider gatewayapi requires service.gatewayRefs"},
+		{"gatewayapi:v1beta1 with empty gatewayRefs", abTesting, all(set("gatewayapi:v1beta1", "spec", "provider"), set([]any{}, service("gatewayRefs")...)), "spec.service.gatewayRefs|provider gatewayapi requires service.gatewayRefs"},
+		{"mirror on nginx", nginx, set(true, analysis("mirror")...), "spec.analysis.mirror|analysis.mirror needs provider istio or gatewayapi"},
+		{"mirror on contour", progressive, all(set("contour", "spec", "provider"), set(true, analysis("mirror")...)), "spec.analysis.mirror|analysis.mirror needs provider istio or gatewayapi"},
+		{"mirror on kubernetes", blueGreen, set(true, analysis("mirror")...), "spec.analysis.mirror|analysis.mirror needs provider istio or gatewayapi"},
+		{"sessionAffinity on contour", stepWeights, all(set("contour", "spec", "provider"), unset(analysis("mirror")...), unset(analysis("mirrorWeight")...)), "spec.analysis.sessionAffinity|analysis.sessionAffinity needs provider istio or gatewayapi"},
+		{"sessionAffinity on nginx", nginx, set(map[string]any{"cookieName": "canary"}, analysis("sessionAffinity")...), "spec.analysis.sessionAffinity|analysis.sessionAffinity needs provider istio or gatewayapi"},
+		{"tcp with analysis.match", progressive, all(set("tcp", service("appProtocol")...), set(headerMatch, analysis("match")...)), "spec.service.appProtocol|service.appProtocol tcp routes by weight only"},
+		{"tcp with A/B testing", progressive, all(set("tcp", service("appProtocol")...), unset(analysis("stepWeight")...), unset(analysis("maxWeight")...), set(int64(5), analysis("iterations")...), set(headerMatch, analysis("match")...)), "spec.service.appProtocol|service.appProtocol tcp routes by weight only"},
+		{"tcp with service.match", progressive, all(set("tcp", service("appProtocol")...), set([]any{map[string]any{"uri": map[string]any{"prefix": "/api"}}}, service("match")...)), "spec.service.appProtocol|service.appProtocol tcp routes by weight only"},
+		{"tcp with service.mirror", progressive, all(set("tcp", service("appProtocol")...), set([]any{map[string]any{"destination": map[string]any{"host": "shadow"}}}, service("mirror")...)), "spec.service.appProtocol|service.appProtocol tcp routes by weight only"},
+		{"tcp with mirror", stepWeights, all(set("tcp", service("appProtocol")...), unset(analysis("sessionAffinity")...)), "spec.service.appProtocol|service.appProtocol tcp routes by weight only"},
+		{"tcp with sessionAffinity", stepWeights, all(set("tcp", service("appProtocol")...), unset(analysis("mirror")...), unset(analysis("mirrorWeight")...)), "spec.service.appProtocol|service.appProtocol tcp routes by weight only"},
+		{"empty thresholdRange", blueGreen, metric(map[string]any{"name": "request-success-rate", "thresholdRange": map[string]any{}}), "spec.analysis.metrics[0].thresholdRange|thresholdRange must set min, max or both"},
+		{"metric interval under 1s", blueGreen, metric(map[string]any{"name": "request-duration", "interval": "500ms", "thresholdRange": map[string]any{"max": int64(500)}}), "spec.analysis.metrics[0].interval|interval must be a duration of at least 1s"},
+		{"metric interval 0s", blueGreen, metric(map[string]any{"name": "request-duration", "interval": "0s", "thresholdRange": map[string]any{"max": int64(500)}}), "spec.analysis.metrics[0].interval|interval must be a duration of at least 1s"},
+		{"webhook timeout over 15m", blueGreen, firstWebhook("timeout", "15m1s"), "spec.analysis.webhooks[0].timeout|timeout must be a positive duration of at most 15m"},
+		{"webhook timeout of 1h", blueGreen, firstWebhook("timeout", "1h"), "spec.analysis.webhooks[0].timeout|timeout must be a positive duration of at most 15m"},
+		{"cloudwatch without region", template, set("cloudwatch", "spec", "provider", "type"), "spec.provider.region|provider.region is required for type cloudwatch"},
+		{"graphite without address", template, all(set("graphite", "spec", "provider", "type"), unset("spec", "provider", "address")), "spec.provider.address|provider.address is required for types dynatrace, graphite and influxdb"},
+		{"influxdb without address", template, all(set("influxdb", "spec", "provider", "type"), unset("spec", "provider", "address")), "spec.provider.address|provider.address is required for types dynatrace, graphite and influxdb"},
+		{"dynatrace without address", template, all(set("dynatrace", "spec", "provider", "type"), unset("spec", "provider", "address")), "spec.provider.address|provider.address is required for types dynatrace, graphite and influxdb"},
 		{"unknown alert severity", progressive, func(t *testing.T, obj map[string]any) {
 			alerts, _, _ := unstructured.NestedSlice(obj, analysis("alerts")...)
 			alerts[0].(map[string]any)["severity"] = "critical"

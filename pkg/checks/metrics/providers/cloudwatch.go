@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/serin-dev/serin/pkg/internal/httpx"
 )
 
 // cloudWatch calls CloudWatch's GetMetricData over the AWS JSON 1.0
@@ -90,7 +92,7 @@ func (c *cloudWatch) Query(ctx context.Context, query string, window time.Durati
 	}
 	req.Header.Set("Content-Type", "application/x-amz-json-1.0")
 	req.Header.Set("X-Amz-Target", "GraniteServiceVersion20100801.GetMetricData")
-	addAbsent(req.Header, c.header)
+	httpx.AddAbsent(req.Header, c.header)
 	signV4(req, body, c.keys, c.region, "monitoring", end)
 
 	resp, err := c.client.do(req, awsMessage)

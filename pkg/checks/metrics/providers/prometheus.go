@@ -88,7 +88,7 @@ func (p *prometheus) explain(err error, last lastResponse) error {
 	if detail == "" { // 400 and 422: the client decoded the error envelope
 		detail = string(apiErr.Type) + ": " + apiErr.Msg
 	}
-	return p.client.statusError(last.status, last.retryAfter, []byte(detail), prometheusMessage)
+	return p.client.statusError(last.status, last.header, []byte(detail), prometheusMessage)
 }
 
 // prometheusMessage reads Prometheus's error envelope.
@@ -103,11 +103,11 @@ func prometheusMessage(body []byte) string {
 	return e.ErrorType + ": " + e.Error
 }
 
-// lastResponse is the status of a query's last HTTP response, which the
-// Prometheus client does not return with its errors.
+// lastResponse is the status and header of a query's last HTTP response,
+// which the Prometheus client does not return with its errors.
 type lastResponse struct {
-	status     int
-	retryAfter string
+	status int
+	header http.Header
 }
 
 type lastResponseKey struct{}
@@ -118,7 +118,7 @@ type statusRecorder struct{ next http.RoundTripper }
 func (t statusRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(req)
 	if last, ok := req.Context().Value(lastResponseKey{}).(*lastResponse); ok && err == nil {
-		last.status, last.retryAfter = resp.StatusCode, resp.Header.Get("Retry-After")
+		last.status, last.header = resp.StatusCode, resp.Header
 	}
 	return resp, err
 }

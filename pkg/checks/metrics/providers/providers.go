@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/serin-dev/serin/pkg/httpreply"
 )
 
 // ErrNoData: the backend answered but without a usable value (empty result,
@@ -74,17 +76,17 @@ func New(cfg Config) (Provider, error) {
 	if timeout == 0 {
 		timeout = DefaultTimeout
 	}
-	return &bounded{name: cfg.Type, timeout: timeout, secrets: secrets(cfg), p: p}, nil
+	return &bounded{name: cfg.Type, timeout: timeout, redactor: httpreply.NewRedactor(secrets(cfg)...), p: p}, nil
 }
 
 // bounded does for every provider what none should forget: bound the query
 // in time, reduce non-finite values to ErrNoData, name the provider in
 // errors and keep secrets out of them.
 type bounded struct {
-	name    string
-	timeout time.Duration
-	secrets []string
-	p       Provider
+	name     string
+	timeout  time.Duration
+	redactor *httpreply.Redactor
+	p        Provider
 }
 
 func (b *bounded) Query(ctx context.Context, query string, window time.Duration) (float64, error) {
@@ -100,18 +102,9 @@ func (b *bounded) Query(ctx context.Context, query string, window time.Duration)
 	if qctx.Err() != nil && ctx.Err() == nil {
 		err = fmt.Errorf("timed out after %s: %w", b.timeout, err)
 	}
-	return 0, &queryError{msg: b.name + ": " + redact(err.Error(), b.secrets), err: err}
+	// errors.Is(err, ErrNoData) and context errors still hold.
+	return 0, b.redactor.Error(b.name+": "+err.Error(), err)
 }
-
-// queryError is an error whose text has been redacted; Unwrap keeps
-// errors.Is(err, ErrNoData) and context errors working.
-type queryError struct {
-	msg string
-	err error
-}
-
-func (e *queryError) Error() string { return e.msg }
-func (e *queryError) Unwrap() error { return e.err }
 
 func isFinite(v float64) bool { return v-v == 0 } // false for NaN and ±Inf
 
@@ -124,18 +117,6 @@ func secrets(cfg Config) []string {
 	}
 	for _, vs := range cfg.Headers {
 		s = append(s, vs...)
-	}
-	return s
-}
-
-// redact replaces every secret in s, longest first so that a secret
-// containing another is replaced whole.
-func redact(s string, secrets []string) string {
-	sorted := slices.SortedFunc(slices.Values(secrets), func(a, b string) int { return len(b) - len(a) })
-	for _, secret := range sorted {
-		if secret != "" {
-			s = strings.ReplaceAll(s, secret, "[redacted]")
-		}
 	}
 	return s
 }

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/serin-dev/serin/pkg/httpreply"
+	"github.com/serin-dev/serin/pkg/internal/httpx"
 )
 
 // Values no error may quote. The extra header is one too: such headers
@@ -273,8 +276,8 @@ func TestTransport(t *testing.T) {
 		}))
 		defer srv.Close()
 		_, err := graphiteAt(srv.URL, false).Query(context.Background(), "x", time.Minute)
-		if !errors.Is(err, errBodyTooLarge) {
-			t.Errorf("Query error %v, want %v", err, errBodyTooLarge)
+		if !errors.Is(err, httpx.ErrBodyTooLarge) {
+			t.Errorf("Query error %v, want %v", err, httpx.ErrBodyTooLarge)
 		}
 	})
 
@@ -339,14 +342,14 @@ func TestWindowSeconds(t *testing.T) {
 }
 
 func TestExcerpt(t *testing.T) {
-	c := &client{secrets: []string{"s3cr3t", "s3cr3t-longer"}}
-	long := strings.Repeat("é", maxExcerptBytes) // 2 bytes per rune
+	c := &client{redactor: httpreply.NewRedactor("s3cr3t", "s3cr3t-longer")}
+	long := strings.Repeat("é", httpreply.MaxQuotedBytes) // 2 bytes per rune
 	tests := []struct {
 		name, in, want string
 	}{
 		{"whitespace collapsed", "  bad\n\tquery  ", "bad query"},
 		{"secrets redacted, longest first", "key s3cr3t-longer and s3cr3t", "key [redacted] and [redacted]"},
-		{"cut on a rune boundary", long, strings.Repeat("é", maxExcerptBytes/2) + "…"},
+		{"cut on a rune boundary", long, strings.Repeat("é", httpreply.MaxQuotedBytes/2) + "…"},
 		{"invalid UTF-8 dropped", "a\xffb", "ab"},
 	}
 	for _, tc := range tests {
