@@ -1,12 +1,14 @@
 package workload
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,13 +26,39 @@ func revision(tmpl *corev1.PodTemplateSpec, configs map[string]string) string {
 }
 
 // configHash identifies the content of a ConfigMap or Secret: what its
-// consumers see, not its metadata.
+// consumers see, not its metadata. A Secret's hash lands in the Canary's
+// status, which readers without Secret access can see, so it is an HMAC
+// keyed by the Secret's UID rather than a plain hash that would let them
+// check guesses of a weak value offline. Recreating the Secret changes its
+// hash, which starts an analysis of the same content: it is a new object.
+// Two objects' content is compared with sameConfigContent, not by hash.
 func configHash(obj client.Object) string {
+	s, ok := obj.(*corev1.Secret)
+	if !ok {
+		return hashOf(configContent(obj))
+	}
+	b, err := json.Marshal(configContent(s))
+	if err != nil {
+		panic(fmt.Sprintf("workload: hashing Secret %s: %v", s.Name, err)) // strings and bytes always encode
+	}
+	mac := hmac.New(sha256.New, []byte(s.UID))
+	mac.Write(b)
+	return hex.EncodeToString(mac.Sum(nil)[:8])
+}
+
+// configContent is what a ConfigMap's or Secret's consumers see.
+func configContent(obj client.Object) []any {
 	if cm, ok := obj.(*corev1.ConfigMap); ok {
-		return hashOf([]any{cm.Data, cm.BinaryData})
+		return []any{cm.Data, cm.BinaryData}
 	}
 	s := obj.(*corev1.Secret)
-	return hashOf([]any{s.Type, s.Data})
+	return []any{s.Type, s.Data}
+}
+
+// sameConfigContent reports whether two configs of one kind hold the same
+// content.
+func sameConfigContent(a, b client.Object) bool {
+	return equality.Semantic.DeepEqual(configContent(a), configContent(b))
 }
 
 // appliedHash identifies what applyOwned applies of obj, leaving out the

@@ -89,6 +89,34 @@ func TestConfigHash(t *testing.T) {
 	g.Expect(configHash(s)).NotTo(Equal(h), "type is content")
 }
 
+// TestSecretHashIsKeyed: status.trackedConfigs is readable by anyone who
+// can read the Canary, who often cannot read Secrets. A plain hash of a
+// Secret's data lets them test guesses of a weak password offline; the
+// hash is keyed by the Secret's UID, which such a reader does not see.
+func TestSecretHashIsKeyed(t *testing.T) {
+	g := NewWithT(t)
+	s := secret("creds", map[string]string{"password": "hunter2"})
+	s.UID = "0b6c4c8e-3f7a-4f57-9d2e-6f0f6c1d2a11"
+	h := configHash(s)
+
+	g.Expect(h).NotTo(Equal(hashOf([]any{s.Type, s.Data})), "the unkeyed hash of the data")
+	g.Expect(h).NotTo(Equal(hashOf(s.Data)))
+	g.Expect(configHash(s.DeepCopy())).To(Equal(h), "stable for the same Secret")
+
+	other := s.DeepCopy()
+	other.UID = "5d1f6a0e-8c2b-4d3e-a1f9-2b7c3e4d5f60"
+	g.Expect(configHash(other)).NotTo(Equal(h), "the same data in another Secret hashes apart")
+
+	changed := s.DeepCopy()
+	changed.Data["password"] = []byte("hunter3")
+	g.Expect(configHash(changed)).NotTo(Equal(h), "content still changes the hash")
+	g.Expect(h).To(HaveLen(16))
+
+	g.Expect(sameConfigContent(s, other)).To(BeTrue(), "content compares without the key")
+	g.Expect(sameConfigContent(s, changed)).To(BeFalse())
+	g.Expect(sameConfigContent(configMap("a", map[string]string{"k": "1"}, nil), configMap("b", map[string]string{"k": "1"}, nil))).To(BeTrue())
+}
+
 func TestAppliedHash(t *testing.T) {
 	g := NewWithT(t)
 	obj := func(replicas int32, image string) *appsv1.Deployment {

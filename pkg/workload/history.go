@@ -382,7 +382,7 @@ func (w *Workloads) RestoreTarget(ctx context.Context, canary *v1beta1.Canary) (
 		if err != nil {
 			return nil, err
 		}
-		if live == nil || configHash(live) == configHash(cp) {
+		if live == nil || sameConfigContent(live, cp) {
 			continue
 		}
 		body, err := dataPatch(cp, live)

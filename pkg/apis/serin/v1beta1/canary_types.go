@@ -777,7 +777,9 @@ type CanaryStatus struct {
 	LastPromotedSpec string `json:"lastPromotedSpec,omitempty"`
 
 	// TrackedConfigs maps each tracked ConfigMap and Secret
-	// (configmap/<name>, secret/<name>) to its content hash.
+	// (configmap/<name>, secret/<name>) to its content hash; a Secret's is
+	// keyed by the Secret's UID, so it cannot be used to test guesses of
+	// its data.
 	// +optional
 	TrackedConfigs map[string]string `json:"trackedConfigs,omitempty"`
 
