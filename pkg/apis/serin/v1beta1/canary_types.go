@@ -131,7 +131,11 @@ func (p Provider) Canonical() Provider {
 // an empty provider is the controller's --provider, which the API server
 // does not know.
 //
-// +kubebuilder:validation:XValidation:rule="(has(self.service.name) && size(self.service.name) > 0) || (size(self.targetRef.name) <= 55 && self.targetRef.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$'))",message="targetRef.name names the Services when service.name is empty, so it must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter) of at most 55 characters; otherwise set service.name",fieldPath=.targetRef.name
+// +kubebuilder:validation:XValidation:rule="self.targetRef.kind == 'ConfigMap' || has(self.service)",message="service is required for a Deployment or DaemonSet target",fieldPath=.service
+// +kubebuilder:validation:XValidation:rule="self.targetRef.kind == 'ConfigMap' || !has(self.flags)",message="flags needs targetRef.kind ConfigMap: it locates flag definitions in a ConfigMap target",fieldPath=.flags
+// +kubebuilder:validation:XValidation:rule="self.targetRef.kind != 'ConfigMap' || (!has(self.provider) && !has(self.service) && !has(self.ingressRef) && !has(self.autoscalerRef))",message="a ConfigMap target rolls out flags through <target>-primary, not through a router: provider, service, ingressRef and autoscalerRef do not apply",fieldPath=.targetRef
+// +kubebuilder:validation:XValidation:rule="self.targetRef.kind != 'ConfigMap' || ((!has(self.analysis.match) || size(self.analysis.match) == 0) && (!has(self.analysis.mirror) || !self.analysis.mirror) && !has(self.analysis.sessionAffinity) && !has(self.analysis.iterations))",message="a ConfigMap target's rollout is stepped by weight: analysis.match, mirror, sessionAffinity and iterations do not apply",fieldPath=.analysis
+// +kubebuilder:validation:XValidation:rule="!has(self.service) || (has(self.service.name) && size(self.service.name) > 0) || (size(self.targetRef.name) <= 55 && self.targetRef.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$'))",message="targetRef.name names the Services when service.name is empty, so it must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter) of at most 55 characters; otherwise set service.name",fieldPath=.targetRef.name
 // +kubebuilder:validation:XValidation:rule="!has(self.provider) || self.provider != 'nginx' || has(self.ingressRef)",message="provider nginx requires ingressRef, the Ingress it copies for the canary",fieldPath=.ingressRef
 // +kubebuilder:validation:XValidation:rule="!has(self.provider) || !self.provider.startsWith('gatewayapi') || (has(self.service.gatewayRefs) && size(self.service.gatewayRefs) > 0)",message="provider gatewayapi requires service.gatewayRefs, the Gateways the HTTPRoute attaches to",fieldPath=.service.gatewayRefs
 // +kubebuilder:validation:XValidation:rule="!has(self.provider) || self.provider == 'istio' || !has(self.analysis.match) || size(self.analysis.match) == 0 || !(has(self.analysis.stepWeight) || has(self.analysis.stepWeights))",message="analysis.match with stepWeight or stepWeights needs provider istio; other providers route analysis.match only in A/B tests (iterations)",fieldPath=.analysis.match
@@ -163,8 +167,17 @@ type CanarySpec struct {
 	// +optional
 	IngressRef *IngressReference `json:"ingressRef,omitempty"`
 
-	// Service describes the Services and routes Serin generates.
-	Service CanaryService `json:"service"`
+	// Service describes the Services and routes Serin generates. It is
+	// required for a workload target and not used for a ConfigMap target.
+	// +optional
+	Service CanaryService `json:"service,omitzero"`
+
+	// Flags says where a ConfigMap target holds its flagd flag
+	// definitions. A change to a flag's definition there is rolled out to
+	// a growing share of evaluation contexts through <target>-primary, the
+	// copy flagd serves.
+	// +optional
+	Flags *FlagsSpec `json:"flags,omitempty"`
 
 	// Analysis describes how a new revision is tested and promoted.
 	Analysis CanaryAnalysis `json:"analysis"`
@@ -198,14 +211,19 @@ type CanarySpec struct {
 	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty"`
 }
 
-// TargetReference names the workload a Canary analyses.
+// TargetReference names the workload a Canary analyses, or the ConfigMap
+// of flagd flag definitions whose changes it rolls out.
+//
+// +kubebuilder:validation:XValidation:rule="self.kind == 'ConfigMap' ? self.apiVersion == 'v1' : self.apiVersion == 'apps/v1'",message="targetRef.apiVersion must be apps/v1 for a Deployment or DaemonSet and v1 for a ConfigMap",fieldPath=.apiVersion
 type TargetReference struct {
-	// +kubebuilder:validation:Enum=apps/v1
+	// +kubebuilder:validation:Enum=apps/v1;v1
 	// +kubebuilder:default=apps/v1
 	// +optional
 	APIVersion string `json:"apiVersion,omitempty"`
 
-	// +kubebuilder:validation:Enum=Deployment;DaemonSet
+	// Kind is Deployment or DaemonSet for a workload; ConfigMap for flagd
+	// flag definitions (see spec.flags).
+	// +kubebuilder:validation:Enum=Deployment;DaemonSet;ConfigMap
 	// +kubebuilder:default=Deployment
 	// +optional
 	Kind string `json:"kind,omitempty"`
@@ -214,6 +232,34 @@ type TargetReference struct {
 	// +kubebuilder:validation:MaxLength=245
 	Name string `json:"name"`
 }
+
+// FlagsSpec locates the flag definitions in a ConfigMap target.
+type FlagsSpec struct {
+	// Key is the ConfigMap key that holds the flagd flag definitions
+	// (schema https://flagd.dev/schema/v0/flags.json); default flags.json.
+	// +kubebuilder:default=flags.json
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// FlagsKey is the ConfigMap key of a ConfigMap target's flag definitions.
+func (s *CanarySpec) FlagsKey() string {
+	if s.Flags != nil && s.Flags.Key != "" {
+		return s.Flags.Key
+	}
+	return DefaultFlagsKey
+}
+
+// DefaultFlagsKey is the key of the flag definitions when spec.flags.key
+// is unset.
+const DefaultFlagsKey = "flags.json"
+
+// IsFlagRollout reports whether the Canary rolls out flag definitions (a
+// ConfigMap target) rather than a workload.
+func (s *CanarySpec) IsFlagRollout() bool { return s.TargetRef.Kind == "ConfigMap" }
 
 // AutoscalerReference names the HorizontalPodAutoscaler of the target.
 type AutoscalerReference struct {

@@ -136,6 +136,7 @@ const (
 	blueGreen   = "testdata/valid/canary-bluegreen.yaml"
 	progressive = "testdata/valid/canary-progressive.yaml"
 	stepWeights = "testdata/valid/canary-stepweights.yaml"
+	flagRollout = "testdata/valid/canary-flags.yaml"
 	abTesting   = "testdata/valid/canary-ab.yaml"
 	nginx       = "testdata/valid/canary-nginx.yaml"
 	template    = "testdata/valid/metrictemplate.yaml"
@@ -207,6 +208,8 @@ func acceptedCases() []invalidCase {
 		{name: "metric interval of 1s", base: blueGreen, mutate: metric(map[string]any{"name": "request-duration", "interval": "1s", "thresholdRange": map[string]any{"max": int64(500)}})},
 		{name: "thresholdRange with min 0", base: blueGreen, mutate: metric(map[string]any{"name": "request-success-rate", "thresholdRange": map[string]any{"min": int64(0)}})},
 		{name: "webhook timeout of 15m", base: blueGreen, mutate: firstWebhook("timeout", "15m")},
+		{name: "ConfigMap target without spec.flags", base: flagRollout, mutate: unset("spec", "flags")},
+		{name: "ConfigMap target with stepWeight", base: flagRollout, mutate: all(unset(analysis("stepWeights")...), set(int64(10), analysis("stepWeight")...))},
 		{name: "cloudwatch with region and no address", base: template, mutate: all(set("cloudwatch", "spec", "provider", "type"), unset("spec", "provider", "address"), set("eu-west-1", "spec", "provider", "region"))},
 	}
 }
@@ -240,6 +243,15 @@ func invalidCases() []invalidCase {
 		{"ftp webhook url", blueGreen, firstWebhook("url", "ftp://tester/"), "spec.analysis.webhooks[0].url|url must be an absolute http or https URL"},
 		{"webhook timeout not a duration", blueGreen, firstWebhook("timeout", "10"), "spec.analysis.webhooks[0].timeout|timeout must be a positive duration"},
 		{"webhook retries above 10", progressive, firstWebhook("retries", int64(11)), "spec.analysis.webhooks[0].retries|less than or equal to 10"},
+		{"Deployment without service", blueGreen, unset("spec", "service"), "spec.service|service is required for a Deployment or DaemonSet target"},
+		{"flags on a Deployment", blueGreen, set(map[string]any{"key": "flags.json"}, "spec", "flags"), "spec.flags|flags needs targetRef.kind ConfigMap"},
+		{"ConfigMap target in apps/v1", flagRollout, set("apps/v1", "spec", "targetRef", "apiVersion"), "spec.targetRef.apiVersion|targetRef.apiVersion must be apps/v1 for a Deployment or DaemonSet and v1 for a ConfigMap"},
+		{"Deployment in v1", blueGreen, set("v1", "spec", "targetRef", "apiVersion"), "spec.targetRef.apiVersion|targetRef.apiVersion must be apps/v1"},
+		{"ConfigMap target with a provider", flagRollout, set("istio", "spec", "provider"), "spec.targetRef|a ConfigMap target rolls out flags through <target>-primary"},
+		{"ConfigMap target with a service", flagRollout, set(map[string]any{"port": int64(80)}, "spec", "service"), "spec.targetRef|provider, service, ingressRef and autoscalerRef do not apply"},
+		{"ConfigMap target with iterations", flagRollout, all(unset(analysis("stepWeights")...), set(int64(5), analysis("iterations")...)), "spec.analysis|a ConfigMap target's rollout is stepped by weight"},
+		{"ConfigMap target with match", flagRollout, set(headerMatch, analysis("match")...), "spec.analysis|analysis.match, mirror, sessionAffinity and iterations do not apply"},
+		{"flags key with a slash", flagRollout, set("conf/flags.json", "spec", "flags", "key"), "spec.flags.key|should match"},
 		{"StatefulSet target", blueGreen, set("StatefulSet", "spec", "targetRef", "kind"), `spec.targetRef.kind|Unsupported value: "StatefulSet"`},
 		{"target without name", blueGreen, unset("spec", "targetRef", "name"), "spec.targetRef.name|Required value"},
 		{"unknown provider", blueGreen, set("linkerd", "spec", "provider"), `spec.provider|Unsupported value: "linkerd"`},
