@@ -28,6 +28,7 @@ import (
 	"github.com/serin-dev/serin/pkg/checks/metrics"
 	"github.com/serin-dev/serin/pkg/checks/webhook"
 	"github.com/serin-dev/serin/pkg/internal/workpool"
+	"github.com/serin-dev/serin/pkg/naming"
 	"github.com/serin-dev/serin/pkg/refpolicy"
 	"github.com/serin-dev/serin/pkg/router"
 	"github.com/serin-dev/serin/pkg/service"
@@ -54,6 +55,14 @@ type Workloads interface {
 	Revert(ctx context.Context, c *serinv1.Canary) error
 }
 
+// FlagRollouts is the I/O of a Canary whose target is a ConfigMap of flag
+// definitions (pkg/flagrelease): the workload operations, and the split of
+// a revision at a weight, written where a router would route traffic.
+type FlagRollouts interface {
+	Workloads
+	SetWeight(ctx context.Context, c *serinv1.Canary, revision string, weight int) error
+}
+
 // CanaryReconciler runs Canary releases.
 type CanaryReconciler struct {
 	client.Client
@@ -63,6 +72,7 @@ type CanaryReconciler struct {
 	runtimectrl.Metrics
 
 	Workloads    Workloads
+	Flags        FlagRollouts
 	Services     *service.Applier
 	Webhooks     webhook.Caller
 	MetricChecks *metrics.Checker
@@ -183,6 +193,14 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	return r.reconcile(ctx, obj, &decided)
 }
 
+// workloads is the I/O of the Canary's target kind.
+func (r *CanaryReconciler) workloads(c *serinv1.Canary) Workloads {
+	if c.Spec.IsFlagRollout() {
+		return r.Flags
+	}
+	return r.Workloads
+}
+
 func (r *CanaryReconciler) provider(c *serinv1.Canary) serinv1.Provider {
 	if c.Spec.Provider != "" {
 		return c.Spec.Provider
@@ -222,13 +240,18 @@ type RouterOptions struct {
 // decision's Events go to decided, for Reconcile to announce once the status
 // is stored.
 func (r *CanaryReconciler) reconcile(ctx context.Context, c *serinv1.Canary, decided *[]analysis.Event) (ctrl.Result, error) {
-	rt, err := r.router(c)
-	if err != nil {
-		r.stallWithoutRouter(ctx, c, err)
-		return ctrl.Result{}, nil
+	// A flag rollout writes its split into the primary, not through a
+	// router.
+	var rt router.Router
+	if !c.Spec.IsFlagRollout() {
+		var err error
+		if rt, err = r.router(c); err != nil {
+			r.stallWithoutRouter(ctx, c, err)
+			return ctrl.Result{}, nil
+		}
 	}
 
-	obs, err := r.Workloads.Observe(ctx, c)
+	obs, err := r.workloads(c).Observe(ctx, c)
 	if err != nil {
 		return r.retry(ctx, c, serinv1.ReconciliationFailedReason, err)
 	}
@@ -422,18 +445,24 @@ func (r *CanaryReconciler) ensureServices(ctx context.Context, c *serinv1.Canary
 func (r *CanaryReconciler) act(ctx context.Context, c *serinv1.Canary, rt router.Router, route router.Route, a analysis.Action, revision string) error {
 	switch a.Kind {
 	case analysis.EnsurePrimary:
-		return r.Workloads.EnsurePrimary(ctx, c)
+		return r.workloads(c).EnsurePrimary(ctx, c)
 	case analysis.EnsureServices:
+		if c.Spec.IsFlagRollout() {
+			return nil
+		}
 		return r.ensureServices(ctx, c, route)
 	case analysis.PromotePrimary:
-		return r.Workloads.Promote(ctx, c, a.Revision)
+		return r.workloads(c).Promote(ctx, c, a.Revision)
 	case analysis.RestorePrimary:
-		return r.Workloads.Restore(ctx, c, a.Revision)
+		return r.workloads(c).Restore(ctx, c, a.Revision)
 	case analysis.ScaleTargetToZero, analysis.ScaleCanaryDown:
-		return r.Workloads.ScaleTargetToZero(ctx, c)
+		return r.workloads(c).ScaleTargetToZero(ctx, c)
 	case analysis.ScaleCanaryUp:
-		return r.Workloads.ScaleCanaryUp(ctx, c)
+		return r.workloads(c).ScaleCanaryUp(ctx, c)
 	case analysis.SetTraffic:
+		if c.Spec.IsFlagRollout() {
+			return r.Flags.SetWeight(ctx, c, revision, a.Traffic.CanaryWeight)
+		}
 		return setAndVerify(ctx, rt, route, *a.Traffic)
 	case analysis.RunPostRollout:
 		r.runPostRollout(ctx, c, revision)
@@ -473,12 +502,12 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *serinv1.Canary) (ctr
 		c.Status.LastTransitionTime = metaNow(r.Now())
 		r.eventf(ctx, c, corev1.EventTypeNormal, string(serinv1.CanaryPhaseTerminating), "Reverting %s before deletion", c.Spec.TargetRef.Name)
 	}
-	obs, err := r.Workloads.Observe(ctx, c)
+	obs, err := r.workloads(c).Observe(ctx, c)
 	waited := r.Now().Sub(c.Status.LastTransitionTime.Time)
 	switch {
 	case err == nil && obs.TargetFound:
 		if promoted := c.Status.LastPromotedSpec; promoted != "" && obs.Revision != promoted && obs.Primary.Exists {
-			changed, err := r.Workloads.RestoreTarget(ctx, c)
+			changed, err := r.workloads(c).RestoreTarget(ctx, c)
 			if err != nil {
 				return r.retry(ctx, c, serinv1.ReconciliationFailedReason, fmt.Errorf("restoring the promoted revision into %s: %w", c.Spec.TargetRef.Name, err))
 			}
@@ -489,7 +518,7 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *serinv1.Canary) (ctr
 			}
 		}
 		if !obs.Canary.Ready {
-			if err := r.Workloads.ScaleCanaryUp(ctx, c); err != nil {
+			if err := r.workloads(c).ScaleCanaryUp(ctx, c); err != nil {
 				return r.retry(ctx, c, serinv1.ReconciliationFailedReason, fmt.Errorf("scaling %s back up: %w", c.Spec.TargetRef.Name, err))
 			}
 			if left := analysis.ProgressDeadline(c.Spec) - waited; left > 0 {
@@ -501,7 +530,7 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *serinv1.Canary) (ctr
 				"%s is not ready %s after the deletion (%s), past the progress deadline: the apex Service selects it anyway, and the primary and the generated objects are removed",
 				c.Spec.TargetRef.Name, waited.Round(time.Second), obs.Canary.Message)
 		}
-		if err := r.Services.Release(ctx, c, &obs.Selector); err != nil {
+		if err := r.releaseServices(ctx, c, &obs.Selector); err != nil {
 			return r.retry(ctx, c, serinv1.ReconciliationFailedReason, err)
 		}
 	case err != nil && !errors.Is(err, workload.ErrInvalid):
@@ -509,19 +538,19 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *serinv1.Canary) (ctr
 	default:
 		// Without a usable target there is nothing to hand traffic back
 		// to; the generated objects still go, so the deletion never hangs.
-		if err := r.Services.Release(ctx, c, nil); err != nil {
+		if err := r.releaseServices(ctx, c, nil); err != nil {
 			return r.retry(ctx, c, serinv1.ReconciliationFailedReason, err)
 		}
 	}
 	// The apex Service selects the target now, so the routing objects can
 	// go before the primary does. A Canary whose provider cannot route
 	// its strategy never wrote any.
-	if rt, err := r.router(c); err == nil {
+	if rt, err := r.router(c); err == nil && !c.Spec.IsFlagRollout() {
 		if err := rt.Revert(ctx, router.Route{Canary: c, Selector: obs.Selector, Ports: obs.Ports}); err != nil {
 			return r.retry(ctx, c, serinv1.ReconciliationFailedReason, fmt.Errorf("reverting the routing of %s: %w", c.Name, err))
 		}
 	}
-	if err := r.Workloads.Revert(ctx, c); err != nil {
+	if err := r.workloads(c).Revert(ctx, c); err != nil {
 		return r.retry(ctx, c, serinv1.ReconciliationFailedReason, fmt.Errorf("reverting %s: %w", c.Spec.TargetRef.Name, err))
 	}
 	c.Status.Phase = serinv1.CanaryPhaseTerminated
@@ -529,4 +558,13 @@ func (r *CanaryReconciler) finalize(ctx context.Context, c *serinv1.Canary) (ctr
 	r.eventf(ctx, c, corev1.EventTypeNormal, string(serinv1.CanaryPhaseTerminated), "%s reverted", c.Spec.TargetRef.Name)
 	controllerutil.RemoveFinalizer(c, serinv1.CanaryFinalizer)
 	return ctrl.Result{}, nil
+}
+
+// releaseServices hands the apex Service back to the target; a flag
+// rollout has no Services.
+func (r *CanaryReconciler) releaseServices(ctx context.Context, c *serinv1.Canary, selector *naming.Selector) error {
+	if c.Spec.IsFlagRollout() {
+		return nil
+	}
+	return r.Services.Release(ctx, c, selector)
 }

@@ -3,6 +3,8 @@ package controller
 import (
 	"context"
 	"maps"
+	"slices"
+	"strings"
 
 	"github.com/fluxcd/pkg/runtime/predicates"
 	appsv1 "k8s.io/api/apps/v1"
@@ -23,6 +25,7 @@ import (
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 	"github.com/serin-dev/serin/pkg/internal/workpool"
+	"github.com/serin-dev/serin/pkg/naming"
 	"github.com/serin-dev/serin/pkg/versions"
 	"github.com/serin-dev/serin/pkg/workload"
 )
@@ -183,11 +186,29 @@ func (r *CanaryReconciler) canariesOfTarget(kind string) handler.MapFunc {
 
 func (r *CanaryReconciler) canariesOfConfig(kind string) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
-		// The -primary copies are Serin's own; their changes start nothing.
-		if canaryController(o) != nil {
-			return nil
+		// The -primary copies are Serin's own; their changes start nothing,
+		// but for a flag rollout's primary, which is its primary workload:
+		// its Canary waits to see it created and written.
+		if owner := canaryController(o); owner != nil {
+			if kind != "configmap" || !strings.HasSuffix(o.GetName(), naming.PrimarySuffix) {
+				return nil
+			}
+			target := strings.TrimSuffix(o.GetName(), naming.PrimarySuffix)
+			return slices.DeleteFunc(r.lookup(ctx, o.GetNamespace(), targetIndex, targetKey("ConfigMap", target)), func(req reconcile.Request) bool {
+				return req.Name != owner.Name
+			})
 		}
-		return r.lookup(ctx, o.GetNamespace(), configIndex, kind+"/"+o.GetName())
+		reqs := r.lookup(ctx, o.GetNamespace(), configIndex, kind+"/"+o.GetName())
+		if kind == "configmap" {
+			// A flag rollout's target, before its first observation put it
+			// in status.trackedConfigs.
+			for _, req := range r.lookup(ctx, o.GetNamespace(), targetIndex, targetKey("ConfigMap", o.GetName())) {
+				if !slices.Contains(reqs, req) {
+					reqs = append(reqs, req)
+				}
+			}
+		}
+		return reqs
 	}
 }
 

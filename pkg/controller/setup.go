@@ -17,6 +17,7 @@ import (
 	"github.com/serin-dev/serin/pkg/checks/metrics"
 	"github.com/serin-dev/serin/pkg/checks/metrics/providers"
 	"github.com/serin-dev/serin/pkg/checks/webhook"
+	"github.com/serin-dev/serin/pkg/flagrelease"
 	"github.com/serin-dev/serin/pkg/refpolicy"
 	"github.com/serin-dev/serin/pkg/service"
 	"github.com/serin-dev/serin/pkg/versions"
@@ -73,6 +74,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		EventRecorder: recorder,
 		Metrics:       runtimectrl.NewMetrics(mgr, metricsRecorder(), serinv1.CanaryFinalizer),
 		Workloads:     workload.New(kube, writer, withHistoryReader(cfg.Workload, mgr.GetAPIReader())),
+		Flags:         &flagrelease.Releaser{Reader: kube, Client: writer, History: mgr.GetAPIReader()},
 		Services:      &service.Applier{Reader: kube, Client: writer, FieldManager: FieldManager, Versions: writes},
 		versions:      versions.New(mgr.GetScheme()),
 		writes:        writes,
