@@ -96,7 +96,17 @@ func printStatus(out io.Writer, c *serinv1.Canary, events []corev1.Event, now ti
 	if st.CanaryWeightCap > 0 {
 		weight += fmt.Sprintf(" (capped from %d%%: not all canary pods are ready)", st.CanaryWeightCap)
 	}
+	if c.Spec.IsFlagRollout() {
+		weight += " of the evaluation contexts get the new flag definitions"
+	}
 	fmt.Fprintf(w, "Weight:\t%s\n", weight)
+	for i, f := range st.Flags {
+		label := ""
+		if i == 0 {
+			label = "Changed flags:"
+		}
+		fmt.Fprintf(w, "%s\t%s (default %s -> %s)\n", label, f.Key, orCodeDefault(f.OldVariant), orCodeDefault(f.NewVariant))
+	}
 	fmt.Fprintf(w, "Failed checks:\t%d of %d\n", st.FailedChecks, max(a.Threshold, 1))
 	if running(st.Phase) && !st.Paused && !c.Spec.Suspend {
 		fmt.Fprintf(w, "Next step:\t%s\n", inDuration(analysis.UntilNextStep(c.Spec, st, now)))
@@ -251,4 +261,12 @@ func orNone(s string) string {
 		return "<none>"
 	}
 	return s
+}
+
+// orCodeDefault names an empty variant: the caller's code default.
+func orCodeDefault(variant string) string {
+	if variant == "" {
+		return "the code default"
+	}
+	return variant
 }

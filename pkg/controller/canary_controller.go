@@ -395,6 +395,7 @@ func takeDecisionStatus(c *serinv1.Canary, decision analysis.Decision, obs workl
 	c.Status.Conditions = conditionsBefore
 	c.Status.ObservedGeneration = observedGeneration
 	c.Status.TrackedConfigs = obs.TrackedConfigs
+	c.Status.Flags = obs.Flags
 	setPhaseConditions(c, decision.Message)
 }
 

@@ -196,7 +196,10 @@ func TestCanaryReconciler_FlagRollout(t *testing.T) {
 	snaps := recordPrimary(t, ns, target+"-primary")
 	phases := recordPhases(t, ns, name)
 	setFlags(g, ns, target, flagsV2)
+	g.Eventually(func() []serinv1.FlagChange { return get(g, ns, name, &serinv1.Canary{}).Status.Flags }, eventWait, poll).
+		Should(Equal([]serinv1.FlagChange{{Key: "new-checkout", OldVariant: "off", NewVariant: "on"}}), "banner's metadata alone changed")
 	g.Eventually(phaseOf(ns, name), release, poll).Should(Equal(serinv1.CanaryPhaseSucceeded))
+	g.Expect(get(g, ns, name, &serinv1.Canary{}).Status.Flags).To(BeEmpty(), "nothing left to roll out")
 	rev2 := flags.Revision(v2)
 	g.Eventually(snaps.splits, 5*time.Second, poll).Should(Equal([]string{rev2 + "/20", rev2 + "/50"}), "each step written once, in order")
 	checkSplit(t, snaps.docAt(rev2+"/20"), 20)
@@ -219,7 +222,9 @@ func TestCanaryReconciler_FlagRollout(t *testing.T) {
 	g.Eventually(func() string { return get(g, ns, target+"-primary", &corev1.ConfigMap{}).Data["flags.json"] }, 10*time.Second, poll).
 		Should(Equal(flagsV2), "the rollback restores the promoted document exactly")
 	g.Expect(get(g, ns, target+"-primary", &corev1.ConfigMap{}).Annotations).NotTo(HaveKey(flagrelease.SplitAnnotation))
-	g.Expect(get(g, ns, name, &serinv1.Canary{}).Status.LastPromotedSpec).To(Equal(rev2))
+	c = get(g, ns, name, &serinv1.Canary{})
+	g.Expect(c.Status.LastPromotedSpec).To(Equal(rev2))
+	g.Expect(c.Status.Flags).To(Equal([]serinv1.FlagChange{{Key: "banner", OldVariant: "red", NewVariant: "blue"}}), "what was rolled back")
 }
 
 // TestCanaryReconciler_FlagRolloutBadInput: definitions flagd would refuse

@@ -151,8 +151,45 @@ func (r *Releaser) Observe(ctx context.Context, c *serinv1.Canary) (workload.Obs
 	// The target is a tracked config: its changes reach the Canary through
 	// the same index as a workload's ConfigMaps.
 	obs.TrackedConfigs = map[string]string{"configmap/" + tgt.cm.Name: obs.Revision}
+	if primary != nil && obs.Revision != obs.Primary.Revision {
+		if obs.Flags, err = r.changes(ctx, c, primary, tgt); err != nil {
+			return obs, err
+		}
+	}
 	return obs, nil
 }
+
+// changes describes the target's changed flags against the promoted
+// document: the primary's own while it serves no split, else the kept one.
+// Names too long for the status are left out.
+func (r *Releaser) changes(ctx context.Context, c *serinv1.Canary, primary *corev1.ConfigMap, tgt *document) ([]serinv1.FlagChange, error) {
+	data := primary.Data
+	if primary.Annotations[SplitAnnotation] != "" {
+		kept, err := r.kept(ctx, c, primary.Annotations[serinv1.RevisionAnnotation])
+		if err != nil {
+			return nil, err
+		}
+		data = kept.Data
+	}
+	old, err := parse(&corev1.ConfigMap{ObjectMeta: primary.ObjectMeta, Data: data}, c.Spec.FlagsKey())
+	if err != nil {
+		return nil, err
+	}
+	var out []serinv1.FlagChange
+	for _, ch := range flags.Changes(old.doc, tgt.doc) {
+		if len(out) == serinv1.MaxFlagChanges {
+			break
+		}
+		if len(ch.Key) > maxStatusName || len(ch.OldVariant) > maxStatusName || len(ch.NewVariant) > maxStatusName {
+			continue
+		}
+		out = append(out, serinv1.FlagChange{Key: ch.Key, OldVariant: ch.OldVariant, NewVariant: ch.NewVariant})
+	}
+	return out, nil
+}
+
+// maxStatusName is the longest flag key or variant name status.flags holds.
+const maxStatusName = 253
 
 // EnsurePrimary creates the primary as a copy of the target, which is the
 // promoted revision from then on.

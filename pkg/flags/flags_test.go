@@ -484,3 +484,26 @@ func TestParseRefBomb(t *testing.T) {
 	}
 	t.Logf("refused in %v: %v", time.Since(start).Round(time.Millisecond), err)
 }
+
+func TestChanges(t *testing.T) {
+	doc := func(flags string) *Document { return mustParse(t, `{"flags": {`+flags+`}}`) }
+	for _, tc := range []struct {
+		name     string
+		old, new string
+		want     []Change
+	}{
+		{"a change of default", flagOff, flagOn, []Change{{Key: "f", OldVariant: "off", NewVariant: "on"}}},
+		{"no change", flagOn, flagOn, []Change{}},
+		{"the new side's name in the split",
+			`"f": {"state": "ENABLED", "variants": {"blue": "#00f"}, "defaultVariant": "blue"}`,
+			`"f": {"state": "ENABLED", "variants": {"blue": "#00e"}, "defaultVariant": "blue"}`,
+			[]Change{{Key: "f", OldVariant: "blue", NewVariant: "blue-new"}}},
+		{"flags only new has; DISABLED gives the code default", flagOn,
+			flagOn + `, "g": {"state": "DISABLED", "variants": {"x": 1}, "defaultVariant": "x"}, "h": {"state": "ENABLED", "variants": {"x": 1}, "defaultVariant": "x"}`,
+			[]Change{{Key: "g"}, {Key: "h", NewVariant: "x"}}},
+	} {
+		if got := Changes(doc(tc.old), doc(tc.new)); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: Changes = %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -139,39 +139,7 @@ func split(key string, old, new *Document, weight int) (map[string]any, error) {
 		}
 	}
 
-	// Merged variants: the old side's under their names, the new side's
-	// too unless the name is taken by another value, then renamed.
-	variants := map[string]any{}
-	taken := map[string]bool{}
-	for _, s := range []side{o, n} {
-		if s.def != nil {
-			for name := range s.def.Variants {
-				taken[name] = true
-			}
-		}
-	}
-	if o.served() {
-		o.names = map[string]string{}
-		for name, v := range o.def.Variants {
-			variants[name] = v
-			o.names[name] = name
-		}
-	}
-	if n.served() {
-		n.names = map[string]string{}
-		for _, name := range sortedKeys(n.def.Variants) {
-			v := n.def.Variants[name]
-			if cur, ok := variants[name]; !ok || canonical(cur) == canonical(v) {
-				variants[name] = v
-				n.names[name] = name
-				continue
-			}
-			renamed := freeName(name+"-new", taken)
-			taken[renamed] = true
-			variants[renamed] = v
-			n.names[name] = renamed
-		}
-	}
+	variants, taken := merge(&o, &n)
 	unknown := freeName("serin-unknown-variant", taken)
 
 	// The merged default variant serves both sides' "targeting returned
@@ -211,6 +179,76 @@ func split(key string, old, new *Document, weight int) (map[string]any, error) {
 		oldExpr,
 	}}
 	return f, nil
+}
+
+// merge returns the merged flag's variants and the names either side has:
+// the old side's variants under their names, the new side's too unless the
+// name is taken by another value, then renamed. It records each served
+// side's names in the merged flag.
+func merge(o, n *side) (variants map[string]any, taken map[string]bool) {
+	variants = map[string]any{}
+	taken = map[string]bool{}
+	for _, s := range []*side{o, n} {
+		if s.def != nil {
+			for name := range s.def.Variants {
+				taken[name] = true
+			}
+		}
+	}
+	if o.served() {
+		o.names = map[string]string{}
+		for name, v := range o.def.Variants {
+			variants[name] = v
+			o.names[name] = name
+		}
+	}
+	if n.served() {
+		n.names = map[string]string{}
+		for _, name := range sortedKeys(n.def.Variants) {
+			v := n.def.Variants[name]
+			if cur, ok := variants[name]; !ok || canonical(cur) == canonical(v) {
+				variants[name] = v
+				n.names[name] = name
+				continue
+			}
+			renamed := freeName(name+"-new", taken)
+			taken[renamed] = true
+			variants[renamed] = v
+			n.names[name] = renamed
+		}
+	}
+	return variants, taken
+}
+
+// Change is a changed flag as the split serves it. OldVariant and
+// NewVariant are the variants the old and the new definition resolve by
+// default (their defaultVariant), under their names in the split, which is
+// what OpenFeature's telemetry labels an evaluation with
+// (feature_flag.variant); empty where that side gives the caller's code
+// default. A metric can compare the two sides by them when the change is a
+// change of default, the common way of turning a feature on.
+type Change struct {
+	Key        string
+	OldVariant string
+	NewVariant string
+}
+
+// Changes describes each flag Changed finds, in the same order.
+func Changes(old, new *Document) []Change {
+	keys := Changed(old, new)
+	out := make([]Change, 0, len(keys))
+	for _, key := range keys {
+		o := side{def: old.definition(key)}
+		n := side{def: new.definition(key)}
+		merge(&o, &n)
+		out = append(out, Change{Key: key, OldVariant: nameOf(o.defaultName()), NewVariant: nameOf(n.defaultName())})
+	}
+	return out
+}
+
+func nameOf(v any) string {
+	s, _ := v.(string)
+	return s
 }
 
 // expr is the JSONLogic expression that yields, in the merged flag, the

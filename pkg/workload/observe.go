@@ -32,6 +32,9 @@ type Observation struct {
 	Ports []corev1.ContainerPort
 	// Primary is <target>-primary; Canary is the target itself.
 	Primary, Canary State
+	// Flags are the changed flags of a flag rollout's target, for
+	// status.flags (pkg/flagrelease); workloads have none.
+	Flags []v1beta1.FlagChange
 }
 
 // Observe reads the target, the primary and the configs the target uses.

@@ -261,6 +261,7 @@ func varsOf(canary *serinv1.Canary, m serinv1.CanaryMetric, interval string) Var
 		Route:     service,
 		Interval:  interval,
 		Variables: m.TemplateVariables,
+		Flags:     canary.Status.Flags,
 	}
 }
 

@@ -9,11 +9,18 @@ import (
 	"strings"
 	"text/template"
 	"text/template/parse"
+
+	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 )
 
 // Vars are the values a query template can use, with Flagger's names:
 // {{ name }}, {{ namespace }}, {{ target }}, {{ service }}, {{ ingress }},
-// {{ route }}, {{ interval }} and {{ variables.<key> }}.
+// {{ route }}, {{ interval }} and {{ variables.<key> }}; and for a flag
+// rollout {{ flag }}, {{ newVariant }} and {{ oldVariant }}: the changed
+// flag's key and the variants its new and promoted definitions serve by
+// default, as OpenFeature's telemetry labels evaluations
+// (feature_flag.key, feature_flag.variant). With several changed flags
+// each is the values joined by "|", in the same order, for a =~ matcher.
 type Vars struct {
 	Name      string
 	Namespace string
@@ -23,6 +30,24 @@ type Vars struct {
 	Route     string
 	Interval  string
 	Variables map[string]string
+	Flags     []serinv1.FlagChange
+}
+
+// flagValues joins one field of the changed flags for {{ name }}. The
+// names come from the flag definitions, so they are refused where they
+// could rewrite the query, as template variables are.
+func (v Vars) flagValues(name string, field func(serinv1.FlagChange) string) (string, error) {
+	if len(v.Flags) == 0 {
+		return "", fmt.Errorf("{{ %s }} needs a flag rollout with a changed flag (a ConfigMap target whose revision is not the promoted one)", name)
+	}
+	values := make([]string, len(v.Flags))
+	for i, f := range v.Flags {
+		values[i] = field(f)
+		if j := strings.IndexAny(values[i], unsafeInVariables); j >= 0 {
+			return "", fmt.Errorf("{{ %s }}: flag %q: %q may not contain quotes, backslashes, braces or line breaks, which could change the query", name, f.Key, values[i][j:j+1])
+		}
+	}
+	return strings.Join(values, "|"), nil
 }
 
 // Render executes a query template. A missing variable is an error, so a
@@ -41,6 +66,15 @@ func Render(query string, v Vars) (string, error) {
 		"route":     func() string { return v.Route },
 		"interval":  func() string { return v.Interval },
 		"variables": func() map[string]string { return variables },
+		"flag": func() (string, error) {
+			return v.flagValues("flag", func(f serinv1.FlagChange) string { return f.Key })
+		},
+		"newVariant": func() (string, error) {
+			return v.flagValues("newVariant", func(f serinv1.FlagChange) string { return f.NewVariant })
+		},
+		"oldVariant": func() (string, error) {
+			return v.flagValues("oldVariant", func(f serinv1.FlagChange) string { return f.OldVariant })
+		},
 	}
 	t, err := template.New("query").Funcs(funcs).Option("missingkey=error").Parse(query)
 	if err != nil {

@@ -37,6 +37,34 @@ func TestRender(t *testing.T) {
 	}
 }
 
+func TestRenderFlagVariables(t *testing.T) {
+	one := Vars{Flags: []serinv1.FlagChange{{Key: "new-checkout", OldVariant: "off", NewVariant: "on"}}}
+	two := Vars{Flags: []serinv1.FlagChange{{Key: "a", OldVariant: "off", NewVariant: "on"}, {Key: "b", NewVariant: "blue-new"}}}
+	query := `x{k=~"{{ flag }}",new=~"{{ newVariant }}",old=~"{{ oldVariant }}"}`
+	for _, tc := range []struct {
+		name    string
+		vars    Vars
+		want    string
+		wantErr string
+	}{
+		{"one flag", one, `x{k=~"new-checkout",new=~"on",old=~"off"}`, ""},
+		{"two flags, joined in order", two, `x{k=~"a|b",new=~"on|blue-new",old=~"off|"}`, ""},
+		{"no flag rollout", Vars{}, "", "{{ flag }} needs a flag rollout"},
+		{"a quote in a variant name", Vars{Flags: []serinv1.FlagChange{{Key: "f", NewVariant: `on"} or vector(1) #`}}}, "", `flag "f"`},
+	} {
+		got, err := Render(query, tc.vars)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%s: error %v, want one mentioning %q", tc.name, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s: Render = %q, %v; want %q", tc.name, got, err, tc.want)
+		}
+	}
+}
+
 func TestBuiltinQuery(t *testing.T) {
 	vars := Vars{Namespace: "apps", Target: "web", Service: "web-svc", Ingress: "web-ing", Interval: "1m"}
 	tests := []struct {

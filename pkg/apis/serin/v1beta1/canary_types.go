@@ -245,6 +245,28 @@ type FlagsSpec struct {
 	Key string `json:"key,omitempty"`
 }
 
+// MaxFlagChanges bounds status.flags.
+const MaxFlagChanges = 32
+
+// FlagChange is a flag whose definition changed in the revision under
+// analysis.
+type FlagChange struct {
+	// Key is the flag's key.
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
+	// OldVariant is the variant the promoted definition serves by default,
+	// empty for the code default.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	OldVariant string `json:"oldVariant,omitempty"`
+	// NewVariant is the variant the new definition serves by default, as
+	// the split names it (a "-new" suffix where the promoted definition
+	// has the same name for another value), empty for the code default.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	NewVariant string `json:"newVariant,omitempty"`
+}
+
 // FlagsKey is the ConfigMap key of a ConfigMap target's flag definitions.
 func (s *CanarySpec) FlagsKey() string {
 	if s.Flags != nil && s.Flags.Key != "" {
@@ -828,6 +850,15 @@ type CanaryStatus struct {
 	// its data.
 	// +optional
 	TrackedConfigs map[string]string `json:"trackedConfigs,omitempty"`
+
+	// Flags lists, for a ConfigMap target whose revision is not the
+	// promoted one, the flags whose definition changed (at most
+	// MaxFlagChanges, by key), with the variant each side serves by default.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=map
+	// +listMapKey=key
+	Flags []FlagChange `json:"flags,omitempty"`
 
 	// LastTransitionTime is when the phase last changed; deadlines count
 	// from it.
