@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -52,6 +53,10 @@ type Source struct {
 	// provider, where the apex Service stays on the primary until
 	// promotion, the load tests sent to the <name>-canary Service.
 	TestPercent int32
+
+	mu sync.Mutex
+	// flagVariants are the variants given series, by namespace/flag.
+	flagVariants map[string]map[string]bool
 }
 
 // version is the primary or the canary of a Canary.
@@ -62,8 +67,12 @@ type version struct {
 }
 
 // Sync reads the routing of c and the declared behaviour of both of its
-// workloads, and updates the exported traffic.
+// workloads, and updates the exported traffic; for a flag rollout, it
+// evaluates the flags flagd serves (syncFlags).
 func (s *Source) Sync(ctx context.Context, c *serinv1.Canary) error {
+	if c.Spec.IsFlagRollout() {
+		return s.syncFlags(ctx, c)
+	}
 	provider := s.provider(c)
 	t, err := s.Routes(ctx, c)
 	if err != nil {

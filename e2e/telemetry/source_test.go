@@ -19,6 +19,7 @@ import (
 	"github.com/serin-dev/serin/e2e/telemetry"
 	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/flags"
 	"github.com/serin-dev/serin/pkg/naming"
 	"github.com/serin-dev/serin/pkg/router"
 	"github.com/serin-dev/serin/pkg/testharness/prometheus"
@@ -96,4 +97,69 @@ func TestSourceFollowsTheRouting(t *testing.T) {
 		To(BeNumerically("~", 100, 0.01))
 	g.Expect(query(`histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{destination_workload="web"}[20s])) by (le))`)).
 		To(And(BeNumerically(">", 100), BeNumerically("<=", 250)), "the canary's declared latency")
+}
+
+// TestSourceEvaluatesFlagRollouts writes the split of a flag change at 25%
+// into a primary ConfigMap and checks, on a real Prometheus, that the new
+// variant gets its share of the requests and the declared errors.
+func TestSourceEvaluatesFlagRollouts(t *testing.T) {
+	g := NewWithT(t)
+	env := testenv.StartForTest(t, testenv.Options{Mode: testenv.APIServer, CRDPaths: []string{"../../artifacts/crds"}})
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, serinv1.AddToScheme} {
+		g.Expect(add(scheme)).To(Succeed())
+	}
+	kube, err := client.New(env.Config, client.Options{Scheme: scheme})
+	g.Expect(err).NotTo(HaveOccurred())
+	ctx := context.Background()
+
+	const ns = "default"
+	oldDoc := `{"flags": {"banner": {"state": "ENABLED", "variants": {"red": "red", "blue": "blue"}, "defaultVariant": "red"}}}`
+	newDoc := `{"flags": {"banner": {"state": "ENABLED", "variants": {"red": "red", "blue": "blue"}, "defaultVariant": "blue"}}}`
+	oldParsed, err := flags.Parse([]byte(oldDoc))
+	g.Expect(err).NotTo(HaveOccurred())
+	newParsed, err := flags.Parse([]byte(newDoc))
+	g.Expect(err).NotTo(HaveOccurred())
+	split, err := flags.Rollout(oldParsed, newParsed, 25)
+	g.Expect(err).NotTo(HaveOccurred())
+	canary := &serinv1.Canary{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "banner"},
+		Spec: serinv1.CanarySpec{
+			TargetRef: serinv1.TargetReference{APIVersion: "v1", Kind: "ConfigMap", Name: "flagd-config"},
+			Analysis:  serinv1.CanaryAnalysis{Interval: "10s", StepWeights: []int{25}},
+		},
+	}
+	g.Expect(kube.Create(ctx, canary)).To(Succeed())
+	g.Expect(kube.Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "flagd-config", Annotations: map[string]string{telemetry.VariantErrorRatioAnnotation: `{"banner/blue": 0.2}`}},
+		Data:       map[string]string{"flags.json": newDoc},
+	})).To(Succeed())
+	g.Expect(kube.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "flagd-config-primary"}, Data: map[string]string{"flags.json": string(split)}})).To(Succeed())
+	onNew := 0
+	for i := range telemetry.FlagUsers {
+		if flags.OnNewSide("banner", telemetry.FlagUser(i)["targetingKey"].(string), 25) {
+			onNew++
+		}
+	}
+
+	exporter := prometheus.NewExporter()
+	t.Cleanup(exporter.Close)
+	source := &telemetry.Source{Client: kube, Exporter: exporter, RPS: 100}
+	g.Expect(source.Sync(ctx, canary)).To(Succeed())
+
+	prom := prometheus.StartForTest(t, prometheus.Options{Targets: []string{exporter.Addr()}})
+	g.Expect(prom.WaitForSeries(ctx, `count_over_time(http_server_request_duration_seconds_count{feature_flag_key="banner",feature_flag_variant="blue"}[20s]) > 2`)).To(Succeed())
+	query := func(q string) float64 {
+		v, _, err := prom.API().Query(ctx, q, time.Now())
+		g.Expect(err).NotTo(HaveOccurred())
+		vec, ok := v.(model.Vector)
+		g.Expect(ok && len(vec) == 1).To(BeTrue(), "%s returned %v", q, v)
+		return float64(vec[0].Value)
+	}
+	share := query(`sum(rate(http_server_request_duration_seconds_count{feature_flag_key="banner",feature_flag_variant="blue"}[20s])) / sum(rate(http_server_request_duration_seconds_count{feature_flag_key="banner"}[20s]))`)
+	g.Expect(share).To(BeNumerically("~", float64(onNew)/telemetry.FlagUsers, 0.01), "the users on the new side get blue")
+	g.Expect(share).To(BeNumerically("~", 0.25, 0.06))
+	g.Expect(query(`100 * sum(rate(http_server_request_duration_seconds_count{feature_flag_variant="blue",http_response_status_code="500"}[20s])) / sum(rate(http_server_request_duration_seconds_count{feature_flag_variant="blue"}[20s]))`)).
+		To(BeNumerically("~", 20, 0.5), "blue's declared errors")
+	g.Expect(query(`sum(rate(http_server_request_duration_seconds_count{feature_flag_variant="red",http_response_status_code="500"}[20s])) or vector(0)`)).To(BeZero())
 }

@@ -74,7 +74,17 @@ var (
 		bounds: prometheus.DefBuckets,
 		unit:   time.Second,
 	}
-	families = []*family{istioFamily, contourFamily, nginxFamily, appFamily}
+	// flagFamily is OpenTelemetry's HTTP server duration histogram with
+	// OpenFeature's evaluation attributes, as an application instrumented
+	// with both exports it through Prometheus (dots become underscores).
+	flagFamily = &family{
+		duration: prometheus.NewDesc("http_server_request_duration_seconds",
+			"Request duration in seconds by the flag variant the request was served with, as reported by the application.",
+			[]string{"namespace", "feature_flag_key", "feature_flag_variant", "http_response_status_code"}, nil),
+		bounds: prometheus.DefBuckets,
+		unit:   time.Second,
+	}
+	families = []*family{istioFamily, contourFamily, nginxFamily, appFamily, flagFamily}
 )
 
 // Exporter serves synthetic data-plane and application telemetry at
@@ -152,6 +162,14 @@ func (e *Exporter) SetAppPods(namespace string, pods []string, rps, successRatio
 	for _, pod := range pods {
 		e.set(key(appFamily, namespace, pod), rps/float64(len(pods)), successRatio, latency)
 	}
+}
+
+// SetFlagVariant declares the steady traffic an application serves with one
+// variant of one flag: rps requests per second, of which the successRatio
+// share answer 200 and the rest 500, all taking latency. A variant no
+// longer served keeps its series at rps 0, as a counter would.
+func (e *Exporter) SetFlagVariant(namespace, flag, variant string, rps, successRatio float64, latency time.Duration) {
+	e.set(key(flagFamily, namespace, flag, variant), rps, successRatio, latency)
 }
 
 // SyncAppPods makes pods the only pods of workload with series, as
