@@ -21,6 +21,7 @@ import (
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 	"github.com/serin-dev/serin/pkg/flagrelease"
 	"github.com/serin-dev/serin/pkg/flags"
+	"github.com/serin-dev/serin/pkg/testharness/flagd"
 )
 
 const (
@@ -167,6 +168,69 @@ func checkSplit(t *testing.T, doc string, w int) {
 	}
 }
 
+// checkWithFlagd evaluates the documents the primary served, by weight,
+// with flagd's own evaluator (@openfeature/flagd-core) for 10,000 users
+// and 100 contexts without a targeting key: flagd's schema accepts each;
+// every flag gives each context what v1 or v2 alone gives it, v2's where
+// flags.OnNewSide says; the share of users on the new side is the weight
+// within 2 points; and a user on the new side stays there as the weight
+// grows.
+func checkWithFlagd(t *testing.T, served map[int]string) {
+	t.Helper()
+	dir := flagd.Install(t)
+	var contexts []map[string]any
+	const users = 10000
+	for i := range users + 100 {
+		c := map[string]any{"country": []string{"US", "DE", "FR", "CA", "JP"}[i%5]}
+		if i < users {
+			c["targetingKey"] = fmt.Sprintf("%08x-user", i*2654435761%(1<<32))
+		}
+		contexts = append(contexts, c)
+	}
+	keys := []string{"new-checkout", "banner"}
+	docs := map[string]flagd.Doc{"v1": {Text: flagsV1, Flags: keys}, "v2": {Text: flagsV2, Flags: keys}}
+	var weights []int
+	for w, doc := range served {
+		docs[fmt.Sprint(w)] = flagd.Doc{Text: doc, Flags: keys}
+		weights = append(weights, w)
+	}
+	slices.Sort(weights)
+	res := flagd.Evaluate(t, dir, docs, contexts)
+	for name, e := range res {
+		if e.SchemaError != nil {
+			t.Errorf("flagd's schema refuses the document at %s: %s", name, *e.SchemaError)
+		}
+	}
+	wasNew := map[int]bool{}
+	for _, w := range weights {
+		got := res[fmt.Sprint(w)]
+		onNew := 0
+		for i, c := range contexts {
+			tk, _ := c["targetingKey"].(string)
+			newSide := flags.OnNewSide("new-checkout", tk, w)
+			for _, k := range keys {
+				want := res["v1"].Results[k][i]
+				if newSide && k == "new-checkout" {
+					want = res["v2"].Results[k][i]
+				}
+				if got.Results[k][i] != want {
+					t.Fatalf("weight %d, flag %s, context %v: flagd gives %s, want %s", w, k, c, got.Results[k][i], want)
+				}
+			}
+			if newSide && i < users {
+				onNew++
+			}
+			if wasNew[i] && !newSide {
+				t.Fatalf("context %v left the new side at weight %d", c, w)
+			}
+			wasNew[i] = newSide
+		}
+		if share := 100 * float64(onNew) / users; share < float64(w)-2 || share > float64(w)+2 {
+			t.Errorf("weight %d: %.1f%% of the users are on the new side", w, share)
+		}
+	}
+}
+
 // TestCanaryReconciler_FlagRollout: a Canary whose target is a ConfigMap of
 // flagd flags keeps <target>-primary, rolls a changed flag out at each step
 // weight as a split flagd evaluates, promotes the new definitions, and on
@@ -204,6 +268,9 @@ func TestCanaryReconciler_FlagRollout(t *testing.T) {
 	g.Eventually(snaps.splits, 5*time.Second, poll).Should(Equal([]string{rev2 + "/20", rev2 + "/50"}), "each step written once, in order")
 	checkSplit(t, snaps.docAt(rev2+"/20"), 20)
 	checkSplit(t, snaps.docAt(rev2+"/50"), 50)
+	t.Run("flagd-core evaluates the splits as written", func(t *testing.T) {
+		checkWithFlagd(t, map[int]string{20: snaps.docAt(rev2 + "/20"), 50: snaps.docAt(rev2 + "/50")})
+	})
 	primary = get(g, ns, target+"-primary", &corev1.ConfigMap{})
 	g.Expect(primary.Data["flags.json"]).To(Equal(flagsV2), "promotion writes the new definitions as they are")
 	g.Expect(primary.Annotations).To(HaveKeyWithValue(serinv1.RevisionAnnotation, rev2))

@@ -9,11 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/serin-dev/serin/pkg/testharness/flagd"
 )
 
 // The conformance test evaluates what Rollout writes with flagd's own
@@ -21,127 +22,7 @@ import (
 // evaluation contexts, and checks that every context gets exactly what
 // the old or the new definition alone gives it, on the side Bucket says.
 
-const flagdCoreVersion = "4.0.1"
-
 var conformanceWeights = []int{1, 5, 25, 50, 100}
-
-// flagdCore installs @openfeature/flagd-core into a cache folder outside
-// the repository (once) and returns the folder. It skips the test only
-// when the npm registry cannot be reached.
-func flagdCore(t *testing.T) string {
-	t.Helper()
-	base, err := os.UserCacheDir()
-	if err != nil {
-		t.Fatalf("no cache folder for the npm install: %v", err)
-	}
-	dir := filepath.Join(base, "serin", "npm", "flagd-core-"+flagdCoreVersion)
-	pkg := filepath.Join(dir, "node_modules", "@openfeature", "flagd-core", "package.json")
-	if installedVersion(pkg) == flagdCoreVersion {
-		return dir
-	}
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("the conformance test needs %s (Node.js 20 or later): %v", tool, err)
-		}
-	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), "flagd-core-install-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(tmp)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "npm", "install", "--prefix", tmp, "--no-audit", "--no-fund",
-		"@openfeature/flagd-core@"+flagdCoreVersion)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		if unreachable.Match(out) {
-			t.Skipf("SKIP: the npm registry cannot be reached, so @openfeature/flagd-core@%s cannot be installed: %s",
-				flagdCoreVersion, lastLines(out, 3))
-		}
-		t.Fatalf("npm install @openfeature/flagd-core@%s: %v\n%s", flagdCoreVersion, err, out)
-	}
-	if err := os.Rename(tmp, dir); err != nil && installedVersion(pkg) != flagdCoreVersion {
-		// Another run may have installed it meanwhile; anything else fails.
-		_ = os.RemoveAll(dir)
-		if err := os.Rename(tmp, dir); err != nil {
-			t.Fatalf("moving the npm install into %s: %v", dir, err)
-		}
-	}
-	if v := installedVersion(pkg); v != flagdCoreVersion {
-		t.Fatalf("installed @openfeature/flagd-core is %q, want %s", v, flagdCoreVersion)
-	}
-	return dir
-}
-
-// unreachable matches npm's errors for a registry it cannot reach.
-var unreachable = regexp.MustCompile(`ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|network request|socket hang up`)
-
-func installedVersion(pkg string) string {
-	b, err := os.ReadFile(pkg)
-	if err != nil {
-		return ""
-	}
-	var p struct{ Version string }
-	if json.Unmarshal(b, &p) != nil {
-		return ""
-	}
-	return p.Version
-}
-
-func lastLines(b []byte, n int) string {
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
-}
-
-type nodeDoc struct {
-	SchemaError *string             `json:"schemaError"`
-	Results     map[string][]string `json:"results"`
-}
-
-type nodeInput struct {
-	Text  string   `json:"text"`
-	Flags []string `json:"flags"`
-}
-
-// evaluate runs testdata/evaluate.js once over all the documents, each
-// over its flags.
-func evaluate(t *testing.T, dir string, docs map[string]nodeInput, contexts []map[string]any) map[string]nodeDoc {
-	t.Helper()
-	tmp := t.TempDir()
-	in, err := json.Marshal(map[string]any{"docs": docs, "contexts": contexts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inPath, outPath := filepath.Join(tmp, "in.json"), filepath.Join(tmp, "out.json")
-	if err := os.WriteFile(inPath, in, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	script, err := filepath.Abs(filepath.Join("testdata", "evaluate.js"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "node", script, dir, inPath, outPath).CombinedOutput(); err != nil {
-		t.Fatalf("node evaluate.js: %v\n%s", err, out)
-	}
-	b, err := os.ReadFile(outPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res map[string]nodeDoc
-	if err := json.Unmarshal(b, &res); err != nil {
-		t.Fatal(err)
-	}
-	return res
-}
 
 // conformanceContexts are 10,000 evaluation contexts with a targeting key
 // and attributes the cases' rules read, then 100 without a targeting key.
@@ -254,7 +135,7 @@ var conformanceCases = []conformanceCase{
 
 // probeDoc is a flags document with a flag per key in keys that returns
 // the bucket (0..99) flagd-core gives a context in that flag's split.
-func probeDoc(keys []string) nodeInput {
+func probeDoc(keys []string) flagd.Doc {
 	probe := map[string]any{}
 	for _, k := range keys {
 		variants := map[string]any{}
@@ -267,7 +148,7 @@ func probeDoc(keys []string) nodeInput {
 			"targeting": map[string]any{"fractional": buckets}}
 	}
 	b, _ := json.Marshal(map[string]any{"flags": probe})
-	return nodeInput{string(b), sortedKeys(probe)}
+	return flagd.Doc{Text: string(b), Flags: sortedKeys(probe)}
 }
 
 // probeResult is probeDoc's result for a key in bucket b.
@@ -280,14 +161,14 @@ func probeResult(b float64) string {
 // refuses a document against the schema, and (for the record) how its
 // hash treats targeting keys that are not ASCII.
 func TestConformanceControls(t *testing.T) {
-	dir := flagdCore(t)
+	dir := flagd.Install(t)
 	keys := []string{"user-1", "ユーザー-1", "müller", "😀-2", "ascii-only"}
 	var contexts []map[string]any
 	for _, k := range keys {
 		contexts = append(contexts, map[string]any{"targetingKey": k})
 	}
-	res := evaluate(t, dir, map[string]nodeInput{
-		"invalid": {`{"flags": {"f": {"state": "ENABLED", "variants": {"on": true, "off": "no"}, "defaultVariant": "on"}}}`, []string{"f"}},
+	res := flagd.Evaluate(t, dir, map[string]flagd.Doc{
+		"invalid": {Text: `{"flags": {"f": {"state": "ENABLED", "variants": {"on": true, "off": "no"}, "defaultVariant": "on"}}}`, Flags: []string{"f"}},
 		"probe":   probeDoc([]string{"f"}),
 	}, contexts)
 	if res["invalid"].SchemaError == nil {
@@ -306,7 +187,7 @@ func TestConformanceControls(t *testing.T) {
 }
 
 func TestConformanceWithFlagdCore(t *testing.T) {
-	dir := flagdCore(t)
+	dir := flagd.Install(t)
 	keyed, contexts := conformanceContexts()
 	for _, tc := range conformanceCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -328,7 +209,7 @@ func TestConformanceWithFlagdCore(t *testing.T) {
 				all[k] = true
 			}
 			flags := sortedKeys(all)
-			docs := map[string]nodeInput{"old": {tc.old, flags}, "new": {tc.new, flags}}
+			docs := map[string]flagd.Doc{"old": {Text: tc.old, Flags: flags}, "new": {Text: tc.new, Flags: flags}}
 			for _, w := range conformanceWeights {
 				b, err := Rollout(old, new, w)
 				if err != nil {
@@ -337,10 +218,10 @@ func TestConformanceWithFlagdCore(t *testing.T) {
 				if _, err := Parse(b); err != nil {
 					t.Errorf("Rollout at %d does not parse again: %v", w, err)
 				}
-				docs[fmt.Sprint(w)] = nodeInput{string(b), flags}
+				docs[fmt.Sprint(w)] = flagd.Doc{Text: string(b), Flags: flags}
 			}
 			docs["probe"] = probeDoc(changed)
-			res := evaluate(t, dir, docs, contexts)
+			res := flagd.Evaluate(t, dir, docs, contexts)
 			for name, d := range res {
 				if d.SchemaError != nil {
 					t.Errorf("document %s fails flagd's schema: %s\n%s", name, *d.SchemaError, docs[name].Text)
@@ -511,7 +392,7 @@ func sameAsFlagd(got, want string) bool {
 // TestRulesWithFlagdCore checks the operator table of evaluate_test.go
 // against flagd-core's own evaluation of each rule.
 func TestRulesWithFlagdCore(t *testing.T) {
-	dir := flagdCore(t)
+	dir := flagd.Install(t)
 	got := flagdCoreRules(t, dir, ruleCases)
 	bad := 0
 	for i, c := range ruleCases {

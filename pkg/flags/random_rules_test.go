@@ -5,6 +5,8 @@ import (
 	"math/rand"
 	"regexp"
 	"testing"
+
+	"github.com/serin-dev/serin/pkg/testharness/flagd"
 )
 
 // randomRules are rules built at random (fixed seed) from the operators
@@ -84,7 +86,7 @@ func randomRules(n int) []ruleCase {
 var timestamp = regexp.MustCompile(`"timestamp":\d+`)
 
 func TestRandomRulesWithFlagdCore(t *testing.T) {
-	dir := flagdCore(t)
+	dir := flagd.Install(t)
 	cases := randomRules(3000)
 	got := flagdCoreRules(t, dir, cases)
 	bad := 0

@@ -1,5 +1,5 @@
-// Evaluates flags documents with flagd-core, for the conformance test of
-// package flags.
+// Evaluates flags documents with flagd-core, for the tests that check
+// documents against flagd's own evaluator (package flagd runs it).
 //
 //   node evaluate.js <flagd-core install dir> <input.json> <output.json>
 //
