@@ -330,7 +330,26 @@ func TestCanaryReconciler_FlagRolloutBadInput(t *testing.T) {
 	g.Expect(k8sClient.Patch(context.Background(), cm, patch)).To(Succeed())
 	g.Eventually(stalled, eventWait, poll).Should(ContainSubstring(`has no key "flags.json"`))
 
-	// Fixed, it runs again.
+	// Valid, but a flag's type cannot change gradually: the split is
+	// refused before anything is written.
+	cm = get(g, ns, target, &corev1.ConfigMap{})
+	patch = client.MergeFrom(cm.DeepCopy())
+	cm.Data = map[string]string{"flags.json": strings.NewReplacer(`"on": true, "off": false`, `"on": "yes", "off": "no"`).Replace(flagsV2)}
+	g.Expect(k8sClient.Patch(context.Background(), cm, patch)).To(Succeed())
+	g.Eventually(stalled, eventWait, poll).Should(And(ContainSubstring(`flag "new-checkout"`), ContainSubstring("change type")))
+	g.Expect(get(g, ns, target+"-primary", &corev1.ConfigMap{}).Data["flags.json"]).To(Equal(flagsV1))
+
+	// Fixed, it runs again; a variant removed mid-rollout stalls it with
+	// the split as it was, and restoring the variant lets it finish.
+	setFlags(g, ns, target, flagsV2)
+	g.Eventually(func() string {
+		return get(g, ns, target+"-primary", &corev1.ConfigMap{}).Annotations[flagrelease.SplitAnnotation]
+	}, release, poll).ShouldNot(BeEmpty())
+	split := get(g, ns, target+"-primary", &corev1.ConfigMap{}).Data["flags.json"]
+	setFlags(g, ns, target, strings.Replace(flagsV2, `"variants": {"on": true, "off": false}, "defaultVariant": "on"`, `"variants": {"off": false}, "defaultVariant": "on"`, 1))
+	g.Eventually(stalled, eventWait, poll).Should(And(ContainSubstring(`flag "new-checkout"`), ContainSubstring(`defaultVariant "on"`)))
+	g.Consistently(func() string { return get(g, ns, target+"-primary", &corev1.ConfigMap{}).Data["flags.json"] }, 3*time.Second, poll).
+		Should(Equal(split), "the primary keeps serving the split it had")
 	setFlags(g, ns, target, flagsV2)
 	g.Eventually(phaseOf(ns, name), release, poll).Should(Equal(serinv1.CanaryPhaseSucceeded))
 	g.Expect(get(g, ns, target+"-primary", &corev1.ConfigMap{}).Data["flags.json"]).To(Equal(flagsV2))
