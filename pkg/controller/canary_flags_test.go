@@ -378,3 +378,52 @@ func TestCanaryReconciler_FlagRolloutNeverAdopts(t *testing.T) {
 	}, eventWait, poll).Should(BeTrue())
 	g.Expect(get(g, ns, target+"-primary", &corev1.ConfigMap{}).Data).To(Equal(map[string]string{"mine": "1"}), "not deleted with the Canary")
 }
+
+// TestCanaryReconciler_FlagRolloutOperations: gates and manual operations
+// drive a flag rollout as they drive a workload's. A closed
+// confirm-promotion gate holds the split at the last weight; opening it
+// promotes. abort mid-rollout serves the promoted definitions again, and
+// undo puts a kept revision back; the kstatus conditions follow.
+func TestCanaryReconciler_FlagRolloutOperations(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ns, name, target := newNamespace(t), "flags", "flagd-config"
+	gate := newHookServer(t, 403)
+	create(t,
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: target}, Data: map[string]string{"flags.json": flagsV1}},
+		newFlagCanary(ns, name, target, func(c *serinv1.Canary) {
+			c.Spec.Analysis.Webhooks = []serinv1.CanaryWebhook{{Name: "approval", Type: serinv1.ConfirmPromotionHook, URL: gate.URL + "/gate"}}
+		}))
+	g.Eventually(phaseOf(ns, name), release, poll).Should(Equal(serinv1.CanaryPhaseInitialized))
+	v1, _ := flags.Parse([]byte(flagsV1))
+	v2, _ := flags.Parse([]byte(flagsV2))
+	rev1, rev2 := flags.Revision(v1), flags.Revision(v2)
+	primary := func() *corev1.ConfigMap { return get(g, ns, target+"-primary", &corev1.ConfigMap{}) }
+
+	setFlags(g, ns, target, flagsV2)
+	g.Eventually(phaseOf(ns, name), release, poll).Should(Equal(serinv1.CanaryPhaseWaitingPromotion))
+	g.Expect(primary().Annotations).To(HaveKeyWithValue(flagrelease.SplitAnnotation, rev2+"/50"), "held at the last weight")
+	g.Consistently(phaseOf(ns, name), "3s", poll).Should(Equal(serinv1.CanaryPhaseWaitingPromotion))
+	gate.status.Store(200)
+	g.Eventually(phaseOf(ns, name), release, poll).Should(Equal(serinv1.CanaryPhaseSucceeded))
+	g.Expect(primary().Data["flags.json"]).To(Equal(flagsV2))
+	c := get(g, ns, name, &serinv1.Canary{})
+	g.Expect(conditions.IsReady(c)).To(BeTrue())
+	g.Expect(c.Status.ObservedGeneration).To(Equal(c.Generation))
+
+	// abort while the split is served.
+	setFlags(g, ns, target, flagsV3)
+	g.Eventually(func() string { return primary().Annotations[flagrelease.SplitAnnotation] }, release, poll).ShouldNot(BeEmpty())
+	handled(g, ns, name, operate(g, ns, name, "abort"))
+	g.Eventually(phaseOf(ns, name), release, poll).Should(Equal(serinv1.CanaryPhaseFailed))
+	g.Eventually(func() string { return primary().Data["flags.json"] }, eventWait, poll).Should(Equal(flagsV2), "the promoted definitions again")
+	g.Expect(primary().Annotations).NotTo(HaveKey(flagrelease.SplitAnnotation))
+	c = get(g, ns, name, &serinv1.Canary{})
+	g.Expect(conditions.IsStalled(c)).To(BeTrue(), "a rolled-back release is Stalled, as kstatus reads Failed")
+
+	// undo to the first revision, which was kept before the first split.
+	handled(g, ns, name, operateWith(g, ns, name, "undo", map[string]string{serinv1.OperationRevisionAnnotation: rev1}))
+	g.Eventually(func() string { return primary().Data["flags.json"] }, eventWait, poll).Should(Equal(flagsV1))
+	g.Expect(primary().Annotations).To(HaveKeyWithValue(serinv1.RevisionAnnotation, rev1))
+	g.Expect(get(g, ns, name, &serinv1.Canary{}).Status.LastPromotedSpec).To(Equal(rev1))
+}

@@ -437,6 +437,27 @@ func TestConvertStreams(t *testing.T) {
 	}
 }
 
+// TestConvertLeavesFlagRolloutsAlone: a Serin Canary of flagd flags, with
+// its ConfigMap, is Serin's already and is copied as written.
+func TestConvertLeavesFlagRolloutsAlone(t *testing.T) {
+	in, err := os.ReadFile("../../kustomize/example/flags/canary.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := os.ReadFile("../../kustomize/example/flags/flags.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := string(in) + "---\n" + string(cm)
+	out, warnings, err := Convert([]byte(stream))
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("err %v, warnings %v", err, warnings)
+	}
+	if diff := cmp.Diff(stream, string(out)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
 func TestConvertErrors(t *testing.T) {
 	for _, c := range []struct{ name, in, want string }{
 		{name: "bad YAML", in: "kind: [\n", want: "document 1"},
