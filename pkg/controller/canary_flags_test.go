@@ -427,3 +427,34 @@ func TestCanaryReconciler_FlagRolloutOperations(t *testing.T) {
 	g.Expect(primary().Annotations).To(HaveKeyWithValue(serinv1.RevisionAnnotation, rev1))
 	g.Expect(get(g, ns, name, &serinv1.Canary{}).Status.LastPromotedSpec).To(Equal(rev1))
 }
+
+// TestCanaryReconciler_FlagRolloutRevertOnDeletion: deleting a Canary with
+// revertOnDeletion after a rolled-back flag change writes the promoted
+// definitions back into the target, which holds the failed ones, before
+// the primary goes, so that flagd reading the target serves what was
+// analysed.
+func TestCanaryReconciler_FlagRolloutRevertOnDeletion(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ns, name, target := newNamespace(t), "flags", "flagd-config"
+	hooks := newHookServer(t, 500)
+	create(t,
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: target}, Data: map[string]string{"flags.json": flagsV1, "other": "x"}},
+		newFlagCanary(ns, name, target, func(c *serinv1.Canary) {
+			c.Spec.RevertOnDeletion = true
+			c.Spec.Analysis.Webhooks = []serinv1.CanaryWebhook{{Name: "smoke", Type: serinv1.RolloutHook, URL: hooks.URL + "/smoke"}}
+		}))
+	g.Eventually(phaseOf(ns, name), release, poll).Should(Equal(serinv1.CanaryPhaseInitialized))
+	setFlags(g, ns, target, flagsV2)
+	g.Eventually(phaseOf(ns, name), release, poll).Should(Equal(serinv1.CanaryPhaseFailed))
+
+	g.Expect(k8sClient.Delete(context.Background(), get(g, ns, name, &serinv1.Canary{}))).To(Succeed())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &serinv1.Canary{}))
+	}, release, poll).Should(BeTrue())
+	cm := get(g, ns, target, &corev1.ConfigMap{})
+	g.Expect(cm.Data).To(Equal(map[string]string{"flags.json": flagsV1, "other": "x"}), "the promoted definitions, the rest untouched")
+	err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: target + "-primary"}, &corev1.ConfigMap{})
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the primary is deleted: %v", err)
+	g.Eventually(func() []string { return events(g, ns, name, "RestoredTarget") }, eventWait, poll).ShouldNot(BeEmpty())
+}
