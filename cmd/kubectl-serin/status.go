@@ -147,7 +147,7 @@ func printStatus(out io.Writer, c *serinv1.Canary, events []corev1.Event, now ti
 				}
 				verdict, measured, message = string(ms.Verdict), age(ms.Time.Time, now)+" ago", ms.Message
 			}
-			fmt.Fprintf(t, "  %s\t%s\t%s\t%s\t%s\t%s\n", m.Name, value, thresholdRange(m.ThresholdRange), verdict, measured, message)
+			fmt.Fprintf(t, "  %s\t%s\t%s\t%s\t%s\t%s\n", m.Name, value, thresholdRange(m.Bounds()), verdict, measured, message)
 		}
 		if err := t.Flush(); err != nil {
 			return err

@@ -247,7 +247,7 @@ func view(c *serinv1.Canary) string {
 	parts := []string{fmt.Sprintf("%-16s weight %3d%%  failed checks %d/%d", phase, c.Status.CanaryWeight, c.Status.FailedChecks, c.Spec.Analysis.Threshold)}
 	ranges := map[string]string{}
 	for _, m := range c.Spec.Analysis.Metrics {
-		if r := m.ThresholdRange.String(); r != "" {
+		if r := m.Bounds().String(); r != "" {
 			ranges[m.Name] = " " + r
 		}
 	}

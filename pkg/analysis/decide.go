@@ -101,6 +101,14 @@ func (d *decider) warn(reason, format string, args ...any) {
 	d.events = append(d.events, Event{Warning: true, Reason: reason, Message: fmt.Sprintf(format, args...)})
 }
 
+// warnIntervalClamped says, as a release or the initialisation starts,
+// that an interval under MinInterval runs at MinInterval.
+func (d *decider) warnIntervalClamped() {
+	if IntervalClamped(d.in.Spec) {
+		d.warn(ReasonIntervalClamped, "analysis.interval %s is shorter than %s: the analysis runs every %s", d.in.Spec.Analysis.Interval, MinInterval, MinInterval)
+	}
+}
+
 func (d *decider) done(requeue time.Duration) Decision {
 	st := d.next
 	if d.judged != nil {
@@ -207,6 +215,7 @@ func (d *decider) inInitializing() Decision {
 	if d.next.Phase == "" {
 		d.setPhase(serinv1.CanaryPhaseInitializing)
 		d.event(ReasonInitializing, "Initializing: creating %s-primary from %s", d.target(), d.target())
+		d.warnIntervalClamped()
 	}
 	d.act(EnsurePrimary)
 	if !d.in.Primary.Ready {
@@ -302,6 +311,7 @@ func (d *decider) enterProgressing() Decision {
 	d.act(ScaleCanaryUp)
 	d.route(Traffic{})
 	d.event(ReasonNewRevision, "New revision of %s detected: scaling it up and starting the analysis", d.target())
+	d.warnIntervalClamped()
 	return d.done(d.interval())
 }
 

@@ -822,3 +822,36 @@ func TestDecideCapsWeightToReadyCanaryPods(t *testing.T) {
 		})
 	}
 }
+
+// TestIntervalUnder10s: an interval under 10s runs at 10s, as in Flagger,
+// and each initialisation and release says so in a Warning.
+func TestIntervalUnder10s(t *testing.T) {
+	spec := canarySpec(func(s *serinv1.CanarySpec) { s.Analysis.Interval = "5s" })
+	if got := Interval(spec); got != MinInterval {
+		t.Errorf("Interval = %v, want %v", got, MinInterval)
+	}
+	if got := Interval(canarySpec()); got != time.Minute {
+		t.Errorf("Interval of 1m = %v", got)
+	}
+	clamped := func(d Decision) bool {
+		return slices.ContainsFunc(d.Events, func(e Event) bool { return e.Warning && e.Reason == ReasonIntervalClamped })
+	}
+	initializing := Decide(Input{Spec: spec, Now: t0.Add(now), Revision: "rev1"})
+	if !clamped(initializing) {
+		t.Errorf("initialisation events %+v, want an %s Warning", initializing.Events, ReasonIntervalClamped)
+	}
+	started := Decide(Input{
+		Spec: spec, Status: status(serinv1.CanaryPhaseSucceeded, idleAt("rev1")), Now: t0.Add(now),
+		Revision: "rev2", Primary: ready, Canary: Workload{Exists: true},
+	})
+	if !clamped(started) {
+		t.Errorf("new revision events %+v, want an %s Warning", started.Events, ReasonIntervalClamped)
+	}
+	next := Decide(Input{Spec: spec, Status: started.Status, Now: t0.Add(now + 5*time.Second), Revision: "rev2", Primary: ready, Canary: ready})
+	if clamped(next) {
+		t.Errorf("a step warned again: %+v", next.Events)
+	}
+	if normal := Decide(Input{Spec: canarySpec(), Now: t0.Add(now), Revision: "rev1"}); clamped(normal) {
+		t.Errorf("a 1m interval warned: %+v", normal.Events)
+	}
+}

@@ -149,7 +149,7 @@ func judgeWebhook(obs WebhookObservation, prev *serinv1.WebhookStatus, limit int
 
 // violations explains why v fails the metric's bounds, or returns "".
 func violations(m serinv1.CanaryMetric, v float64) (string, error) {
-	if r := m.ThresholdRange; r != nil {
+	if r := m.Bounds(); r != nil {
 		if r.Min != nil && v < *r.Min {
 			return fmt.Sprintf("is below the minimum %s", formatValue(*r.Min)), nil
 		}

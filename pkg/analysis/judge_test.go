@@ -15,6 +15,11 @@ func TestJudgeMetric(t *testing.T) {
 	latency := serinv1.CanaryMetric{Name: "request-duration", ThresholdRange: &serinv1.CanaryThresholdRange{Max: new(500.0)}}
 	errorRate := serinv1.CanaryMetric{Name: "error-rate", Query: "x", SuccessCondition: "result < 0.5 && result >= 0"}
 	notNegative := serinv1.CanaryMetric{Name: "saturation", Query: "x", FailureCondition: "result < 0.0"}
+	// Flagger's deprecated threshold: a minimum for the success rate, a
+	// maximum for the duration; thresholdRange takes its place when set.
+	oldSuccessRate := serinv1.CanaryMetric{Name: "request-success-rate", Threshold: new(99.0)}
+	oldLatency := serinv1.CanaryMetric{Name: "request-duration", Threshold: new(500.0)}
+	bothBounds := serinv1.CanaryMetric{Name: "request-success-rate", Threshold: new(99.0), ThresholdRange: &serinv1.CanaryThresholdRange{Min: new(90.0)}}
 	streak := func(n int) *serinv1.MetricStatus {
 		return &serinv1.MetricStatus{Name: "request-success-rate", ConsecutiveErrors: n, Errors: n, Verdict: serinv1.MetricError}
 	}
@@ -43,6 +48,10 @@ func TestJudgeMetric(t *testing.T) {
 		{"a successCondition that does not hold fails", errorRate, MetricObservation{Value: 0.7}, nil, serinv1.MetricFailed, failedCheck, 0, 0, 0, `does not meet successCondition "result < 0.5 && result >= 0"`},
 		{"a failureCondition that holds fails", notNegative, MetricObservation{Value: -1}, nil, serinv1.MetricFailed, failedCheck, 0, 0, 0, "meets failureCondition"},
 		{"a failureCondition that does not hold passes", notNegative, MetricObservation{Value: 3}, nil, serinv1.MetricPassed, passed, 0, 0, 0, "within bounds"},
+		{"threshold is the success rate's minimum", oldSuccessRate, MetricObservation{Value: 98}, nil, serinv1.MetricFailed, failedCheck, 0, 0, 0, "98 is below the minimum 99"},
+		{"threshold is the duration's maximum", oldLatency, MetricObservation{Value: 612}, nil, serinv1.MetricFailed, failedCheck, 0, 0, 0, "612 is above the maximum 500"},
+		{"a value within threshold passes", oldLatency, MetricObservation{Value: 499}, nil, serinv1.MetricPassed, passed, 0, 0, 0, "within bounds"},
+		{"thresholdRange takes threshold's place", bothBounds, MetricObservation{Value: 95}, nil, serinv1.MetricPassed, passed, 0, 0, 0, "within bounds"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

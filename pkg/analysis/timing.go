@@ -6,13 +6,24 @@ import (
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 )
 
-// Interval is the analysis interval of a Canary.
+// MinInterval is the shortest analysis interval. A shorter one runs at
+// MinInterval, as in Flagger, whose manifests may have one.
+const MinInterval = 10 * time.Second
+
+// Interval is the analysis interval of a Canary, at least MinInterval.
 func Interval(spec serinv1.CanarySpec) time.Duration {
 	i, err := time.ParseDuration(spec.Analysis.Interval)
 	if err != nil || i <= 0 {
 		return defaultInterval
 	}
-	return i
+	return max(i, MinInterval)
+}
+
+// IntervalClamped reports whether spec.analysis.interval is shorter than
+// MinInterval, and so runs at MinInterval.
+func IntervalClamped(spec serinv1.CanarySpec) bool {
+	i, err := time.ParseDuration(spec.Analysis.Interval)
+	return err == nil && i > 0 && i < MinInterval
 }
 
 // ProgressDeadline is how long the workloads of a Canary may take to become

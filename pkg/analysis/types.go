@@ -191,4 +191,5 @@ const (
 	ReasonRevertedToPromoted = "RevertedToPromoted"
 	ReasonSkippedAnalysis    = "SkippedAnalysis"
 	ReasonOperationRefused   = "OperationRefused"
+	ReasonIntervalClamped    = "IntervalClamped"
 )

@@ -145,7 +145,7 @@ func failedMetric(c *serinv1.Canary) *alerts.FailedMetric {
 		f := &alerts.FailedMetric{Name: s.Name, Value: *s.Value}
 		for _, m := range c.Spec.Analysis.Metrics {
 			if m.Name == s.Name {
-				f.Threshold = m.ThresholdRange.String()
+				f.Threshold = m.Bounds().String()
 			}
 		}
 		return f

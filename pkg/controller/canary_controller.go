@@ -402,10 +402,7 @@ func takeDecisionStatus(c *serinv1.Canary, decision analysis.Decision, obs workl
 // analysisInterval is the Canary's analysis interval, for requeues outside
 // the state machine.
 func analysisInterval(c *serinv1.Canary) time.Duration {
-	if d, err := time.ParseDuration(c.Spec.Analysis.Interval); err == nil && d > 0 {
-		return d
-	}
-	return time.Minute
+	return analysis.Interval(c.Spec)
 }
 
 // retry records a runtime problem and returns it, so the work queue retries

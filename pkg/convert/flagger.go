@@ -14,7 +14,7 @@ import (
 // allows more of. The tests check them against the CRDs.
 var (
 	serinProviders       = providerNames()
-	serinTargetKinds     = []string{"Deployment", "DaemonSet"}
+	serinTargetKinds     = []string{"Deployment", "DaemonSet", "ConfigMap"}
 	serinAlertTypes      = []string{"slack", "msteams", "discord", "rocket", "gchat", "generic", "cloudevents"}
 	serinMetricProviders = []string{"prometheus", "datadog", "cloudwatch", "newrelic", "graphite", "influxdb", "dynatrace"}
 	serinHookTypes       = []string{"pre-rollout", "rollout", "confirm-rollout", "post-rollout", "confirm-promotion", "rollback", "confirm-traffic-increase", "event"}
@@ -80,9 +80,16 @@ func flaggerCanary(t *tracker) (*serinv1.Canary, error) {
 		analysisKey = "canaryAnalysis"
 	}
 	analysisPath := "spec." + analysisKey
-	for _, m := range t.root().get("spec").get(analysisKey).get("metrics").list() {
-		if th := m.get("threshold"); th.exists() {
-			th.warn("deprecated Flagger field, not supported: set thresholdRange")
+	for i, m := range t.root().get("spec").get(analysisKey).get("metrics").list() {
+		th := m.get("threshold")
+		if !th.exists() || i >= len(c.Spec.Analysis.Metrics) {
+			continue
+		}
+		switch cm := c.Spec.Analysis.Metrics[i]; {
+		case cm.Name != serinv1.MetricRequestSuccessRate && cm.Name != serinv1.MetricRequestDuration:
+			th.warn("deprecated Flagger field that Flagger ignores on a custom metric, and Serin refuses: set thresholdRange")
+		case cm.ThresholdRange != nil:
+			th.warn("deprecated Flagger field; thresholdRange is set and takes its place")
 		}
 	}
 	checkEnum(t, "spec.provider", string(c.Spec.Provider), serinProviders, "a router")

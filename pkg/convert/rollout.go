@@ -463,6 +463,9 @@ func (r *rollout) addMetric(ref node, m argoMetric, tmpl argoTemplate, args map[
 		FailureCondition:      m.failure,
 		ConsecutiveErrorLimit: m.consecutiveErrorLimit,
 	}
+	if m.rng == nil && m.success == "" && m.failure == "" {
+		ref.warn("metric %s has neither successCondition nor failureCondition, so Argo Rollouts counts every measurement it takes as a success; Serin refuses a metric without a bound: add thresholdRange, successCondition or failureCondition", m.name)
+	}
 	for _, k := range tmpl.argNames {
 		v, ok := args[k]
 		if !ok {

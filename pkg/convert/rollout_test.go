@@ -158,6 +158,35 @@ spec:
 			"spec.strategy.blueGreen.prePromotionAnalysis.templates[1]: argument host has no value",
 			"spec.template.spec.containers: no container port",
 		},
+	}, {
+		name: "a metric without a condition is reported",
+		spec: podTemplate + `
+  strategy:
+    blueGreen:
+      activeService: web
+      prePromotionAnalysis:
+        templates: [{templateName: watch}]
+`,
+		related: `apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: watch}
+spec:
+  metrics:
+    - name: requests
+      provider:
+        prometheus: {query: 'sum(rate(requests_total[1m]))'}
+`,
+		check: func(_ *appsv1.Deployment, c *serinv1.Canary) string {
+			if len(c.Spec.Analysis.Metrics) != 1 {
+				return "got " + mustYAML(c.Spec)
+			}
+			return ""
+		},
+		warnings: []string{
+			"spec.strategy.blueGreen.activeService: Serin manages Service web",
+			"spec.strategy.blueGreen.prePromotionAnalysis.templates[0]: metric requests has neither successCondition nor failureCondition",
+			"spec.template.spec.containers: no container port",
+		},
 	}} {
 		t.Run(c.name, func(t *testing.T) {
 			var obj map[string]any

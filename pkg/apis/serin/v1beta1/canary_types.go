@@ -478,8 +478,9 @@ type CustomMetadata struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.mirrorWeight) || (has(self.mirror) && self.mirror)",message="mirrorWeight requires mirror: true",fieldPath=.mirrorWeight
 // +kubebuilder:validation:XValidation:rule="!has(self.maxWeight) || !has(self.stepWeights) || self.stepWeights.all(w, w <= self.maxWeight)",message="stepWeights must not exceed maxWeight",fieldPath=.stepWeights
 type CanaryAnalysis struct {
-	// Interval between two analysis iterations, a duration of at least 10s.
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ms|s|m|h))+$') && duration(self) >= duration('10s')",message="interval must be a duration of at least 10s, for example 30s or 1m"
+	// Interval between two analysis iterations. One under 10s runs at 10s,
+	// as in Flagger, with a Warning Event (IntervalClamped).
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ms|s|m|h))+$') && duration(self) > duration('0s')",message="interval must be a positive duration, for example 30s or 1m"
 	// +kubebuilder:validation:MaxLength=32
 	Interval string `json:"interval"`
 
@@ -622,6 +623,8 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.name in ['request-success-rate', 'request-duration'] || has(self.templateRef) || has(self.query)",message="a metric must be built-in (request-success-rate, request-duration) or set templateRef or query"
 // +kubebuilder:validation:XValidation:rule="!has(self.query) || !has(self.templateRef)",message="query and templateRef are mutually exclusive: set one of them"
 // +kubebuilder:validation:XValidation:rule="!has(self.templateVariables) || size(self.templateVariables) == 0 || has(self.templateRef) || (has(self.query) && size(self.query) > 0)",message="templateVariables requires templateRef (or an inline query that uses them)",fieldPath=.templateVariables
+// +kubebuilder:validation:XValidation:rule="!has(self.threshold) || self.name in ['request-success-rate', 'request-duration']",message="threshold (Flagger's deprecated field) applies to the built-in metrics only: set thresholdRange",fieldPath=.threshold
+// +kubebuilder:validation:XValidation:rule="has(self.thresholdRange) || has(self.threshold) || (has(self.successCondition) && size(self.successCondition) > 0) || (has(self.failureCondition) && size(self.failureCondition) > 0)",message="a metric needs a bound, or it passes whatever it measures: set thresholdRange (or threshold for a built-in metric), successCondition or failureCondition"
 type CanaryMetric struct {
 	// Name of the check; request-success-rate and request-duration are
 	// built in.
@@ -638,6 +641,12 @@ type CanaryMetric struct {
 	// ThresholdRange is the range of passing values.
 	// +optional
 	ThresholdRange *CanaryThresholdRange `json:"thresholdRange,omitempty"`
+
+	// Threshold is Flagger's deprecated bound of a built-in metric: the
+	// minimum of request-success-rate, the maximum of request-duration.
+	// thresholdRange, when set, takes its place.
+	// +optional
+	Threshold *float64 `json:"threshold,omitempty"`
 
 	// Query is an inline Prometheus query.
 	// +optional
@@ -683,6 +692,23 @@ type CanaryThresholdRange struct {
 	Min *float64 `json:"min,omitempty"`
 	// +optional
 	Max *float64 `json:"max,omitempty"`
+}
+
+// Bounds is the metric's range of passing values: thresholdRange, or the
+// range the deprecated threshold gives a built-in metric; nil when it has
+// neither.
+func (m CanaryMetric) Bounds() *CanaryThresholdRange {
+	switch {
+	case m.ThresholdRange != nil:
+		return m.ThresholdRange
+	case m.Threshold == nil:
+		return nil
+	case m.Name == MetricRequestSuccessRate:
+		return &CanaryThresholdRange{Min: m.Threshold}
+	case m.Name == MetricRequestDuration:
+		return &CanaryThresholdRange{Max: m.Threshold}
+	}
+	return nil
 }
 
 // String is the range as people read it, e.g. ">= 99" or ">= 1 and <= 5";

@@ -282,6 +282,11 @@ func (in *CanaryMetric) DeepCopyInto(out *CanaryMetric) {
 		*out = new(CanaryThresholdRange)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.Threshold != nil {
+		in, out := &in.Threshold, &out.Threshold
+		*out = new(float64)
+		**out = **in
+	}
 	if in.TemplateRef != nil {
 		in, out := &in.TemplateRef, &out.TemplateRef
 		*out = new(CrossNamespaceObjectReference)
