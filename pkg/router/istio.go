@@ -352,18 +352,15 @@ func istioHosts(apex string, hosts []string) []string {
 	return out
 }
 
-// istioGateways keeps Flagger's behaviour: without gateways Istio binds the
-// VirtualService to the mesh only; with gateways, "mesh" is added so
-// in-cluster callers keep being routed too.
+// istioGateways keeps Flagger's behaviour: without gateways the
+// VirtualService is bound to the mesh; the gateways it names are taken as
+// they are, so in-cluster callers are routed by it only if they include
+// "mesh".
 func istioGateways(gateways []string) []string {
 	if len(gateways) == 0 {
-		return nil
+		return []string{istioMeshGateway}
 	}
-	out := slices.Clone(gateways)
-	if !slices.Contains(out, istioMeshGateway) {
-		out = append(out, istioMeshGateway)
-	}
-	return out
+	return slices.Clone(gateways)
 }
 
 // istioMergeMatch narrows every service.match rule with m, so an A/B or

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -133,7 +134,7 @@ func TestIstioRouter(t *testing.T) {
 	vs := func(routes ...*istionetworking.HTTPRoute) *istionetworking.VirtualService {
 		return &istionetworking.VirtualService{
 			Hosts:    []string{"podinfo", "app.example.com"},
-			Gateways: []string{"public/gateway", "mesh"},
+			Gateways: []string{"public/gateway"},
 			Http:     routes,
 		}
 	}
@@ -214,7 +215,7 @@ func TestIstioRouter(t *testing.T) {
 		traffic: analysis.Traffic{CanaryWeight: 30},
 		want: &istionetworking.VirtualService{
 			Hosts:    []string{"podinfo", "app.example.com"},
-			Gateways: []string{"public/gateway", "mesh"},
+			Gateways: []string{"public/gateway"},
 			Tcp: []*istionetworking.TCPRoute{{Route: []*istionetworking.RouteDestination{
 				{Destination: istioDestination("podinfo-primary", 9898), Weight: 70},
 				{Destination: istioDestination("podinfo-canary", 9898), Weight: 30},
@@ -377,4 +378,19 @@ func istioExact(s string) *istionetworking.StringMatch {
 
 func istioRegex(s string) *istionetworking.StringMatch {
 	return &istionetworking.StringMatch{MatchType: &istionetworking.StringMatch_Regex{Regex: s}}
+}
+
+// TestIstioGateways: as in Flagger, a VirtualService without gateways is
+// bound to the mesh, and the gateways a Canary names are kept as they are:
+// "mesh" is not added to them.
+func TestIstioGateways(t *testing.T) {
+	for _, tc := range []struct{ in, want []string }{
+		{nil, []string{"mesh"}},
+		{[]string{"public/gateway"}, []string{"public/gateway"}},
+		{[]string{"public/gateway", "mesh"}, []string{"public/gateway", "mesh"}},
+	} {
+		if got := istioGateways(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("istioGateways(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
 }

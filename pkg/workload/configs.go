@@ -120,9 +120,11 @@ func rewriteConfigRefs(spec *corev1.PodSpec, tracked map[configRef]bool) {
 	})
 }
 
-// trackingDisabled reports a config that opted out of tracking.
+// trackingDisabled reports a config that opted out of tracking, by Serin's
+// annotation or by Flagger's.
 func trackingDisabled(obj metav1.Object) bool {
-	return obj.GetAnnotations()[ConfigTrackingAnnotation] == ConfigTrackingDisabled
+	a := obj.GetAnnotations()
+	return a[ConfigTrackingAnnotation] == ConfigTrackingDisabled || a[FlaggerConfigTrackingAnnotation] == ConfigTrackingDisabled
 }
 
 // config is a tracked config as read from the cluster.

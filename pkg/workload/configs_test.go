@@ -204,7 +204,9 @@ func TestReadConfigs(t *testing.T) {
 		secret("s-optional", map[string]string{"k": "1"}),
 		// cm-optional does not exist.
 	}
-	t.Run("tracked configs, sorted, without opted-out and missing optional ones", func(t *testing.T) {
+	// Flagger's annotation opts out too.
+	existing[1].SetAnnotations(map[string]string{FlaggerConfigTrackingAnnotation: ConfigTrackingDisabled})
+	t.Run("tracked configs, sorted, without opted-out (either annotation) and missing optional ones", func(t *testing.T) {
 		g := NewWithT(t)
 		w, _ := fakeWorkloads(t, existing...)
 		spec := podSpecWithEveryConfigRef()
@@ -216,7 +218,7 @@ func TestReadConfigs(t *testing.T) {
 			g.Expect(c.hash).To(Equal(configHash(c.obj)))
 		}
 		g.Expect(keys).To(Equal([]string{
-			"configmap/cm-init-envfrom", "configmap/cm-projected", "configmap/cm-volume",
+			"configmap/cm-init-envfrom", "configmap/cm-volume",
 			"secret/s-envfrom", "secret/s-init-env", "secret/s-optional", "secret/s-projected", "secret/s-volume",
 		}))
 	})

@@ -31,6 +31,10 @@ const (
 	// uses the original, and changing it starts no release.
 	ConfigTrackingAnnotation = "serin.dev/config-tracking"
 	ConfigTrackingDisabled   = "disabled"
+	// FlaggerConfigTrackingAnnotation is Flagger's name for it, which the
+	// ConfigMaps and Secrets of a Flagger user already carry; it is read
+	// the same way.
+	FlaggerConfigTrackingAnnotation = "flagger.app/config-tracking"
 
 	// RevisionAnnotation on the primary's pod template names the revision
 	// it runs. A change of config data alone changes it too, which is what
