@@ -18,11 +18,17 @@ TESTBIN = $(shell e2e/testbin/build.sh)
 
 all: build
 
-## build: the controller, serin-tester and kubectl-serin binaries into bin/
+# The version and commit the binaries report (kubectl serin version, the
+# controller's start-up log and serin_info).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X github.com/serin-dev/serin/pkg/buildinfo.Version=$(VERSION) -X github.com/serin-dev/serin/pkg/buildinfo.Commit=$(COMMIT)
+
+## build: the controller, serin-tester and kubectl-serin binaries into bin/, with the version and commit
 build:
-	go build -o $(BIN_DIR)/serin ./cmd/serin
-	go build -o $(BIN_DIR)/serin-tester ./cmd/serin-tester
-	go build -o $(BIN_DIR)/kubectl-serin ./cmd/kubectl-serin
+	go build -ldflags "$(LDFLAGS)" -o $(BIN_DIR)/serin ./cmd/serin
+	go build -ldflags "$(LDFLAGS)" -o $(BIN_DIR)/serin-tester ./cmd/serin-tester
+	go build -ldflags "$(LDFLAGS)" -o $(BIN_DIR)/kubectl-serin ./cmd/kubectl-serin
 
 ## generate: deepcopy functions and CRD manifests (artifacts/crds, copied to charts/serin/crds) from pkg/apis
 generate:

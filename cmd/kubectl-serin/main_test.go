@@ -194,7 +194,7 @@ func TestVersion(t *testing.T) {
 }
 
 // TestVersionLdflags builds the plugin the way a release does and checks
-// that -X main.version reaches the version command.
+// that -X buildinfo.Version and Commit reach the version command.
 func TestVersionLdflags(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -204,7 +204,7 @@ func TestVersionLdflags(t *testing.T) {
 		t.Skip("no go command")
 	}
 	bin := filepath.Join(t.TempDir(), "kubectl-serin")
-	build := exec.Command(gobin, "build", "-o", bin, "-ldflags", "-X main.version=v1.2.3", ".")
+	build := exec.Command(gobin, "build", "-o", bin, "-ldflags", "-X github.com/serin-dev/serin/pkg/buildinfo.Version=v1.2.3 -X github.com/serin-dev/serin/pkg/buildinfo.Commit=abc1234", ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -212,7 +212,7 @@ func TestVersionLdflags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(string(out), "kubectl-serin v1.2.3 go") {
+	if !strings.HasPrefix(string(out), "kubectl-serin v1.2.3 (commit abc1234) go") {
 		t.Errorf("version printed %q", out)
 	}
 }

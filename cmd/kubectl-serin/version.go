@@ -5,6 +5,8 @@ import (
 	"runtime"
 
 	"github.com/spf13/cobra"
+
+	"github.com/serin-dev/serin/pkg/buildinfo"
 )
 
 func newVersionCommand() *cobra.Command {
@@ -13,7 +15,7 @@ func newVersionCommand() *cobra.Command {
 		Short: "Print the plugin's version and the Go version it was built with",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintf(cmd.OutOrStdout(), "kubectl-serin %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "kubectl-serin %s (commit %s) %s %s/%s\n", buildinfo.Version, buildinfo.Commit, buildinfo.GoVersion(), runtime.GOOS, runtime.GOARCH)
 			return err
 		},
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/serin-dev/serin/pkg/alerts"
 	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/buildinfo"
 	"github.com/serin-dev/serin/pkg/controller"
 	"github.com/serin-dev/serin/pkg/refpolicy"
 	"github.com/serin-dev/serin/pkg/router"
@@ -184,7 +185,8 @@ func main() {
 		os.Exit(1)
 	}
 
-	setupLog.Info("starting manager", "leaderElection", mgrOpts.LeaderElection, "watchNamespace", opts.watchNamespace)
+	setupLog.Info("starting manager", "version", buildinfo.Version, "commit", buildinfo.Commit, "go", buildinfo.GoVersion(),
+		"leaderElection", mgrOpts.LeaderElection, "watchNamespace", opts.watchNamespace)
 	if err := mgr.Start(ctx); err != nil {
 		setupLog.Error(err, "manager stopped with an error")
 		os.Exit(1)

@@ -41,7 +41,7 @@ func TestControllerBinary(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 
 	bin := filepath.Join(t.TempDir(), "serin")
-	build := exec.Command("go", "build", "-o", bin, ".")
+	build := exec.Command("go", "build", "-o", bin, "-ldflags", "-X github.com/serin-dev/serin/pkg/buildinfo.Version=v1.2.3 -X github.com/serin-dev/serin/pkg/buildinfo.Commit=abc1234", ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -102,6 +102,10 @@ func TestControllerBinary(t *testing.T) {
 	g.Expect(*lease.Spec.HolderIdentity).To(HavePrefix(hostname))
 	_, body := get("http://" + metricsAddr + "/metrics")
 	g.Expect(body).To(ContainSubstring(`leader_election_master_status{name="serin-leader-election"} 1`))
+	g.Expect(body).To(MatchRegexp(`serin_info\{commit="abc1234",go_version="go[^"]+",version="v1.2.3"\} 1`), "the build's version, as make build sets it")
+	log, err := os.ReadFile(logFile.Name())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(string(log)).To(MatchRegexp(`starting manager.*"version": "v1.2.3", "commit": "abc1234"`))
 
 	g.Expect(cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
 	select {

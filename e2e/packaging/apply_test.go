@@ -15,9 +15,9 @@ import (
 
 // notInstalledKinds have no CRD in the test cluster: the Prometheus
 // Operator's CRDs do not ship in any Go module this repository requires,
-// so the chart's PodMonitor and ServiceMonitor are checked by the render
-// tests only.
-var notInstalledKinds = map[string]bool{"PodMonitor": true, "ServiceMonitor": true}
+// so the chart's PodMonitor, ServiceMonitor and PrometheusRule are checked
+// by the render tests only (and the rules by promtool).
+var notInstalledKinds = map[string]bool{"PodMonitor": true, "ServiceMonitor": true, "PrometheusRule": true}
 
 // applyObjects server-side applies objs as the admin. Namespaces they use
 // are created for real first, since a dry-run Namespace does not make its

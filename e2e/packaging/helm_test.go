@@ -128,6 +128,7 @@ affinity:
 	"monitoring": `
 podMonitor: {enabled: true, interval: 15s, labels: {release: prometheus}}
 serviceMonitor: {enabled: true}
+prometheusRule: {enabled: true, labels: {release: prometheus}}
 `,
 	"flags": `
 extraArgs: ["--concurrent=8"]
@@ -291,6 +292,15 @@ func TestHelm_Options(t *testing.T) {
 		// The ServiceMonitor's port is the metrics Service's.
 		svc := find(objs, "Service", "serin-metrics")
 		g.Expect(svc.Object["spec"]).To(HaveKeyWithValue("ports", ConsistOf(HaveKeyWithValue("name", "http-metrics"))))
+		// The PrometheusRule holds the rules file as it is.
+		pr := find(objs, "PrometheusRule", "serin-flagger-compat")
+		g.Expect(pr).NotTo(BeNil())
+		g.Expect(pr.GetLabels()).To(HaveKeyWithValue("release", "prometheus"))
+		raw, err := os.ReadFile(filepath.Join(repoRoot, "charts", "serin", "files", "flagger-rules.yaml"))
+		g.Expect(err).NotTo(HaveOccurred())
+		var want map[string]any
+		g.Expect(yaml.Unmarshal(raw, &want)).To(Succeed())
+		g.Expect(pr.Object["spec"]).To(Equal(want))
 	})
 	t.Run("flags", func(t *testing.T) {
 		g := NewWithT(t)

@@ -163,6 +163,10 @@ func (r *CanaryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		} else {
 			faultAfterStored(decided)
 			r.announce(ctx, obj)
+			if obj.Status.Phase != phaseBefore {
+				log.FromContext(ctx).Info("phase changed", "from", phaseBefore, "to", obj.Status.Phase,
+					"revision", obj.Status.LastAppliedSpec, "promoted", obj.Status.LastPromotedSpec, "weight", obj.Status.CanaryWeight)
+			}
 		}
 		r.Metrics.RecordDuration(ctx, obj, start)
 		if retErr == nil && obj.DeletionTimestamp.IsZero() {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/buildinfo"
 )
 
 // The release series Serin exports on /metrics, besides controller-runtime's
@@ -19,10 +20,12 @@ import (
 var (
 	releaseLabels = []string{"name", "namespace", "provider", "strategy"}
 
+	// canaryInfo also names the target, so that queries (and the Flagger
+	// recording rules) can join the other series to it.
 	canaryInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "serin_canary_info",
-		Help: "Always 1 for each Canary this controller serves.",
-	}, releaseLabels)
+		Help: "Always 1 for each Canary this controller serves, with the name of its target.",
+	}, append(releaseLabels[:len(releaseLabels):len(releaseLabels)], "target"))
 	canaryStatus = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "serin_canary_status",
 		Help: "The state of the Canary's last release: 0 running, 1 succeeded (or initialised), 2 failed.",
@@ -62,14 +65,26 @@ var (
 	}
 )
 
+// buildInfo is 1 with the controller's version, commit and Go version, for
+// dashboards and alerts that tell releases of Serin apart.
+var buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "serin_info",
+	Help: "Serin's build: 1, with the version, commit and Go version as labels.",
+}, []string{"version", "commit", "go_version"})
+
 func init() {
-	crmetrics.Registry.MustRegister(notificationsDropped, canaryInfo, canaryStatus, canaryWeight, canaryDuration, canaryMetricValue, canarySuccesses, canaryFailures)
+	buildInfo.WithLabelValues(buildinfo.Version, buildinfo.Commit, buildinfo.GoVersion()).Set(1)
+	crmetrics.Registry.MustRegister(buildInfo, notificationsDropped, canaryInfo, canaryStatus, canaryWeight, canaryDuration, canaryMetricValue, canarySuccesses, canaryFailures)
 }
 
 // releaseStarts holds when each release in flight started, by Canary, for
 // serin_canary_duration_seconds. It is memory only: a release that a
 // restart interrupts is not timed.
 var releaseStarts sync.Map // types.NamespacedName → time.Time
+
+// infoTargets holds the target serin_canary_info last named, by Canary, so
+// that a changed targetRef leaves one info series.
+var infoTargets sync.Map // types.NamespacedName → string
 
 // settled reports whether a phase ends a release (or precedes any).
 func settled(p serinv1.CanaryPhase) bool {
@@ -83,13 +98,26 @@ func settled(p serinv1.CanaryPhase) bool {
 // recordRelease updates the release series of c after a reconcile that
 // found it in phase before.
 func (r *CanaryReconciler) recordRelease(c *serinv1.Canary, before serinv1.CanaryPhase) {
+	provider := string(r.provider(c))
+	if c.Spec.IsFlagRollout() {
+		// No router: the split is written into flagd's definitions.
+		provider = "flagd"
+	}
 	labels := prometheus.Labels{
 		"name":      c.Name,
 		"namespace": c.Namespace,
-		"provider":  string(r.provider(c)),
+		"provider":  provider,
 		"strategy":  strings.ToLower(string(analysis.StrategyOf(c.Spec.Analysis))),
 	}
-	canaryInfo.With(labels).Set(1)
+	key := types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
+	if last, ok := infoTargets.Swap(key, c.Spec.TargetRef.Name); ok && last != c.Spec.TargetRef.Name {
+		canaryInfo.DeletePartialMatch(prometheus.Labels{"name": c.Name, "namespace": c.Namespace})
+	}
+	info := prometheus.Labels{"target": c.Spec.TargetRef.Name}
+	for k, v := range labels {
+		info[k] = v
+	}
+	canaryInfo.With(info).Set(1)
 	canaryWeight.With(labels).Set(float64(c.Status.CanaryWeight))
 	status := 0.0
 	switch c.Status.Phase {
@@ -112,7 +140,6 @@ func (r *CanaryReconciler) recordRelease(c *serinv1.Canary, before serinv1.Canar
 	// sees the first release.
 	successes, failures := canarySuccesses.With(labels), canaryFailures.With(labels)
 
-	key := types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
 	now := settled(c.Status.Phase)
 	switch {
 	case settled(before) && !now:
@@ -134,6 +161,7 @@ func (r *CanaryReconciler) recordRelease(c *serinv1.Canary, before serinv1.Canar
 // Canaries do not linger on /metrics.
 func forgetRelease(key types.NamespacedName) {
 	releaseStarts.Delete(key)
+	infoTargets.Delete(key)
 	for _, v := range releaseCollectors {
 		v.DeletePartialMatch(prometheus.Labels{"name": key.Name, "namespace": key.Namespace})
 	}
