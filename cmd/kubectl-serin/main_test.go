@@ -187,7 +187,7 @@ spec:
 
 func TestVersion(t *testing.T) {
 	stdout, _, code := execute(t, "", "version")
-	want := "kubectl-serin dev " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH + "\n"
+	want := "kubectl-serin dev (commit unknown) " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH + "\n"
 	if code != 0 || stdout != want {
 		t.Errorf("code %d, stdout %q, want %q", code, stdout, want)
 	}

@@ -242,11 +242,30 @@ func (d *decider) inInitializing() Decision {
 func (d *decider) inIdle() Decision {
 	switch d.in.Revision {
 	case d.next.LastAppliedSpec:
+		if d.in.Canary.ScaledUp {
+			return d.scaleTargetBackDown()
+		}
 		return d.done(0)
 	case d.next.LastPromotedSpec:
 		return d.revertedToPromoted()
 	}
 	return d.confirmRollout()
+}
+
+// scaleTargetBackDown scales the target to zero again when something other
+// than a release scaled it up, typically a GitOps tool re-applying the
+// replica count from Git, and says who did and how to stop it.
+func (d *decider) scaleTargetBackDown() Decision {
+	d.act(ScaleTargetToZero)
+	by := "another field manager"
+	if m := d.in.Canary.ScaledBy; m != "" {
+		by = "field manager " + m
+	}
+	d.warn(ReasonTargetScaledUp, "%s was scaled up to %d pods by %s while no release runs, and is scaled back to 0: the primary serves. "+
+		"Remove spec.replicas from the target in Git, or have the GitOps tool leave it: Argo CD ignoreDifferences on /spec/replicas "+
+		"with the RespectIgnoreDifferences=true sync option, or for a Flux HelmRelease a driftDetection.ignore rule for /spec/replicas",
+		d.target(), d.in.Canary.Pods, by)
+	return d.done(0)
 }
 
 // revertedToPromoted ends any release: the target is back at the revision the

@@ -855,3 +855,33 @@ func TestIntervalUnder10s(t *testing.T) {
 		t.Errorf("a 1m interval warned: %+v", normal.Events)
 	}
 }
+
+// TestTargetScaledUpWhileIdle: a target scaled up while no release runs
+// (a GitOps tool re-applying spec.replicas from Git) is scaled back to
+// zero with a Warning that names the field manager and the fix; a target
+// that holds a new revision starts a release instead.
+func TestTargetScaledUpWhileIdle(t *testing.T) {
+	scaled := Workload{Exists: true, Ready: true, Pods: 3, ReadyPods: 3, ScaledUp: true, ScaledBy: "kustomize-controller"}
+	for _, phase := range []serinv1.CanaryPhase{serinv1.CanaryPhaseInitialized, serinv1.CanaryPhaseSucceeded, serinv1.CanaryPhaseFailed} {
+		st := status(phase, idleAt("rev2"))
+		d := Decide(Input{Spec: canarySpec(), Status: st, Now: t0.Add(now), Revision: "rev2", Primary: ready, Canary: scaled})
+		if !slices.ContainsFunc(d.Actions, func(a Action) bool { return a.Kind == ScaleTargetToZero }) {
+			t.Errorf("%s: actions %+v, want ScaleTargetToZero", phase, d.Actions)
+		}
+		if len(d.Events) != 1 || !d.Events[0].Warning || d.Events[0].Reason != ReasonTargetScaledUp ||
+			!strings.Contains(d.Events[0].Message, "kustomize-controller") || !strings.Contains(d.Events[0].Message, "ignoreDifferences") {
+			t.Errorf("%s: events %+v", phase, d.Events)
+		}
+		if d.Status.Phase != phase {
+			t.Errorf("%s: phase became %s", phase, d.Status.Phase)
+		}
+	}
+	idle := Decide(Input{Spec: canarySpec(), Status: status(serinv1.CanaryPhaseSucceeded, idleAt("rev2")), Now: t0.Add(now), Revision: "rev2", Primary: ready, Canary: Workload{Exists: true}})
+	if slices.ContainsFunc(idle.Actions, func(a Action) bool { return a.Kind == ScaleTargetToZero }) || len(idle.Events) != 0 {
+		t.Errorf("a target at zero: actions %+v, events %+v", idle.Actions, idle.Events)
+	}
+	release := Decide(Input{Spec: canarySpec(), Status: status(serinv1.CanaryPhaseSucceeded, idleAt("rev2")), Now: t0.Add(now), Revision: "rev3", Primary: ready, Canary: scaled})
+	if release.Status.Phase != serinv1.CanaryPhaseProgressing {
+		t.Errorf("a new revision scaled up: phase %s, want Progressing", release.Status.Phase)
+	}
+}

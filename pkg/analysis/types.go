@@ -57,6 +57,13 @@ type Workload struct {
 	// available. The canary's weight is capped at ReadyPods/Pods of the
 	// scheduled step, so traffic never outgrows the ready share.
 	Pods, ReadyPods int32
+	// ScaledUp is true when the workload's spec asks for pods. The target
+	// asks for none while no release runs.
+	ScaledUp bool
+	// ScaledBy names the field managers other than Serin that own the
+	// workload's replica count (separated by ", "), for the message when
+	// one scales the target up while no release runs.
+	ScaledBy string
 }
 
 // CheckRequest lists the checks to run at this step. Gates do not count
@@ -192,4 +199,5 @@ const (
 	ReasonSkippedAnalysis    = "SkippedAnalysis"
 	ReasonOperationRefused   = "OperationRefused"
 	ReasonIntervalClamped    = "IntervalClamped"
+	ReasonTargetScaledUp     = "TargetScaledUp"
 )

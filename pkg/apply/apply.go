@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -313,6 +314,35 @@ func ManagerOwns(entries []metav1.ManagedFieldsEntry, manager string, path ...st
 		return true
 	}
 	return false
+}
+
+// FieldManagers returns the managers whose managedFields entries own the
+// field at path (for example "f:spec", "f:replicas"), sorted.
+func FieldManagers(entries []metav1.ManagedFieldsEntry, path ...string) []string {
+	var out []string
+	for _, e := range entries {
+		if e.FieldsV1 == nil || slices.Contains(out, e.Manager) {
+			continue
+		}
+		var fields map[string]any
+		if json.Unmarshal(e.FieldsV1.Raw, &fields) != nil {
+			continue
+		}
+		owns := true
+		for _, p := range path {
+			next, ok := fields[p].(map[string]any)
+			if !ok {
+				owns = false
+				break
+			}
+			fields = next
+		}
+		if owns {
+			out = append(out, e.Manager)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Hash returns a short hex SHA-256 of v's JSON encoding, for Write.Hash.

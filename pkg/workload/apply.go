@@ -57,7 +57,10 @@ func (w *Workloads) patch(ctx context.Context, obj client.Object, patch []byte) 
 	if patch == nil {
 		return nil
 	}
-	return w.client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch))
+	// Serin's field manager owns what it patches (the replica count
+	// among others), whatever the binary is called, so that another
+	// manager's ownership of it is someone else's write.
+	return w.client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(w.opts.FieldManager))
 }
 
 // deleteOwned deletes obj if the Canary controls it; nil is nothing to do.

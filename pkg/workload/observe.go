@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 	"github.com/serin-dev/serin/pkg/naming"
@@ -61,6 +62,17 @@ func (w *Workloads) Observe(ctx context.Context, canary *v1beta1.Canary) (Observ
 	if tgt == nil {
 		return obs, nil
 	}
+	if obs.Canary.ScaledUp && idle(canary.Status.Phase) {
+		// The release engine scales such a target back to zero and warns
+		// about whoever scaled it: only if the API server agrees, not on
+		// a cached copy from before Serin's own scale-down.
+		fresh := t.newObject()
+		if err := w.history.Get(ctx, client.ObjectKeyFromObject(tgt), fresh); err != nil {
+			return obs, fmt.Errorf("reading %s: %w", describe(t.kind(), ns, name), err)
+		}
+		tgt = fresh
+		obs.Canary = stateOf(t, tgt, name, canary.Spec.Analysis.CanaryReadyThreshold)
+	}
 	obs.TargetFound = true
 	obs.Selector.Key, obs.Selector.Value, err = selectorLabel(t.selector(tgt), w.opts.SelectorLabels)
 	if err != nil {
@@ -77,4 +89,10 @@ func (w *Workloads) Observe(ctx context.Context, canary *v1beta1.Canary) (Observ
 	obs.TrackedConfigs = configHashes(configs)
 	obs.Revision = revision(tmpl, obs.TrackedConfigs)
 	return obs, nil
+}
+
+// idle reports the phases in which no release runs and the target is
+// scaled to zero.
+func idle(p v1beta1.CanaryPhase) bool {
+	return p == v1beta1.CanaryPhaseInitialized || p == v1beta1.CanaryPhaseSucceeded || p == v1beta1.CanaryPhaseFailed
 }

@@ -22,7 +22,9 @@ type Options struct {
 	// DefaultFieldManager.
 	FieldManager string
 	// HistoryReader reads the kept revisions (ControllerRevisions) around
-	// the cache, which does not watch them. Default: the writing client.
+	// the cache, which does not watch them, and confirms a target that the
+	// cache shows scaled up while no release runs. Default: the writing
+	// client.
 	HistoryReader client.Reader
 }
 
