@@ -7,6 +7,7 @@ package suite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -16,9 +17,12 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/naming"
 
 	"github.com/serin-dev/serin/e2e/stack"
 )
@@ -121,8 +125,38 @@ func newScenario(t *testing.T, c *serinv1.Canary) *scenario {
 		}
 	})
 	s.g.Eventually(s.phase, releaseTimeout, poll).Should(Equal(serinv1.CanaryPhaseInitialized))
-	go s.record(ctx)
+	blueGreen := c.Spec.Provider == serinv1.ProviderKubernetes
+	if blueGreen {
+		s.watchApex(ctx, naming.ServicesOf(c).Apex, c.Spec.TargetRef.Name)
+	}
+	go s.record(ctx, !blueGreen)
 	return s
+}
+
+// watchApex records, from a watch, each Service apex selecting the canary
+// (routed 100) or the primary (routed 0): a blue/green promotion sends
+// traffic to the canary for as long as the primary takes to roll out,
+// which polling can miss on a fast cluster.
+func (s *scenario) watchApex(ctx context.Context, apex, target string) {
+	var list corev1.ServiceList
+	w, err := st.Client.Watch(ctx, &list, client.InNamespace(s.ns), client.MatchingFields{"metadata.name": apex})
+	s.g.Expect(err).NotTo(HaveOccurred())
+	go func() {
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			svc, ok := ev.Object.(*corev1.Service)
+			if !ok {
+				continue
+			}
+			weight := 0
+			if svc.Spec.Selector["app"] == target {
+				weight = 100
+			}
+			s.mu.Lock()
+			s.routed = appendChange(s.routed, weight)
+			s.mu.Unlock()
+		}
+	}()
 }
 
 func (s *scenario) canary() *serinv1.Canary {
@@ -133,12 +167,17 @@ func (s *scenario) canary() *serinv1.Canary {
 
 func (s *scenario) phase() serinv1.CanaryPhase { return s.canary().Status.Phase }
 
-// record polls the Canary and its routing objects until ctx ends.
-func (s *scenario) record(ctx context.Context) {
+// record polls the Canary, and its routing objects when routes is set,
+// until ctx ends.
+func (s *scenario) record(ctx context.Context, routes bool) {
 	for ctx.Err() == nil {
 		var c serinv1.Canary
 		if err := st.Client.Get(ctx, client.ObjectKey{Namespace: s.ns, Name: s.name}, &c); err == nil {
-			t, routesErr := st.Telemetry.Routes(ctx, &c)
+			var t analysis.Traffic
+			routesErr := errNotPolled
+			if routes {
+				t, routesErr = st.Telemetry.Routes(ctx, &c)
+			}
 			s.mu.Lock()
 			s.phases = appendChange(s.phases, c.Status.Phase)
 			s.weights = appendChange(s.weights, c.Status.CanaryWeight)
@@ -160,6 +199,9 @@ func (s *scenario) record(ctx context.Context) {
 		}
 	}
 }
+
+// errNotPolled stands for routes that another recorder follows.
+var errNotPolled = errors.New("not polled")
 
 func appendChange[T comparable](s []T, v T) []T {
 	if n := len(s); n > 0 && s[n-1] == v {

@@ -26,6 +26,18 @@ import (
 	"github.com/serin-dev/serin/pkg/testharness/testenv"
 )
 
+// scalarQuery returns a function that runs a query that must give one
+// sample on prom, and returns its value.
+func scalarQuery(ctx context.Context, g Gomega, prom *prometheus.Server) func(string) float64 {
+	return func(q string) float64 {
+		v, _, err := prom.API().Query(ctx, q, time.Now())
+		g.Expect(err).NotTo(HaveOccurred())
+		vec, ok := v.(model.Vector)
+		g.Expect(ok && len(vec) == 1).To(BeTrue(), "%s returned %v", q, v)
+		return float64(vec[0].Value)
+	}
+}
+
 func deployment(ns, name string, annotations map[string]string) *appsv1.Deployment {
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
@@ -82,13 +94,7 @@ func TestSourceFollowsTheRouting(t *testing.T) {
 
 	prom := prometheus.StartForTest(t, prometheus.Options{Targets: []string{exporter.Addr()}})
 	g.Expect(prom.WaitForSeries(ctx, `count_over_time(istio_requests_total{destination_workload="web"}[20s]) > 2`)).To(Succeed())
-	query := func(q string) float64 {
-		v, _, err := prom.API().Query(ctx, q, time.Now())
-		g.Expect(err).NotTo(HaveOccurred())
-		vec, ok := v.(model.Vector)
-		g.Expect(ok && len(vec) == 1).To(BeTrue(), "%s returned %v", q, v)
-		return float64(vec[0].Value)
-	}
+	query := scalarQuery(ctx, g, prom)
 	share := query(`sum(rate(istio_requests_total{destination_workload="web"}[20s])) / sum(rate(istio_requests_total{destination_workload=~"web|web-primary"}[20s]))`)
 	g.Expect(share).To(BeNumerically("~", 0.30, 0.01), "the canary gets its routed share")
 	g.Expect(query(`sum(rate(istio_requests_total{destination_workload="web",response_code!~"5.*"}[20s])) / sum(rate(istio_requests_total{destination_workload="web"}[20s])) * 100`)).
@@ -149,13 +155,7 @@ func TestSourceEvaluatesFlagRollouts(t *testing.T) {
 
 	prom := prometheus.StartForTest(t, prometheus.Options{Targets: []string{exporter.Addr()}})
 	g.Expect(prom.WaitForSeries(ctx, `count_over_time(http_server_request_duration_seconds_count{feature_flag_key="banner",feature_flag_variant="blue"}[20s]) > 2`)).To(Succeed())
-	query := func(q string) float64 {
-		v, _, err := prom.API().Query(ctx, q, time.Now())
-		g.Expect(err).NotTo(HaveOccurred())
-		vec, ok := v.(model.Vector)
-		g.Expect(ok && len(vec) == 1).To(BeTrue(), "%s returned %v", q, v)
-		return float64(vec[0].Value)
-	}
+	query := scalarQuery(ctx, g, prom)
 	share := query(`sum(rate(http_server_request_duration_seconds_count{feature_flag_key="banner",feature_flag_variant="blue"}[20s])) / sum(rate(http_server_request_duration_seconds_count{feature_flag_key="banner"}[20s]))`)
 	g.Expect(share).To(BeNumerically("~", float64(onNew)/telemetry.FlagUsers, 0.01), "the users on the new side get blue")
 	g.Expect(share).To(BeNumerically("~", 0.25, 0.06))

@@ -345,6 +345,19 @@ func FieldManagers(entries []metav1.ManagedFieldsEntry, path ...string) []string
 	return out
 }
 
+// MapPatch is the JSON merge patch of a map field (a ConfigMap's or
+// Secret's data) that turns live into want: keys only live has are removed.
+func MapPatch[V any](want, live map[string]V) map[string]any {
+	out := make(map[string]any, len(want)+len(live))
+	for k := range live {
+		out[k] = nil
+	}
+	for k, v := range want {
+		out[k] = v
+	}
+	return out
+}
+
 // Hash returns a short hex SHA-256 of v's JSON encoding, for Write.Hash.
 func Hash(v any) (string, error) {
 	raw, err := json.Marshal(v)

@@ -384,8 +384,8 @@ func (r *Releaser) write(ctx context.Context, primary *corev1.ConfigMap, data ma
 	}
 	body, err := json.Marshal(map[string]any{
 		"metadata":   map[string]any{"resourceVersion": primary.ResourceVersion, "annotations": annotations},
-		"data":       exactly(data, primary.Data),
-		"binaryData": exactly(binary, primary.BinaryData),
+		"data":       apply.MapPatch(data, primary.Data),
+		"binaryData": apply.MapPatch(binary, primary.BinaryData),
 	})
 	if err != nil {
 		return err
@@ -394,16 +394,4 @@ func (r *Releaser) write(ctx context.Context, primary *corev1.ConfigMap, data ma
 		return fmt.Errorf("writing ConfigMap %s/%s: %w", primary.Namespace, primary.Name, err)
 	}
 	return nil
-}
-
-// exactly is the merge patch of a data map that turns live into want.
-func exactly[V any](want, live map[string]V) map[string]any {
-	out := make(map[string]any, len(want)+len(live))
-	for k := range live {
-		out[k] = nil
-	}
-	for k, v := range want {
-		out[k] = v
-	}
-	return out
 }

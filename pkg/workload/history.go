@@ -305,24 +305,11 @@ func dataPatch(want, live client.Object) ([]byte, error) {
 	switch w := want.(type) {
 	case *corev1.ConfigMap:
 		l := live.(*corev1.ConfigMap)
-		return json.Marshal(map[string]any{"data": exactly(w.Data, l.Data), "binaryData": exactly(w.BinaryData, l.BinaryData)})
+		return json.Marshal(map[string]any{"data": apply.MapPatch(w.Data, l.Data), "binaryData": apply.MapPatch(w.BinaryData, l.BinaryData)})
 	case *corev1.Secret:
-		return json.Marshal(map[string]any{"data": exactly(w.Data, live.(*corev1.Secret).Data)})
+		return json.Marshal(map[string]any{"data": apply.MapPatch(w.Data, live.(*corev1.Secret).Data)})
 	}
 	return nil, fmt.Errorf("%T holds no config data", want)
-}
-
-// exactly is the merge patch of a data map that turns live into want: keys
-// that only live has are removed.
-func exactly[V any](want, live map[string]V) map[string]any {
-	out := make(map[string]any, len(want)+len(live))
-	for k := range live {
-		out[k] = nil
-	}
-	for k, v := range want {
-		out[k] = v
-	}
-	return out
 }
 
 // RestoreTarget gives the target the pod template and the config content of

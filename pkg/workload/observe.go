@@ -3,11 +3,14 @@ package workload
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/apply"
 	"github.com/serin-dev/serin/pkg/naming"
 )
 
@@ -62,6 +65,7 @@ func (w *Workloads) Observe(ctx context.Context, canary *v1beta1.Canary) (Observ
 	if tgt == nil {
 		return obs, nil
 	}
+	obs.Canary.ScaledUp = t.scaledToZero(tgt) != nil
 	if obs.Canary.ScaledUp && idle(canary.Status.Phase) {
 		// The release engine scales such a target back to zero and warns
 		// about whoever scaled it: only if the API server agrees, not on
@@ -72,6 +76,8 @@ func (w *Workloads) Observe(ctx context.Context, canary *v1beta1.Canary) (Observ
 		}
 		tgt = fresh
 		obs.Canary = stateOf(t, tgt, name, canary.Spec.Analysis.CanaryReadyThreshold)
+		obs.Canary.ScaledUp = t.scaledToZero(tgt) != nil
+		obs.Canary.ScaledBy = scaledBy(tgt)
 	}
 	obs.TargetFound = true
 	obs.Selector.Key, obs.Selector.Value, err = selectorLabel(t.selector(tgt), w.opts.SelectorLabels)
@@ -95,4 +101,11 @@ func (w *Workloads) Observe(ctx context.Context, canary *v1beta1.Canary) (Observ
 // scaled to zero.
 func idle(p v1beta1.CanaryPhase) bool {
 	return p == v1beta1.CanaryPhaseInitialized || p == v1beta1.CanaryPhaseSucceeded || p == v1beta1.CanaryPhaseFailed
+}
+
+// scaledBy names the field managers other than Serin that own obj's
+// replica count.
+func scaledBy(obj client.Object) string {
+	managers := apply.FieldManagers(obj.GetManagedFields(), "f:spec", "f:replicas")
+	return strings.Join(slices.DeleteFunc(managers, func(m string) bool { return m == apply.FieldManager }), ", ")
 }

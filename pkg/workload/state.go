@@ -1,14 +1,9 @@
 package workload
 
 import (
-	"slices"
-	"strings"
-
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/serin-dev/serin/pkg/apply"
 )
 
 // State is the observed state of one workload. It has the fields of
@@ -27,12 +22,14 @@ type State struct {
 	// those are available; the engine caps the canary's traffic share by
 	// their ratio.
 	Pods, ReadyPods int32
-	// ScaledUp is true when the workload's spec asks for pods: replicas
+	// ScaledUp is true when the target's spec asks for pods: replicas
 	// above zero, or a DaemonSet without the scale-to-zero node selector.
+	// Observe sets it for the target only.
 	ScaledUp bool
 	// ScaledBy names the field managers other than Serin that own a
 	// Deployment's replica count, as its managedFields record them,
-	// separated by ", ".
+	// separated by ", "; Observe reads them only for a target scaled up
+	// while no release runs.
 	ScaledBy string
 }
 
@@ -42,8 +39,6 @@ func stateOf(t target, obj client.Object, name string, threshold *int) State {
 	}
 	st := t.state(obj, ptr.Deref(threshold, defaultReadyThreshold))
 	st.Revision = t.podTemplate(obj).Annotations[RevisionAnnotation]
-	st.ScaledUp = t.scaledToZero(obj) != nil
-	st.ScaledBy = strings.Join(slices.DeleteFunc(apply.FieldManagers(obj.GetManagedFields(), "f:spec", "f:replicas"), func(m string) bool { return m == apply.FieldManager }), ", ")
 	return st
 }
 
