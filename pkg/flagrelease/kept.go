@@ -18,6 +18,7 @@ import (
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 	"github.com/serin-dev/serin/pkg/apply"
+	"github.com/serin-dev/serin/pkg/naming"
 	"github.com/serin-dev/serin/pkg/workload"
 )
 
@@ -26,16 +27,6 @@ import (
 type keptFlags struct {
 	Data       map[string]string `json:"data,omitempty"`
 	BinaryData map[string][]byte `json:"binaryData,omitempty"`
-}
-
-// keptName is the name of the ControllerRevision keeping revision rev of
-// the primary.
-func keptName(primary, rev string) string {
-	const maxPrefix = 253 - 1 - 16 // a name is at most 253 characters; rev is 16
-	if len(primary) > maxPrefix {
-		primary = primary[:maxPrefix]
-	}
-	return primary + "-" + rev
 }
 
 // keptRevisions lists the ControllerRevisions the Canary controls, oldest
@@ -77,7 +68,7 @@ func (r *Releaser) keep(ctx context.Context, c *serinv1.Canary, primary *corev1.
 	cr := &appsv1.ControllerRevision{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace:       c.Namespace,
-			Name:            keptName(primary.Name, rev),
+			Name:            naming.KeptRevisionName(primary.Name, rev),
 			Labels:          map[string]string{serinv1.KeptRevisionLabel: c.Name},
 			Annotations:     map[string]string{serinv1.RevisionAnnotation: rev},
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(c, serinv1.GroupVersion.WithKind(serinv1.CanaryKind))},

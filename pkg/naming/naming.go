@@ -18,6 +18,18 @@ const (
 // PrimaryName is the name of the primary copy of the object named name.
 func PrimaryName(name string) string { return name + PrimarySuffix }
 
+// KeptRevisionName is the name of the ControllerRevision (and, for a
+// workload, the Secret) that keeps revision rev of the primary named
+// primary.
+func KeptRevisionName(primary, rev string) string {
+	// A name is at most 253 characters; rev is 16.
+	const maxPrefix = 253 - 1 - 16
+	if len(primary) > maxPrefix {
+		primary = primary[:maxPrefix]
+	}
+	return primary + "-" + rev
+}
+
 // Services are the names of a Canary's Services.
 type Services struct {
 	Apex, Primary, Canary string

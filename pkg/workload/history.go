@@ -61,17 +61,6 @@ type keptConfigMap struct {
 	BinaryData map[string][]byte `json:"binaryData,omitempty"`
 }
 
-// keptName is the name of the ControllerRevision (and Secret) keeping
-// revision rev of the primary.
-func keptName(primary, rev string) string {
-	// A name is at most 253 characters; rev is 16.
-	const maxPrefix = 253 - 1 - 16
-	if len(primary) > maxPrefix {
-		primary = primary[:maxPrefix]
-	}
-	return primary + "-" + rev
-}
-
 // keptRevisions lists the ControllerRevisions the Canary controls, oldest
 // first.
 func (w *Workloads) keptRevisions(ctx context.Context, canary *v1beta1.Canary) ([]appsv1.ControllerRevision, error) {
@@ -116,7 +105,7 @@ func (w *Workloads) keep(ctx context.Context, canary *v1beta1.Canary, t target, 
 	}
 	meta := metav1.ObjectMeta{
 		Namespace:       canary.Namespace,
-		Name:            keptName(primary.GetName(), rev),
+		Name:            naming.KeptRevisionName(primary.GetName(), rev),
 		Labels:          map[string]string{KeptRevisionLabel: canary.Name},
 		Annotations:     map[string]string{RevisionAnnotation: rev},
 		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(canary, v1beta1.GroupVersion.WithKind("Canary"))},

@@ -29,6 +29,17 @@ func (w *Workloads) getWorkload(ctx context.Context, t target, ns, name string) 
 	return w.getOptional(ctx, t.newObject(), ns, name)
 }
 
+// requireTarget reads the Canary's target, which must exist, and returns
+// it with the handler of its kind.
+func (w *Workloads) requireTarget(ctx context.Context, canary *v1beta1.Canary) (target, client.Object, error) {
+	t, err := targetOf(canary)
+	if err != nil {
+		return nil, nil, err
+	}
+	tgt, err := w.requireWorkload(ctx, t, canary.Namespace, canary.Spec.TargetRef.Name)
+	return t, tgt, err
+}
+
 // requireWorkload reads a workload of t's kind that must exist.
 func (w *Workloads) requireWorkload(ctx context.Context, t target, ns, name string) (client.Object, error) {
 	obj := t.newObject()

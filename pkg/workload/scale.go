@@ -13,15 +13,11 @@ import (
 // ScaleTargetToZero stops the target's pods, once the primary serves in
 // their place.
 func (w *Workloads) ScaleTargetToZero(ctx context.Context, canary *v1beta1.Canary) error {
-	t, err := targetOf(canary)
+	t, tgt, err := w.requireTarget(ctx, canary)
 	if err != nil {
 		return err
 	}
 	ns, name := canary.Namespace, canary.Spec.TargetRef.Name
-	tgt, err := w.requireWorkload(ctx, t, ns, name)
-	if err != nil {
-		return err
-	}
 	if err := w.patch(ctx, tgt, t.scaledToZero(tgt)); err != nil {
 		return fmt.Errorf("scaling %s to zero: %w", describe(t.kind(), ns, name), err)
 	}
@@ -32,15 +28,11 @@ func (w *Workloads) ScaleTargetToZero(ctx context.Context, canary *v1beta1.Canar
 // be analysed: as many as the primary runs, or the minimum of the target's
 // autoscaler when it has one, and at least one.
 func (w *Workloads) ScaleCanaryUp(ctx context.Context, canary *v1beta1.Canary) error {
-	t, err := targetOf(canary)
+	t, tgt, err := w.requireTarget(ctx, canary)
 	if err != nil {
 		return err
 	}
 	ns, name := canary.Namespace, canary.Spec.TargetRef.Name
-	tgt, err := w.requireWorkload(ctx, t, ns, name)
-	if err != nil {
-		return err
-	}
 	primary, err := w.getWorkload(ctx, t, ns, naming.PrimaryName(name))
 	if err != nil {
 		return err

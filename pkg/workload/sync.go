@@ -35,15 +35,11 @@ func (w *Workloads) Promote(ctx context.Context, canary *v1beta1.Canary, rev str
 // target exists. A promotion names the revision it promotes (rev); nothing
 // is written when the target holds another one.
 func (w *Workloads) syncPrimary(ctx context.Context, canary *v1beta1.Canary, update bool, rev string) error {
-	t, err := targetOf(canary)
+	t, tgt, err := w.requireTarget(ctx, canary)
 	if err != nil {
 		return err
 	}
 	ns, name := canary.Namespace, canary.Spec.TargetRef.Name
-	tgt, err := w.requireWorkload(ctx, t, ns, name)
-	if err != nil {
-		return err
-	}
 	key, value, err := selectorLabel(t.selector(tgt), w.opts.SelectorLabels)
 	if err != nil {
 		return fmt.Errorf("target %s: %w", describe(t.kind(), ns, name), err)
