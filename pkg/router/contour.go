@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 
 	contourv1 "github.com/projectcontour/contour/apis/projectcontour/v1"
@@ -242,7 +241,7 @@ func contourConditions(m *istionetworking.HTTPMatchRequest) ([]contourv1.MatchCo
 		case MatchExact:
 			h.Exact = v
 		case MatchPrefix:
-			h.Regex = regexp.QuoteMeta(v) + ".*"
+			h.Regex = prefixRegex(v)
 		case MatchRegex:
 			h.Regex = v
 		}

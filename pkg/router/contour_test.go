@@ -127,7 +127,7 @@ func TestContourRouter(t *testing.T) {
 		g.Expect(p.Spec.Routes).To(HaveLen(3))
 		g.Expect(p.Spec.Routes[2].Conditions).To(Equal([]contourv1.MatchCondition{
 			{Prefix: "/api"},
-			{Header: &contourv1.HeaderMatchCondition{Name: "x-env", Regex: "prod.*"}},
+			{Header: &contourv1.HeaderMatchCondition{Name: "x-env", Regex: "prod(?s:.*)"}},
 		}))
 		g.Expect(p.Spec.Routes[0].Conditions).To(HaveLen(4))
 		got, err := cr.Routes(ctx, r)

@@ -358,7 +358,7 @@ func gatewayAPIMatch(m *istionetworking.HTTPMatchRequest) (gatewayv1.HTTPRouteMa
 func gatewayAPIStringMatch(kind MatchKind, v string) (string, string) {
 	switch kind {
 	case MatchPrefix:
-		return "RegularExpression", "^" + regexp.QuoteMeta(v) + ".*"
+		return "RegularExpression", "^" + prefixRegex(v)
 	case MatchRegex:
 		return "RegularExpression", v
 	}

@@ -2,6 +2,7 @@ package router
 
 import (
 	"fmt"
+	"regexp"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	istionetworking "istio.io/api/networking/v1"
@@ -30,6 +31,14 @@ func ParseMatches(raw []apiextensionsv1.JSON) ([]*istionetworking.HTTPMatchReque
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// prefixRegex is the RE2 expression that matches, as a whole, exactly the
+// values starting with prefix: the prefix quoted, then anything, line
+// breaks included (a bare ".*" stops at a newline, so a prefix followed by
+// one matched nothing).
+func prefixRegex(prefix string) string {
+	return regexp.QuoteMeta(prefix) + "(?s:.*)"
 }
 
 // MatchKind is how a string is compared.
