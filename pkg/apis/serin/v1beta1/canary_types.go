@@ -386,6 +386,31 @@ type CanaryService struct {
 	// +optional
 	Gateways []string `json:"gateways,omitempty"`
 
+	// Delegation makes the Istio VirtualService a delegate, with no hosts
+	// and no gateways, for a root VirtualService that names it in its
+	// delegate field.
+	// +optional
+	Delegation bool `json:"delegation,omitempty"`
+
+	// Headless makes the apex, primary and canary Services headless
+	// (clusterIP None). A Service's clusterIP cannot change: switching an
+	// existing Canary needs its Services deleted first.
+	// +optional
+	Headless bool `json:"headless,omitempty"`
+
+	// TrafficDistribution is the Services' spec.trafficDistribution.
+	// +kubebuilder:validation:Enum=PreferClose;PreferSameZone;PreferSameNode
+	// +optional
+	TrafficDistribution string `json:"trafficDistribution,omitempty"`
+
+	// BackendTimeout is the Gateway API HTTPRoute's timeouts.backendRequest:
+	// the limit on one request to a backend, as a duration. It must not
+	// exceed timeout.
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+([.][0-9]+)?(ms|s|m|h))+$`
+	// +optional
+	BackendTimeout string `json:"backendTimeout,omitempty"`
+
 	// GatewayRefs are the Gateway API parents of the HTTPRoute.
 	// +optional
 	GatewayRefs []gatewayv1.ParentReference `json:"gatewayRefs,omitempty"`
@@ -442,6 +467,64 @@ type CanaryService struct {
 	// Canary holds labels and annotations for the canary Service.
 	// +optional
 	Canary *CustomMetadata `json:"canary,omitempty"`
+
+	// UnmanagedMetadata lists label and annotation keys that the
+	// controller never sets on the generated objects, even when apex,
+	// primary or canary name them or the target carries them, so that
+	// another tool can own them.
+	// +optional
+	UnmanagedMetadata *UnmanagedMetadata `json:"unmanagedMetadata,omitempty"`
+}
+
+// ManagedMetadata is the metadata the controller sets on a generated object
+// from custom (service.apex, primary or canary): its labels and
+// annotations less the keys unmanagedMetadata leaves to others. Both maps
+// are new, and nil when empty.
+func (s *CanaryService) ManagedMetadata(custom *CustomMetadata) (labels, annotations map[string]string) {
+	if custom == nil {
+		return nil, nil
+	}
+	var unmanaged UnmanagedMetadata
+	if s.UnmanagedMetadata != nil {
+		unmanaged = *s.UnmanagedMetadata
+	}
+	return withoutKeys(custom.Labels, unmanaged.Labels), withoutKeys(custom.Annotations, unmanaged.Annotations)
+}
+
+// Unmanaged reports whether unmanagedMetadata leaves the label (or, with
+// annotation set, the annotation) key to others.
+func (s *CanaryService) Unmanaged(key string, annotation bool) bool {
+	if s.UnmanagedMetadata == nil {
+		return false
+	}
+	if annotation {
+		return slices.Contains(s.UnmanagedMetadata.Annotations, key)
+	}
+	return slices.Contains(s.UnmanagedMetadata.Labels, key)
+}
+
+func withoutKeys(m map[string]string, drop []string) map[string]string {
+	var out map[string]string
+	for k, v := range m {
+		if slices.Contains(drop, k) {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// UnmanagedMetadata lists metadata keys left to others.
+type UnmanagedMetadata struct {
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	Labels []string `json:"labels,omitempty"`
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	Annotations []string `json:"annotations,omitempty"`
 }
 
 // HTTPRewrite rewrites a request before it is forwarded.
@@ -595,13 +678,21 @@ type CanaryAnalysis struct {
 }
 
 // SessionAffinity pins users to the canary with a cookie.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.partitioned) || !self.partitioned || (has(self.secure) && self.secure)",message="sessionAffinity.partitioned needs secure: browsers drop a Partitioned cookie without Secure",fieldPath=.partitioned
+// +kubebuilder:validation:XValidation:rule="!has(self.sameSite) || self.sameSite != 'None' || (has(self.secure) && self.secure)",message="sessionAffinity.sameSite None needs secure: browsers drop a SameSite=None cookie without Secure",fieldPath=.sameSite
+// +kubebuilder:validation:XValidation:rule="!has(self.primaryCookieName) || self.primaryCookieName != self.cookieName",message="sessionAffinity.primaryCookieName must differ from cookieName",fieldPath=.primaryCookieName
 type SessionAffinity struct {
 	// CookieName of the cookie set on canary responses.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[!#-'*+.0-9A-Z^-z|~-]+$`
 	CookieName string `json:"cookieName"`
 
 	// PrimaryCookieName of the cookie set on primary responses, so users
 	// that reached the primary stay there.
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[!#-'*+.0-9A-Z^-z|~-]+$`
 	// +optional
 	PrimaryCookieName string `json:"primaryCookieName,omitempty"`
 
@@ -610,6 +701,36 @@ type SessionAffinity struct {
 	// +kubebuilder:default=86400
 	// +optional
 	MaxAge int `json:"maxAge,omitempty"`
+
+	// Domain is the cookie's Domain attribute: the hosts it is sent to.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9.-]*$`
+	// +optional
+	Domain string `json:"domain,omitempty"`
+
+	// Path is the cookie's Path attribute: the paths it is sent with.
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:Pattern=`^/[!#-:<-~]*$`
+	// +optional
+	Path string `json:"path,omitempty"`
+
+	// HttpOnly hides the cookie from scripts in the page.
+	// +optional
+	HttpOnly bool `json:"httpOnly,omitempty"`
+
+	// Secure sends the cookie over https only.
+	// +optional
+	Secure bool `json:"secure,omitempty"`
+
+	// SameSite is the cookie's SameSite attribute.
+	// +kubebuilder:validation:Enum=Strict;Lax;None
+	// +optional
+	SameSite string `json:"sameSite,omitempty"`
+
+	// Partitioned stores the cookie in partitioned (per top-level site)
+	// storage; browsers require Secure with it.
+	// +optional
+	Partitioned bool `json:"partitioned,omitempty"`
 }
 
 // The built-in metric names; any other name needs a templateRef or a query.
@@ -775,6 +896,11 @@ type CanaryWebhook struct {
 	// +optional
 	MuteAlert bool `json:"muteAlert,omitempty"`
 
+	// DisableTLS turns off verification of the webhook's TLS certificate,
+	// for a hook with a self-signed one. The connection stays encrypted.
+	// +optional
+	DisableTLS bool `json:"disableTLS,omitempty"`
+
 	// Retries of a failed call within one iteration.
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=10
@@ -869,6 +995,15 @@ type CanaryStatus struct {
 	// LastPromotedSpec is the revision hash the primary runs.
 	// +optional
 	LastPromotedSpec string `json:"lastPromotedSpec,omitempty"`
+
+	// ObservedTargetGeneration is the target's metadata.generation when
+	// the controller last read it. The conditions are about that
+	// generation: one with a revision that is not yet released makes the
+	// Canary Reconciling, not Ready, from the first look on, so that a
+	// GitOps health check that applied it does not read the previous
+	// release's outcome.
+	// +optional
+	ObservedTargetGeneration int64 `json:"observedTargetGeneration,omitempty"`
 
 	// TrackedConfigs maps each tracked ConfigMap and Secret
 	// (configmap/<name>, secret/<name>) to its content hash; a Secret's is

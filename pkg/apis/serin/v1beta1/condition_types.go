@@ -6,6 +6,14 @@ const (
 	// PromotedCondition is True when the primary runs the target's current
 	// revision, and False while a release is in flight or after it failed.
 	PromotedCondition = "Promoted"
+
+	// FieldConflictCondition is True when another field manager (typically
+	// a GitOps tool re-applying Git) set a field the controller manages:
+	// the target's replicas while no release runs (reason TargetScaledUp),
+	// or the apex Service's selector (reason ApexSelectorChanged). The
+	// controller undoes it each time; the condition names the manager and
+	// the fix, and stays until the next release begins.
+	FieldConflictCondition = "FieldConflict"
 )
 
 // CanaryFinalizer holds a Canary with revertOnDeletion until the target and
@@ -32,6 +40,9 @@ const (
 	// NotOwnedReason: an object Serin would write exists and was not created
 	// by the Canary; Serin does not take it over unless it is handed over.
 	NotOwnedReason = "NotOwned"
+	// ApexSelectorChangedReason: another field manager rewrote the apex
+	// Service's selector.
+	ApexSelectorChangedReason = "ApexSelectorChanged"
 	// AlertFailedReason is the Event reason of an alert that could not be
 	// delivered.
 	AlertFailedReason = "AlertFailed"

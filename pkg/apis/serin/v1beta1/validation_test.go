@@ -212,6 +212,14 @@ func acceptedCases() []invalidCase {
 		{name: "interval under 10s, which runs at 10s as in Flagger", base: blueGreen, mutate: set("5s", analysis("interval")...)},
 		{name: "Flagger's deprecated threshold on a built-in metric", base: blueGreen, mutate: metric(map[string]any{"name": "request-duration", "threshold": int64(500)})},
 		{name: "ConfigMap target with stepWeight", base: flagRollout, mutate: all(unset(analysis("stepWeights")...), set(int64(10), analysis("stepWeight")...))},
+		{name: "Flagger's cookie attributes, delegation, headless Services, trafficDistribution, backendTimeout, unmanagedMetadata and disableTLS", base: stepWeights, mutate: all(
+			set(map[string]any{"cookieName": "canary", "primaryCookieName": "primary", "maxAge": int64(60), "domain": "example.com", "path": "/app",
+				"httpOnly": true, "secure": true, "sameSite": "None", "partitioned": true}, analysis("sessionAffinity")...),
+			set(true, service("delegation")...), set(true, service("headless")...), set("PreferClose", service("trafficDistribution")...),
+			set("5s", service("backendTimeout")...),
+			set(map[string]any{"labels": []any{"team"}, "annotations": []any{"owner"}}, service("unmanagedMetadata")...),
+		)},
+		{name: "a webhook with disableTLS", base: blueGreen, mutate: firstWebhook("disableTLS", true)},
 		{name: "cloudwatch with region and no address", base: template, mutate: all(set("cloudwatch", "spec", "provider", "type"), unset("spec", "provider", "address"), set("eu-west-1", "spec", "provider", "region"))},
 	}
 }
@@ -283,6 +291,17 @@ func invalidCases() []invalidCase {
 		{"mirror on contour", progressive, all(set("contour", "spec", "provider"), set(true, analysis("mirror")...)), "spec.analysis.mirror|analysis.mirror needs provider istio or gatewayapi"},
 		{"mirror on kubernetes", blueGreen, set(true, analysis("mirror")...), "spec.analysis.mirror|analysis.mirror needs provider istio or gatewayapi"},
 		{"sessionAffinity on contour", stepWeights, all(set("contour", "spec", "provider"), unset(analysis("mirror")...), unset(analysis("mirrorWeight")...)), "spec.analysis.sessionAffinity|analysis.sessionAffinity needs provider istio or gatewayapi"},
+		{"cookie sameSite outside the enum", stepWeights, set("Sometimes", "spec", "analysis", "sessionAffinity", "sameSite"), "spec.analysis.sessionAffinity.sameSite|Unsupported value"},
+		{"cookie path with a semicolon", stepWeights, set("/a;b", "spec", "analysis", "sessionAffinity", "path"), "spec.analysis.sessionAffinity.path|should match"},
+		{"cookie name with a space", stepWeights, set("serin canary", "spec", "analysis", "sessionAffinity", "cookieName"), "spec.analysis.sessionAffinity.cookieName|should match"},
+		{"partitioned cookie without secure", stepWeights, set(true, "spec", "analysis", "sessionAffinity", "partitioned"), "spec.analysis.sessionAffinity.partitioned|partitioned needs secure"},
+		{"sameSite None without secure", stepWeights, set("None", "spec", "analysis", "sessionAffinity", "sameSite"), "spec.analysis.sessionAffinity.sameSite|sameSite None needs secure"},
+		{"primary cookie named as the canary cookie", stepWeights, func(t *testing.T, obj map[string]any) {
+			name, _, _ := unstructured.NestedString(obj, "spec", "analysis", "sessionAffinity", "cookieName")
+			set(name, "spec", "analysis", "sessionAffinity", "primaryCookieName")(t, obj)
+		}, "spec.analysis.sessionAffinity.primaryCookieName|must differ from cookieName"},
+		{"trafficDistribution outside the enum", stepWeights, set("Anywhere", service("trafficDistribution")...), "spec.service.trafficDistribution|Unsupported value"},
+		{"backendTimeout that is no duration", stepWeights, set("soon", service("backendTimeout")...), "spec.service.backendTimeout|should match"},
 		{"sessionAffinity on nginx", nginx, set(map[string]any{"cookieName": "canary"}, analysis("sessionAffinity")...), "spec.analysis.sessionAffinity|analysis.sessionAffinity needs provider istio or gatewayapi"},
 		{"tcp with analysis.match", progressive, all(set("tcp", service("appProtocol")...), set(headerMatch, analysis("match")...)), "spec.service.appProtocol|service.appProtocol tcp routes by weight only"},
 		{"tcp with A/B testing", progressive, all(set("tcp", service("appProtocol")...), unset(analysis("stepWeight")...), unset(analysis("maxWeight")...), set(int64(5), analysis("iterations")...), set(headerMatch, analysis("match")...)), "spec.service.appProtocol|service.appProtocol tcp routes by weight only"},
