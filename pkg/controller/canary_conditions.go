@@ -1,10 +1,13 @@
 package controller
 
 import (
+	"fmt"
+
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/workload"
 )
 
 // setPhaseConditions derives the kstatus conditions from the phase, so that
@@ -49,4 +52,26 @@ func markStalled(c *serinv1.Canary, reason, message string) {
 func markRetrying(c *serinv1.Canary, reason, message string) {
 	conditions.MarkReconciling(c, meta.ProgressingWithRetryReason, "%s", message)
 	conditions.MarkFalse(c, meta.ReadyCondition, reason, "%s", message)
+}
+
+// noteTarget records the target generation the conditions are about. A
+// revision that is neither the analysed nor the promoted one starts a
+// release; until the analysis has taken it up (a confirm-rollout gate may
+// still be answering), an idle Canary is Reconciling, so that a health check
+// right after the target was applied reads neither the last release's Ready
+// nor its Stalled.
+func noteTarget(c *serinv1.Canary, obs workload.Observation) {
+	c.Status.ObservedTargetGeneration = obs.TargetGeneration
+	switch c.Status.Phase {
+	case serinv1.CanaryPhaseInitialized, serinv1.CanaryPhaseSucceeded, serinv1.CanaryPhaseFailed:
+	default:
+		return
+	}
+	if obs.Revision == c.Status.LastAppliedSpec || obs.Revision == c.Status.LastPromotedSpec {
+		return
+	}
+	message := fmt.Sprintf("new revision %s of the target (generation %d): its release is starting", obs.Revision, obs.TargetGeneration)
+	conditions.Delete(c, meta.StalledCondition)
+	conditions.MarkReconciling(c, meta.ProgressingReason, "%s", message)
+	conditions.MarkUnknown(c, meta.ReadyCondition, meta.ProgressingReason, "%s", message)
 }

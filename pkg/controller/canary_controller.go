@@ -7,15 +7,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/fluxcd/pkg/runtime/conditions"
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -263,6 +267,7 @@ func (r *CanaryReconciler) reconcile(ctx context.Context, c *serinv1.Canary, dec
 		err := fmt.Errorf("%s %s/%s not found", c.Spec.TargetRef.Kind, c.Namespace, c.Spec.TargetRef.Name)
 		return r.retry(ctx, c, serinv1.TargetNotFoundReason, err)
 	}
+	noteTarget(c, obs)
 
 	decision, result, done, err := r.decide(ctx, c, obs)
 	if done {
@@ -395,10 +400,21 @@ func (r *CanaryReconciler) actionFailed(ctx context.Context, c *serinv1.Canary, 
 func takeDecisionStatus(c *serinv1.Canary, decision analysis.Decision, obs workload.Observation) {
 	conditionsBefore := c.Status.Conditions
 	observedGeneration := c.Status.ObservedGeneration
+	if decision.Status.Phase != c.Status.Phase {
+		conditions.Delete(c, serinv1.FieldConflictCondition)
+		conditionsBefore = c.Status.Conditions
+	}
+	for _, e := range decision.Events {
+		if e.Reason == analysis.ReasonTargetScaledUp {
+			conditions.MarkTrue(c, serinv1.FieldConflictCondition, e.Reason, "%s", e.Message)
+			conditionsBefore = c.Status.Conditions
+		}
+	}
 	c.Status = decision.Status
 	c.Status.Conditions = conditionsBefore
 	c.Status.ObservedGeneration = observedGeneration
 	c.Status.TrackedConfigs = obs.TrackedConfigs
+	c.Status.ObservedTargetGeneration = obs.TargetGeneration
 	c.Status.Flags = obs.Flags
 	setPhaseConditions(c, decision.Message)
 }
@@ -436,11 +452,39 @@ func (r *CanaryReconciler) retry(ctx context.Context, c *serinv1.Canary, reason 
 func (r *CanaryReconciler) ensureServices(ctx context.Context, c *serinv1.Canary, route router.Route) error {
 	apexToCanary := r.provider(c) == serinv1.ProviderKubernetes && router.ApexSelectsCanary(analysis.Traffic{CanaryWeight: c.Status.CanaryWeight})
 	for _, role := range []service.Role{service.RolePrimary, service.RoleCanary, service.RoleApex} {
-		if _, err := r.Services.Apply(ctx, service.Desired(c, role, route.Selector, apexToCanary, route.Ports)); err != nil {
+		desired := service.Desired(c, role, route.Selector, apexToCanary, route.Ports)
+		if role == service.RoleApex {
+			r.noteSelectorConflict(ctx, c, desired)
+		}
+		if _, err := r.Services.Apply(ctx, desired); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// noteSelectorConflict warns when another field manager rewrote the
+// selector of the Canary's apex Service, which the Apply that follows sets
+// back: a GitOps tool that holds the Service in Git sends the traffic to
+// the wrong pods until then, at each of its syncs.
+func (r *CanaryReconciler) noteSelectorConflict(ctx context.Context, c *serinv1.Canary, desired *corev1ac.ServiceApplyConfiguration) {
+	live := &corev1.Service{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: *desired.Name}, live); err != nil {
+		return
+	}
+	if !metav1.IsControlledBy(live, c) || maps.Equal(live.Spec.Selector, desired.Spec.Selector) {
+		return
+	}
+	managers := slices.DeleteFunc(apply.FieldManagers(live.ManagedFields, "f:spec", "f:selector"), func(m string) bool { return m == FieldManager })
+	if len(managers) == 0 {
+		return
+	}
+	message := fmt.Sprintf("the selector of Service %s was set to %v by field manager %s, and is set back to %v: "+
+		"Serin generates this Service, so leave it out of Git, or have the GitOps tool ignore it: Argo CD ignoreDifferences on /spec/selector "+
+		"with the RespectIgnoreDifferences=true sync option, or for Flux the kustomize.toolkit.fluxcd.io/ssa: IfNotPresent annotation on it",
+		live.Name, live.Spec.Selector, strings.Join(managers, ", "), desired.Spec.Selector)
+	r.eventf(ctx, c, corev1.EventTypeWarning, serinv1.ApexSelectorChangedReason, "%s", message)
+	conditions.MarkTrue(c, serinv1.FieldConflictCondition, serinv1.ApexSelectorChangedReason, "%s", message)
 }
 
 // act applies one action of a decision.

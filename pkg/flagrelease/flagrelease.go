@@ -146,6 +146,7 @@ func (r *Releaser) Observe(ctx context.Context, c *serinv1.Canary) (workload.Obs
 		return obs, nil
 	}
 	obs.TargetFound = true
+	obs.TargetGeneration = tgt.cm.Generation
 	obs.Revision = flags.Revision(tgt.doc)
 	obs.Canary = workload.State{Exists: true, Ready: true}
 	// The target is a tracked config: its changes reach the Canary through

@@ -20,6 +20,8 @@ type Observation struct {
 	// TargetFound is false when the target does not exist; Revision,
 	// TrackedConfigs, Selector and Ports are empty then.
 	TargetFound bool
+	// TargetGeneration is the target's metadata.generation.
+	TargetGeneration int64
 	// Revision identifies the target's pod template together with the
 	// content of the configs it uses that Serin tracks. Scaling the target
 	// does not change it.
@@ -80,6 +82,7 @@ func (w *Workloads) Observe(ctx context.Context, canary *v1beta1.Canary) (Observ
 		obs.Canary.ScaledBy = scaledBy(tgt)
 	}
 	obs.TargetFound = true
+	obs.TargetGeneration = tgt.GetGeneration()
 	obs.Selector.Key, obs.Selector.Value, err = selectorLabel(t.selector(tgt), w.opts.SelectorLabels)
 	if err != nil {
 		return obs, fmt.Errorf("target %s: %w", describe(t.kind(), ns, name), err)
