@@ -183,21 +183,26 @@ func (d *decider) capped(w int) int {
 
 // analysisTraffic is the routing while the canary is analysed at weight w.
 func (d *decider) analysisTraffic(w int) Traffic {
-	a := d.in.Spec.Analysis
 	t := Traffic{CanaryWeight: w}
 	switch d.strategyOf() {
 	case StrategyABTesting:
 		t.MatchToCanary = true
-	case StrategyBlueGreen, StrategyCanary:
-		if a.Mirror {
-			t.Mirror = true
-			t.MirrorWeight = a.MirrorWeight
-			if t.MirrorWeight == 0 {
-				t.MirrorWeight = 100
-			}
+	case StrategyBlueGreen:
+		if d.in.Spec.Analysis.Mirror {
+			t = d.mirrorTraffic()
 		}
 	}
 	return t
+}
+
+// mirrorTraffic copies analysis.mirrorWeight percent of the requests (all
+// without it) to the canary; only the primary's answers reach the clients.
+func (d *decider) mirrorTraffic() Traffic {
+	w := d.in.Spec.Analysis.MirrorWeight
+	if w == 0 {
+		w = 100
+	}
+	return Traffic{Mirror: true, MirrorWeight: w}
 }
 
 func (d *decider) strategyOf() Strategy {
@@ -555,6 +560,17 @@ func (d *decider) canaryStep() Decision {
 // of its pods that are ready.
 func (d *decider) raiseWeight() Decision {
 	weight := d.next.CanaryWeight
+	if weight == 0 && d.in.Spec.Analysis.Mirror && !d.next.AnalysisRouted {
+		// As in Flagger, a canary release with mirror set mirrors for one
+		// step before it shifts weight: the canary sees real requests
+		// while only the primary answers them, and the next step's checks
+		// judge that.
+		d.next.AnalysisRouted = true
+		d.next.Iterations++
+		d.route(d.mirrorTraffic())
+		d.event(ReasonAdvanced, "Mirroring the traffic of %s to the canary before shifting any weight to it", d.target())
+		return d.done(d.interval())
+	}
 	scheduled := NextWeight(d.in.Spec.Analysis, weight)
 	next := d.capped(scheduled)
 	d.next.CanaryWeightCap = 0

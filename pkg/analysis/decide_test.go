@@ -51,6 +51,8 @@ func abTesting(s *serinv1.CanarySpec) {
 	s.Analysis.Match = []apiextensionsv1.JSON{{Raw: []byte(`{"headers":{"x-canary":{"exact":"insider"}}}`)}}
 }
 
+func mirrored(s *serinv1.CanarySpec) { s.Analysis.Mirror, s.Analysis.MirrorWeight = true, 50 }
+
 func hook(t serinv1.HookType) specMod {
 	return func(s *serinv1.CanarySpec) {
 		s.Analysis.Webhooks = append(s.Analysis.Webhooks, serinv1.CanaryWebhook{Name: string(t), Type: t, URL: "http://tester/"})
@@ -308,9 +310,19 @@ func TestDecide(t *testing.T) {
 			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 10, wantIter: 2, wantActions: "SetTraffic(10)", wantEvents: "MetricPassed Advanced", wantRequeue: time.Minute,
 		},
 		{
-			name: "mirroring is kept while shifting", spec: canarySpec(metric, func(s *serinv1.CanarySpec) { s.Analysis.Mirror, s.Analysis.MirrorWeight = true, 50 }),
-			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(1)), checks: passing,
-			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 40, wantIter: 2, wantActions: "SetTraffic(40,mirror=50)", wantEvents: "MetricPassed Advanced", wantRequeue: time.Minute,
+			name: "a canary release with mirror mirrors in its first step", spec: canarySpec(metric, mirrored),
+			status:    status(serinv1.CanaryPhaseProgressing, due),
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 0, wantIter: 1, wantActions: "SetTraffic(0,mirror=50)", wantEvents: "Advanced", wantRequeue: time.Minute,
+		},
+		{
+			name: "after the mirror step the weight shifts, without mirroring", spec: canarySpec(metric, mirrored),
+			status: status(serinv1.CanaryPhaseProgressing, due, iterations(1), func(s *serinv1.CanaryStatus) { s.AnalysisRouted = true }), checks: passing,
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 20, wantIter: 2, wantActions: "SetTraffic(20)", wantEvents: "MetricPassed Advanced", wantRequeue: time.Minute,
+		},
+		{
+			name: "later steps of a mirrored canary release do not mirror", spec: canarySpec(metric, mirrored),
+			status: status(serinv1.CanaryPhaseProgressing, due, weight(20), iterations(2), func(s *serinv1.CanaryStatus) { s.AnalysisRouted = true }), checks: passing,
+			wantPhase: serinv1.CanaryPhaseProgressing, wantWeight: 40, wantIter: 3, wantActions: "SetTraffic(40)", wantEvents: "MetricPassed Advanced", wantRequeue: time.Minute,
 		},
 		{
 			name: "a closed confirm-traffic-increase gate holds the weight", spec: canarySpec(metric, hook(serinv1.ConfirmTrafficIncreaseHook)),

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
@@ -61,16 +62,19 @@ func Desired(c *serinv1.Canary, role Role, sel naming.Selector, apexToCanary boo
 	}
 
 	labels := map[string]string{sel.Key: name}
-	annotations := map[string]string{}
-	if meta != nil {
-		maps.Copy(labels, meta.Labels)
-		maps.Copy(annotations, meta.Annotations)
-	}
+	customLabels, annotations := s.ManagedMetadata(meta)
+	maps.Copy(labels, customLabels)
 
 	spec := corev1ac.ServiceSpec().
 		WithType(corev1.ServiceTypeClusterIP).
 		WithSelector(selector).
 		WithPorts(servicePorts(s, ports)...)
+	if s.Headless {
+		spec.WithClusterIP(corev1.ClusterIPNone)
+	}
+	if s.TrafficDistribution != "" {
+		spec.WithTrafficDistribution(s.TrafficDistribution)
+	}
 	svc := corev1ac.Service(name, c.Namespace).
 		WithLabels(labels).
 		WithOwnerReferences(apply.ControllerRefApply(c)).
@@ -239,6 +243,12 @@ func matches(live *corev1.Service, desired *corev1ac.ServiceApplyConfiguration) 
 	}
 	spec := desired.Spec
 	if live.Spec.Type != *spec.Type || !reflect.DeepEqual(live.Spec.Selector, spec.Selector) || len(live.Spec.Ports) != len(spec.Ports) {
+		return false
+	}
+	if spec.ClusterIP != nil && live.Spec.ClusterIP != *spec.ClusterIP {
+		return false
+	}
+	if spec.TrafficDistribution != nil && ptr.Deref(live.Spec.TrafficDistribution, "") != *spec.TrafficDistribution {
 		return false
 	}
 	for i, p := range spec.Ports {

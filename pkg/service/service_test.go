@@ -2,6 +2,7 @@ package service
 
 import (
 	"errors"
+	"k8s.io/utils/ptr"
 	"maps"
 	"slices"
 	"strconv"
@@ -49,6 +50,8 @@ func TestDesired(t *testing.T) {
 		wantPorts    []string // name:port->target/protocol
 		wantLabels   map[string]string
 		wantAnnots   map[string]string
+		// checked when set
+		wantClusterIP, wantTrafficDistribution string
 	}{
 		{
 			name: "apex selects the primary", role: RoleApex, wantName: "web", wantSelector: "web-primary",
@@ -87,6 +90,22 @@ func TestDesired(t *testing.T) {
 			role: RoleApex, wantName: "web", wantSelector: "web-primary", wantPorts: []string{"http:80->80/TCP"},
 			wantLabels: map[string]string{"app": "web", "tier": "edge"}, wantAnnots: map[string]string{"a": "b"},
 		},
+		{
+			name: "unmanagedMetadata keys are left to others",
+			mod: func(s *serinv1.CanaryService) {
+				s.Primary = &serinv1.CustomMetadata{Labels: map[string]string{"tier": "edge", "team": "x"}, Annotations: map[string]string{"a": "b", "owned-elsewhere": "v"}}
+				s.UnmanagedMetadata = &serinv1.UnmanagedMetadata{Labels: []string{"team"}, Annotations: []string{"owned-elsewhere"}}
+			},
+			role: RolePrimary, wantName: "web-primary", wantSelector: "web-primary", wantPorts: []string{"http:80->80/TCP"},
+			wantLabels: map[string]string{"app": "web-primary", "tier": "edge"}, wantAnnots: map[string]string{"a": "b"},
+		},
+		{
+			name: "headless Services with a traffic distribution",
+			mod:  func(s *serinv1.CanaryService) { s.Headless, s.TrafficDistribution = true, "PreferSameZone" },
+			role: RoleCanary, wantName: "web-canary", wantSelector: "web", wantPorts: []string{"http:80->80/TCP"},
+			wantLabels:    map[string]string{"app": "web-canary"},
+			wantClusterIP: "None", wantTrafficDistribution: "PreferSameZone",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,6 +125,12 @@ func TestDesired(t *testing.T) {
 			}
 			if !maps.Equal(got.Labels, tt.wantLabels) || !maps.Equal(got.Annotations, tt.wantAnnots) {
 				t.Errorf("labels %v annotations %v, want %v %v", got.Labels, got.Annotations, tt.wantLabels, tt.wantAnnots)
+			}
+			if tt.wantClusterIP != "" && ptr.Deref(got.Spec.ClusterIP, "") != tt.wantClusterIP {
+				t.Errorf("clusterIP %v, want %s", got.Spec.ClusterIP, tt.wantClusterIP)
+			}
+			if tt.wantTrafficDistribution != "" && ptr.Deref(got.Spec.TrafficDistribution, "") != tt.wantTrafficDistribution {
+				t.Errorf("trafficDistribution %v, want %s", got.Spec.TrafficDistribution, tt.wantTrafficDistribution)
 			}
 			if len(got.OwnerReferences) != 1 || *got.OwnerReferences[0].UID != "uid-1" || !*got.OwnerReferences[0].Controller {
 				t.Errorf("owner references %v", got.OwnerReferences)

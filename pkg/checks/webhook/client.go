@@ -62,6 +62,8 @@ var redirects = httpx.Redirects{Max: maxRedirects}
 // It is safe for concurrent use.
 type Client struct {
 	http *http.Client
+	// insecure skips TLS verification, for hooks with disableTLS.
+	insecure *http.Client
 	// firstBackoff is the wait before the first retry; it doubles at each
 	// retry up to maxBackoff.
 	firstBackoff, maxBackoff time.Duration
@@ -75,6 +77,7 @@ var _ Caller = (*Client)(nil)
 func NewClient() *Client {
 	return &Client{
 		http:         httpx.NewClient(httpx.Options{}, redirects, nil),
+		insecure:     httpx.NewClient(httpx.Options{InsecureSkipVerify: true}, redirects, nil),
 		firstBackoff: time.Second,
 		maxBackoff:   5 * time.Second,
 	}
@@ -100,7 +103,7 @@ func (c *Client) Call(ctx context.Context, hook v1beta1.CanaryWebhook, payload P
 	var res Result
 	for {
 		res.Attempts++
-		res.StatusCode, res.Body, res.Err = c.post(ctx, hook.URL, body, header, timeout)
+		res.StatusCode, res.Body, res.Err = c.post(ctx, c.clientFor(hook), hook.URL, body, header, timeout)
 		if res.Err == nil || res.Attempts > hook.Retries {
 			break
 		}
@@ -115,8 +118,17 @@ func (c *Client) Call(ctx context.Context, hook v1beta1.CanaryWebhook, payload P
 	return res
 }
 
-// post makes one attempt, bounded by timeout.
-func (c *Client) post(parent context.Context, target string, body []byte, header http.Header, timeout time.Duration) (int, []byte, error) {
+// clientFor is the HTTP client of hook: one that does not verify the
+// server's certificate when the hook sets disableTLS.
+func (c *Client) clientFor(hook v1beta1.CanaryWebhook) *http.Client {
+	if hook.DisableTLS {
+		return c.insecure
+	}
+	return c.http
+}
+
+// post makes one attempt with hc, bounded by timeout.
+func (c *Client) post(parent context.Context, hc *http.Client, target string, body []byte, header http.Header, timeout time.Duration) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	// timedOut tells the hook's own timeout apart from the caller's ctx.
@@ -133,7 +145,7 @@ func (c *Client) post(parent context.Context, target string, body []byte, header
 	}
 	req.Header.Set("Content-Type", "application/json")
 	httpx.AddAbsent(req.Header, header)
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		code := 0
 		if resp != nil { // a refused redirect

@@ -511,3 +511,21 @@ func testCallHidesCredentials(t *testing.T, status int) {
 		g.Expect(res.Err.Error()).NotTo(ContainSubstring("s3cret"))
 	}
 }
+
+// TestCallDisableTLS: a hook with a self-signed certificate fails
+// verification unless it sets disableTLS, as in Flagger.
+func TestCallDisableTLS(t *testing.T) {
+	g := NewWithT(t)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	t.Cleanup(srv.Close)
+	c := newTestClient()
+	hook := hookFor(srv.URL)
+
+	res := c.Call(t.Context(), hook, Payload{Name: "app"}, nil)
+	g.Expect(res.Err).To(MatchError(ContainSubstring("certificate")))
+
+	hook.DisableTLS = true
+	res = c.Call(t.Context(), hook, Payload{Name: "app"}, nil)
+	g.Expect(res.Err).NotTo(HaveOccurred())
+	g.Expect(res.StatusCode).To(Equal(http.StatusOK))
+}
