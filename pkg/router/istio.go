@@ -1,9 +1,10 @@
 package router
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
-	"maps"
 	"reflect"
 	"regexp"
 	"slices"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
@@ -41,14 +43,15 @@ const (
 	// Route names tell Routes which generated HTTP route is which; the
 	// default route is always the last one.
 	istioMatchRoutePrefix = "canary-match-"
-	istioAffinityRoute    = "canary-affinity"
-	istioDefaultRoute     = "default"
+	// Weighted match routes carry the split of a canary release with
+	// analysis.match: only the requests that match are split.
+	istioWeightedMatchPrefix = "canary-weighted-match-"
+	istioAffinityRoute       = "canary-affinity"
+	istioPrimaryAffinity     = "primary-affinity"
+	istioDefaultRoute        = "default"
 
 	// istioMeshGateway is Istio's name for the sidecars of the mesh.
 	istioMeshGateway = "mesh"
-	// istioDefaultMaxAge is sessionAffinity.maxAge when the API default did
-	// not fill it in.
-	istioDefaultMaxAge = 86400
 )
 
 // SetRoutes applies the two DestinationRules, then the VirtualService, so
@@ -120,7 +123,15 @@ func istioTraffic(vs *istiov1.VirtualService, names naming.Services) (analysis.T
 		return t, fmt.Errorf("VirtualService %s has no routes", names.Apex)
 	}
 	def := routes[len(routes)-1]
-	for _, d := range def.GetRoute() {
+	// The split is on the weighted match routes when there are any.
+	split := def
+	for _, route := range routes {
+		if strings.HasPrefix(route.GetName(), istioWeightedMatchPrefix) {
+			split = route
+			break
+		}
+	}
+	for _, d := range split.GetRoute() {
 		if d.GetDestination().GetHost() == names.Canary {
 			t.CanaryWeight = int(d.GetWeight())
 		}
@@ -174,8 +185,12 @@ func istioVirtualService(r Route, t analysis.Traffic) (*istiov1.VirtualService, 
 		TypeMeta:   metav1.TypeMeta{APIVersion: istiov1.SchemeGroupVersion.String(), Kind: "VirtualService"},
 		ObjectMeta: istioObjectMeta(c, names.Apex, s.Apex),
 	}
-	vs.Spec.Hosts = istioHosts(names.Apex, s.Hosts)
-	vs.Spec.Gateways = istioGateways(s.Gateways)
+	// A delegate VirtualService has neither hosts nor gateways: the root
+	// VirtualService that delegates to it has them.
+	if !s.Delegation {
+		vs.Spec.Hosts = istioHosts(names.Apex, s.Hosts)
+		vs.Spec.Gateways = istioGateways(s.Gateways)
+	}
 
 	if s.AppProtocol == "tcp" {
 		if t.MatchToCanary || t.Mirror || c.Spec.Analysis.SessionAffinity != nil {
@@ -206,39 +221,55 @@ func istioVirtualService(r Route, t analysis.Traffic) (*istiov1.VirtualService, 
 		return h
 	}
 
+	analysisMatch, err := ParseMatches(c.Spec.Analysis.Match)
+	if err != nil {
+		return nil, fmt.Errorf("VirtualService %s: analysis.%w", names.Apex, err)
+	}
 	var routes []*istionetworking.HTTPRoute
-	if t.MatchToCanary {
-		abMatch, err := ParseMatches(c.Spec.Analysis.Match)
-		if err != nil {
-			return nil, fmt.Errorf("VirtualService %s: analysis.%w", names.Apex, err)
-		}
-		if len(abMatch) == 0 {
+	def := route(istioDefaultRoute, serviceMatch, primaryWeight, canaryWeight)
+	// weighted are the routes that carry the split.
+	weighted := []*istionetworking.HTTPRoute{def}
+	switch {
+	case t.MatchToCanary:
+		if len(analysisMatch) == 0 {
 			return nil, fmt.Errorf("VirtualService %s: A/B testing needs analysis.match", names.Apex)
 		}
-		for i, m := range abMatch {
+		for i, m := range analysisMatch {
 			routes = append(routes, route(istioMatchRoutePrefix+strconv.Itoa(i), istioMergeMatch(m, serviceMatch), 0, 100))
 		}
+	case len(analysisMatch) > 0 && c.Spec.Analysis.Iterations == 0:
+		// As in Flagger, analysis.match with stepWeight splits only the
+		// matching requests; the others stay on the primary.
+		weighted = nil
+		for i, m := range analysisMatch {
+			weighted = append(weighted, route(istioWeightedMatchPrefix+strconv.Itoa(i), istioMergeMatch(m, serviceMatch), primaryWeight, canaryWeight))
+		}
+		def = route(istioDefaultRoute, serviceMatch, 100, 0)
 	}
-	def := route(istioDefaultRoute, serviceMatch, primaryWeight, canaryWeight)
 	if sa := c.Spec.Analysis.SessionAffinity; sa != nil && canaryWeight > 0 && canaryWeight < 100 {
-		// The cookie names the release, so it stops matching once the
+		// The cookies name the release, so they stop matching once the
 		// next release (or none) is analysed.
 		if c.Status.LastAppliedSpec == "" {
 			return nil, fmt.Errorf("VirtualService %s: sessionAffinity needs status.lastAppliedSpec", names.Apex)
 		}
-		cookie := sa.CookieName + "=" + c.Status.LastAppliedSpec
-		maxAge := sa.MaxAge
-		if maxAge == 0 {
-			maxAge = istioDefaultMaxAge
+		sticky := func(name, cookieName string, primary, canary int32) {
+			cookie := cookieName + "=" + c.Status.LastAppliedSpec
+			// Istio wants lower-case header names in matches.
+			m := &istionetworking.HTTPMatchRequest{Headers: map[string]*istionetworking.StringMatch{
+				"cookie": {MatchType: &istionetworking.StringMatch_Regex{Regex: "^(.*?;)?(" + regexp.QuoteMeta(cookie) + ")(;.*)?$"}},
+			}}
+			routes = append(routes, route(name, istioMergeMatch(m, serviceMatch), primary, canary))
 		}
-		// Istio wants lower-case header names in matches.
-		sticky := &istionetworking.HTTPMatchRequest{Headers: map[string]*istionetworking.StringMatch{
-			"cookie": {MatchType: &istionetworking.StringMatch_Regex{Regex: "^(.*?;)?(" + regexp.QuoteMeta(cookie) + ")(;.*)?$"}},
-		}}
-		routes = append(routes, route(istioAffinityRoute, istioMergeMatch(sticky, serviceMatch), 0, 100))
-		def.Route[1].Headers = &istionetworking.Headers{Response: &istionetworking.Headers_HeaderOperations{
-			Add: map[string]string{"Set-Cookie": fmt.Sprintf("%s; Max-Age=%d", cookie, maxAge)},
-		}}
+		sticky(istioAffinityRoute, sa.CookieName, 0, 100)
+		if sa.PrimaryCookieName != "" {
+			sticky(istioPrimaryAffinity, sa.PrimaryCookieName, 100, 0)
+		}
+		for _, w := range weighted {
+			w.Route[1].Headers = istioSetCookie(setCookie(sa, sa.CookieName, c.Status.LastAppliedSpec))
+			if sa.PrimaryCookieName != "" {
+				w.Route[0].Headers = istioSetCookie(setCookie(sa, sa.PrimaryCookieName, c.Status.LastAppliedSpec))
+			}
+		}
 	}
 	if t.Mirror {
 		mirror := &istionetworking.Destination{Host: names.Canary}
@@ -253,6 +284,9 @@ func istioVirtualService(r Route, t analysis.Traffic) (*istiov1.VirtualService, 
 		} else {
 			def.Mirror, def.MirrorPercentage = mirror, pct
 		}
+	}
+	if len(weighted) > 0 && weighted[0] != def {
+		routes = append(routes, weighted...)
 	}
 	vs.Spec.Http = append(routes, def)
 	return vs, nil
@@ -281,8 +315,8 @@ func istioBaseRoute(s serinv1.CanaryService) (*istionetworking.HTTPRoute, error)
 		}
 	}
 	for i := range s.Mirror {
-		m := &istionetworking.HTTPMirrorPolicy{}
-		if err := istioUnmarshal(fmt.Sprintf("service.mirror[%d]", i), &s.Mirror[i], m); err != nil {
+		m, err := istioMirror(fmt.Sprintf("service.mirror[%d]", i), &s.Mirror[i])
+		if err != nil {
 			return nil, err
 		}
 		h.Mirrors = append(h.Mirrors, m)
@@ -337,8 +371,61 @@ func istioUnmarshal(field string, raw *apiextensionsv1.JSON, m proto.Message) er
 	return nil
 }
 
+// istioMirror reads one service.mirror item: an Istio HTTPMirrorPolicy, or
+// Flagger's shape, a Gateway API HTTPRequestMirrorFilter, whose Service
+// backendRef becomes the mirror's destination host.
+func istioMirror(field string, raw *apiextensionsv1.JSON) (*istionetworking.HTTPMirrorPolicy, error) {
+	var shape struct {
+		BackendRef *json.RawMessage `json:"backendRef"`
+	}
+	if err := json.Unmarshal(raw.Raw, &shape); err != nil {
+		return nil, fmt.Errorf("%s: %w", field, err)
+	}
+	if shape.BackendRef == nil {
+		m := &istionetworking.HTTPMirrorPolicy{}
+		return m, istioUnmarshal(field, raw, m)
+	}
+	var f gatewayv1.HTTPRequestMirrorFilter
+	dec := json.NewDecoder(bytes.NewReader(raw.Raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("%s: %w", field, err)
+	}
+	ref := f.BackendRef
+	if ptr.Deref(ref.Group, "") != "" || ptr.Deref(ref.Kind, "Service") != "Service" {
+		return nil, fmt.Errorf("%s.backendRef: Istio mirrors to Services only, not %s %s", field, ptr.Deref(ref.Kind, ""), ref.Name)
+	}
+	host := string(ref.Name)
+	if ref.Namespace != nil && *ref.Namespace != "" {
+		host += "." + string(*ref.Namespace)
+	}
+	m := &istionetworking.HTTPMirrorPolicy{Destination: &istionetworking.Destination{Host: host}}
+	if ref.Port != nil {
+		m.Destination.Port = &istionetworking.PortSelector{Number: uint32(*ref.Port)}
+	}
+	switch {
+	case f.Percent != nil:
+		m.Percentage = &istionetworking.Percent{Value: float64(*f.Percent)}
+	case f.Fraction != nil:
+		denominator := float64(ptr.Deref(f.Fraction.Denominator, 100))
+		if denominator <= 0 {
+			return nil, fmt.Errorf("%s.fraction: the denominator must be positive", field)
+		}
+		m.Percentage = &istionetworking.Percent{Value: float64(f.Fraction.Numerator) * 100 / denominator}
+	}
+	return m, nil
+}
+
 func istioDestination(host string, port int32) *istionetworking.Destination {
 	return &istionetworking.Destination{Host: host, Port: &istionetworking.PortSelector{Number: uint32(port)}}
+}
+
+// istioSetCookie adds a Set-Cookie header to the responses of a
+// destination.
+func istioSetCookie(value string) *istionetworking.Headers {
+	return &istionetworking.Headers{Response: &istionetworking.Headers_HeaderOperations{
+		Add: map[string]string{"Set-Cookie": value},
+	}}
 }
 
 // istioHosts routes the apex Service's in-mesh name and service.hosts.
@@ -387,10 +474,7 @@ func istioObjectMeta(c *serinv1.Canary, name string, custom *serinv1.CustomMetad
 		Name:            name,
 		OwnerReferences: []metav1.OwnerReference{apply.ControllerRef(c)},
 	}
-	if custom != nil {
-		om.Labels = maps.Clone(custom.Labels)
-		om.Annotations = maps.Clone(custom.Annotations)
-	}
+	om.Labels, om.Annotations = c.Spec.Service.ManagedMetadata(custom)
 	return om
 }
 

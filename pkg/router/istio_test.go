@@ -158,6 +158,24 @@ func TestIstioRouter(t *testing.T) {
 	stickyCanary.Status.LastAppliedSpec = "5f7d9c"
 	tcpCanary := canary.DeepCopy()
 	tcpCanary.Spec.Service.AppProtocol = "tcp"
+	matchedCanary := canary.DeepCopy()
+	matchedCanary.Spec.Analysis.Match = []apiextensionsv1.JSON{{Raw: []byte(`{"headers":{"x-canary":{"exact":"insider"}}}`)}}
+	stickyBoth := stickyCanary.DeepCopy()
+	stickyBoth.Spec.Analysis.SessionAffinity = &serinv1.SessionAffinity{
+		CookieName: "serin-canary", PrimaryCookieName: "serin-primary", MaxAge: 60,
+		Domain: "example.com", Path: "/", HttpOnly: true, Secure: true, SameSite: "Lax", Partitioned: true,
+	}
+	withPrimaryCookie := func(r *istionetworking.HTTPRoute, value string) *istionetworking.HTTPRoute {
+		r.Route[0].Headers = &istionetworking.Headers{Response: &istionetworking.Headers_HeaderOperations{Add: map[string]string{"Set-Cookie": value}}}
+		return r
+	}
+	delegate := canary.DeepCopy()
+	delegate.Spec.Service.Delegation = true
+	gatewayMirror := canary.DeepCopy()
+	gatewayMirror.Spec.Service.Mirror = []apiextensionsv1.JSON{
+		{Raw: []byte(`{"backendRef":{"name":"shadow","namespace":"test","port":8080},"percent":10}`)},
+		{Raw: []byte(`{"backendRef":{"name":"audit","port":80},"fraction":{"numerator":1,"denominator":200}}`)},
+	}
 
 	for _, tc := range []struct {
 		name    string
@@ -209,6 +227,42 @@ func TestIstioRouter(t *testing.T) {
 		name:   "session affinity released at weight 0",
 		canary: stickyCanary,
 		want:   vs(route("default", serviceMatch, 100, 0)),
+	}, {
+		name:    "analysis.match with stepWeight splits the matching requests only",
+		canary:  matchedCanary,
+		traffic: analysis.Traffic{CanaryWeight: 20},
+		want: vs(
+			route("canary-weighted-match-0", []*istionetworking.HTTPMatchRequest{{Uri: apiPrefix, Headers: map[string]*istionetworking.StringMatch{"x-canary": istioExact("insider")}}}, 80, 20),
+			route("default", serviceMatch, 100, 0),
+		),
+	}, {
+		name:    "session affinity with a primary cookie and cookie attributes",
+		canary:  stickyBoth,
+		traffic: analysis.Traffic{CanaryWeight: 20},
+		want: vs(
+			route("canary-affinity", []*istionetworking.HTTPMatchRequest{{Uri: apiPrefix, Headers: map[string]*istionetworking.StringMatch{"cookie": istioRegex(`^(.*?;)?(serin-canary=5f7d9c)(;.*)?$`)}}}, 0, 100),
+			route("primary-affinity", []*istionetworking.HTTPMatchRequest{{Uri: apiPrefix, Headers: map[string]*istionetworking.StringMatch{"cookie": istioRegex(`^(.*?;)?(serin-primary=5f7d9c)(;.*)?$`)}}}, 100, 0),
+			withPrimaryCookie(withSetCookie(route("default", serviceMatch, 80, 20),
+				"serin-canary=5f7d9c; Max-Age=60; Domain=example.com; Path=/; Secure; HttpOnly; SameSite=Lax; Partitioned"),
+				"serin-primary=5f7d9c; Max-Age=60; Domain=example.com; Path=/; Secure; HttpOnly; SameSite=Lax; Partitioned"),
+		),
+	}, {
+		name:    "a delegate VirtualService has no hosts and no gateways",
+		canary:  delegate,
+		traffic: analysis.Traffic{CanaryWeight: 10},
+		want:    &istionetworking.VirtualService{Http: []*istionetworking.HTTPRoute{route("default", serviceMatch, 90, 10)}},
+	}, {
+		name:    "service.mirror in Flagger's Gateway API shape",
+		canary:  gatewayMirror,
+		traffic: analysis.Traffic{CanaryWeight: 10},
+		want: vs(func() *istionetworking.HTTPRoute {
+			r := route("default", serviceMatch, 90, 10)
+			r.Mirrors = []*istionetworking.HTTPMirrorPolicy{
+				{Destination: &istionetworking.Destination{Host: "shadow.test", Port: &istionetworking.PortSelector{Number: 8080}}, Percentage: &istionetworking.Percent{Value: 10}},
+				{Destination: &istionetworking.Destination{Host: "audit", Port: &istionetworking.PortSelector{Number: 80}}, Percentage: &istionetworking.Percent{Value: 0.5}},
+			}
+			return r
+		}()),
 	}, {
 		name:    "TCP",
 		canary:  tcpCanary,

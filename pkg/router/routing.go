@@ -3,12 +3,15 @@ package router
 import (
 	"fmt"
 	"regexp"
+	"strconv"
+	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	istionetworking "istio.io/api/networking/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 	"github.com/serin-dev/serin/pkg/analysis"
+	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 )
 
 // Split returns the primary and canary weights of t, in percent.
@@ -65,4 +68,38 @@ func StringMatchOf(m *istionetworking.StringMatch) (kind MatchKind, value string
 		return MatchRegex, m.GetRegex(), true
 	}
 	return "", "", false
+}
+
+// defaultCookieMaxAge is sessionAffinity.maxAge when the API default did not
+// fill it in.
+const defaultCookieMaxAge = 86400
+
+// setCookie is the Set-Cookie value that gives the client name=value, with
+// the attributes sessionAffinity asks for. The API's patterns keep ';' and
+// control characters out of the values.
+func setCookie(sa *serinv1.SessionAffinity, name, value string) string {
+	maxAge := sa.MaxAge
+	if maxAge == 0 {
+		maxAge = defaultCookieMaxAge
+	}
+	attrs := []string{name + "=" + value, "Max-Age=" + strconv.Itoa(maxAge)}
+	if sa.Domain != "" {
+		attrs = append(attrs, "Domain="+sa.Domain)
+	}
+	if sa.Path != "" {
+		attrs = append(attrs, "Path="+sa.Path)
+	}
+	if sa.Secure {
+		attrs = append(attrs, "Secure")
+	}
+	if sa.HttpOnly {
+		attrs = append(attrs, "HttpOnly")
+	}
+	if sa.SameSite != "" {
+		attrs = append(attrs, "SameSite="+sa.SameSite)
+	}
+	if sa.Partitioned {
+		attrs = append(attrs, "Partitioned")
+	}
+	return strings.Join(attrs, "; ")
 }
