@@ -33,6 +33,7 @@ import (
 	"github.com/serin-dev/serin/pkg/analysis"
 	serinv1 "github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
 	"github.com/serin-dev/serin/pkg/buildinfo"
+	"github.com/serin-dev/serin/pkg/checks/metrics/providers"
 	"github.com/serin-dev/serin/pkg/controller"
 	"github.com/serin-dev/serin/pkg/refpolicy"
 	"github.com/serin-dev/serin/pkg/router"
@@ -70,6 +71,7 @@ type options struct {
 	metricsServer           string
 	metricErrorLimit        int
 	noCrossNamespaceRefs    bool
+	awsDefaultCredentials   bool
 	sharedNamespaces        []string
 	checkWorkers            int
 	checkWorkersPerNS       int
@@ -107,6 +109,7 @@ func bindFlags(fs *flag.FlagSet, o *options) {
 	fs.StringSliceVar(&o.annotationPrefixes, "include-annotation-prefix", []string{"*"}, "Prefixes of the target's annotations copied to the primary; * copies all.")
 	fs.StringVar(&o.metricsServer, "metrics-server", "http://prometheus:9090", "The Prometheus of Canaries without spec.metricsServer (built-in and inline queries).")
 	fs.IntVar(&o.metricErrorLimit, "metric-error-limit", analysis.DefaultErrorLimit, "How many analysis intervals in a row a metric or webhook may go without a verdict (no data, a failed query, no answer) before that counts as one failed check; a Canary's consecutiveErrorLimit overrides it.")
+	fs.BoolVar(&o.awsDefaultCredentials, "aws-default-credentials", false, "Let cloudwatch MetricTemplates without a secretRef in the --shared-namespaces query with the controller's own AWS identity (the AWS SDK's default chain: IRSA, EKS Pod Identity, instance role).")
 	fs.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", false, "Forbid Canaries to use MetricTemplates and AlertProviders of any other namespace, shared ones included.")
 	fs.StringSliceVar(&o.sharedNamespaces, "shared-namespaces", defaultSharedNamespaces(), "Namespaces whose MetricTemplates and AlertProviders Canaries of every namespace may use, besides their own; defaults to the controller's namespace ($RUNTIME_NAMESPACE).")
 	fs.IntVar(&o.checkWorkers, "check-workers", controller.DefaultCheckLimits.Workers, "How many Canaries' checks (webhook calls, metric queries) run at once, off the reconcile workers.")
@@ -180,7 +183,14 @@ func main() {
 	}
 	probes.SetupChecks(mgr, setupLog)
 
-	if err := controller.Setup(ctx, mgr, controllerConfig(opts)); err != nil {
+	cfg := controllerConfig(opts)
+	if opts.awsDefaultCredentials {
+		if cfg.AWSCredentials, err = providers.DefaultAWSCredentials(ctx); err != nil {
+			setupLog.Error(err, "--aws-default-credentials")
+			os.Exit(1)
+		}
+	}
+	if err := controller.Setup(ctx, mgr, cfg); err != nil {
 		setupLog.Error(err, "unable to set up the Canary controller")
 		os.Exit(1)
 	}

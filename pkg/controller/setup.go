@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/events"
 	runtimemetrics "github.com/fluxcd/pkg/runtime/metrics"
@@ -45,6 +46,10 @@ type Config struct {
 	// Refs says which namespaces a Canary may take MetricTemplates and
 	// AlertProviders from.
 	Refs refpolicy.Policy
+	// AWSCredentials, when set, is the controller's own AWS identity, lent
+	// to cloudwatch MetricTemplates of the shared namespaces that have no
+	// secretRef.
+	AWSCredentials aws.CredentialsProvider
 }
 
 // ClientOptions keeps ConfigMaps and Secrets out of the informer cache:
@@ -83,6 +88,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 			Reader:         kube,
 			DefaultAddress: cfg.MetricsServer,
 			Refs:           cfg.Refs,
+			AWS:            cfg.AWSCredentials,
 			NewProvider:    providers.New,
 		},
 		DefaultProvider: cfg.DefaultProvider,

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -50,6 +52,12 @@ type Checker struct {
 	DefaultAddress string
 	// Refs says which namespaces a Canary may take templates from.
 	Refs refpolicy.Policy
+	// AWS is the controller's own AWS identity (IRSA, EKS Pod Identity, an
+	// instance role), lent to cloudwatch MetricTemplates without a
+	// secretRef; nil unless the operator enables it. Only templates of the
+	// shared namespaces get it, which only the operator writes: a tenant
+	// must not query CloudWatch as the controller.
+	AWS aws.CredentialsProvider
 	// NewProvider builds a backend client; providers.New unless a test
 	// replaces it.
 	NewProvider func(providers.Config) (providers.Provider, error)
@@ -154,8 +162,27 @@ func (c *Checker) templateQuery(ctx context.Context, canary *serinv1.Canary, ref
 		if cfg.Credentials, err = c.templateCredentials(ctx, tmpl); err != nil {
 			return "", cfg, err
 		}
+	} else if cfg.Type == "cloudwatch" {
+		if cfg.AWS, err = c.lendAWS(tmpl); err != nil {
+			return "", cfg, err
+		}
 	}
 	return tmpl.Spec.Query, cfg, nil
+}
+
+// lendAWS returns the controller's AWS identity for a cloudwatch template
+// without a secretRef, or says why the template may not have it.
+func (c *Checker) lendAWS(tmpl *serinv1.MetricTemplate) (aws.CredentialsProvider, error) {
+	name := tmpl.Namespace + "/" + tmpl.Name
+	switch {
+	case c.AWS == nil:
+		return nil, fmt.Errorf("MetricTemplate %s of type cloudwatch has no secretRef, and the controller lends its own AWS identity to none (--aws-default-credentials)", name)
+	case !slices.Contains(c.Refs.Shared, tmpl.Namespace):
+		return nil, fmt.Errorf("MetricTemplate %s of type cloudwatch has no secretRef: the controller's own AWS identity serves only templates of the shared namespaces (%s); give it a secretRef or move it", name, strings.Join(c.Refs.Shared, ", "))
+	case tmpl.Spec.Provider.Address != "":
+		return nil, fmt.Errorf("MetricTemplate %s of type cloudwatch has no secretRef and a provider.address: the controller's own AWS identity signs requests to CloudWatch's regional endpoint only", name)
+	}
+	return c.AWS, nil
 }
 
 // templateProvider applies a MetricTemplate's provider to cfg, the Canary's

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -253,4 +254,61 @@ func templateCluster(t *testing.T, g Gomega) client.Client {
 	kube, err := client.New(env.Config, client.Options{Scheme: scheme})
 	g.Expect(err).NotTo(HaveOccurred())
 	return kube
+}
+
+// fixedValue is a backend that always measures 1.
+type fixedValue struct{}
+
+func (fixedValue) Query(context.Context, string, time.Duration) (float64, error) { return 1, nil }
+
+// TestControllerAWSIdentityIsLentToSharedTemplatesOnly: a cloudwatch
+// template without a secretRef queries with the controller's own AWS
+// identity only when the operator enabled it, the template lives in a
+// shared namespace (which only the operator writes) and it keeps the
+// regional endpoint. A tenant's template would otherwise query CloudWatch
+// as the controller.
+func TestControllerAWSIdentityIsLentToSharedTemplatesOnly(t *testing.T) {
+	g := NewWithT(t)
+	kube := templateCluster(t, g)
+	ctx := context.Background()
+	for _, ns := range []string{"shared", "apps"} {
+		g.Expect(kube.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	}
+	template := func(ns, name, address string) {
+		g.Expect(kube.Create(ctx, &serinv1.MetricTemplate{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: serinv1.MetricTemplateSpec{
+				Provider: serinv1.MetricTemplateProvider{Type: "cloudwatch", Region: "eu-west-1", Address: address},
+				Query:    `[{"Id":"e1","Expression":"1"}]`,
+			},
+		})).To(Succeed())
+	}
+	template("shared", "errors", "")
+	template("shared", "errors-elsewhere", "https://collector.example.com")
+	template("apps", "errors", "")
+
+	identity := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "secret"}, nil
+	})
+	var lent []bool
+	checker := &metrics.Checker{Reader: kube, AWS: identity, Refs: refpolicy.Policy{Shared: []string{"shared"}},
+		NewProvider: func(cfg providers.Config) (providers.Provider, error) {
+			lent = append(lent, cfg.AWS != nil)
+			return fixedValue{}, nil
+		}}
+	measure := func(c *metrics.Checker, ns, name string) error {
+		m := serinv1.CanaryMetric{Name: "errors", TemplateRef: &serinv1.CrossNamespaceObjectReference{Name: name, Namespace: ns},
+			ThresholdRange: &serinv1.CanaryThresholdRange{Max: new(5.0)}}
+		_, err := c.Measure(ctx, canaryWith("apps", m), serinv1.ProviderKubernetes)
+		return err
+	}
+
+	g.Expect(measure(checker, "shared", "errors")).To(Succeed())
+	g.Expect(lent).To(Equal([]bool{true}))
+	g.Expect(measure(checker, "apps", "errors")).To(MatchError(ContainSubstring("serves only templates of the shared namespaces (shared)")))
+	g.Expect(measure(checker, "shared", "errors-elsewhere")).To(MatchError(ContainSubstring("regional endpoint only")))
+	withoutIdentity := *checker
+	withoutIdentity.AWS = nil
+	g.Expect(measure(&withoutIdentity, "shared", "errors")).To(MatchError(ContainSubstring("--aws-default-credentials")))
+	g.Expect(lent).To(HaveLen(1), "no backend was built for a refused template")
 }

@@ -17,6 +17,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+
 	"github.com/serin-dev/serin/pkg/internal/httpx"
 )
 
@@ -28,8 +31,23 @@ type cloudWatch struct {
 	endpoint string
 	region   string
 	keys     awsKeys
-	header   http.Header // the extra headers, signed with the request
-	client   *client
+	// ambient, when set, replaces keys: the controller's own identity.
+	ambient aws.CredentialsProvider
+	header  http.Header // the extra headers, signed with the request
+	client  *client
+}
+
+// DefaultAWSCredentials is the controller's own AWS identity, found as the
+// AWS SDK finds it: the environment, a web identity token (IRSA), EKS Pod
+// Identity's container credentials endpoint, then the instance role.
+// Nothing is fetched until the first query; the SDK caches what it gets
+// and renews it before it expires.
+func DefaultAWSCredentials(ctx context.Context) (aws.CredentialsProvider, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("loading the AWS configuration: %w", err)
+	}
+	return cfg.Credentials, nil
 }
 
 // awsKeys are the credentials a request is signed with.
@@ -38,8 +56,9 @@ type awsKeys struct {
 }
 
 // newCloudWatch needs a region and the aws_access_key_id and
-// aws_secret_access_key credentials; aws_session_token is optional. The
-// address, when set, replaces the regional endpoint (e.g. a VPC endpoint).
+// aws_secret_access_key credentials (aws_session_token is optional), or,
+// without them, cfg.AWS. The address, when set, replaces the regional
+// endpoint (e.g. a VPC endpoint).
 func newCloudWatch(cfg Config) (Provider, error) {
 	if cfg.Region == "" {
 		return nil, errors.New("region is required")
@@ -47,6 +66,15 @@ func newCloudWatch(cfg Config) (Provider, error) {
 	base, err := baseURL(cfg.Address, "https://monitoring."+cfg.Region+".amazonaws.com")
 	if err != nil {
 		return nil, err
+	}
+	if len(cfg.Credentials["aws_access_key_id"]) == 0 && cfg.AWS != nil {
+		return &cloudWatch{
+			endpoint: base + "/",
+			region:   cfg.Region,
+			ambient:  cfg.AWS,
+			header:   headerWith(cfg),
+			client:   newClient(cfg, nil),
+		}, nil
 	}
 	id, err := credential(cfg, "aws_access_key_id")
 	if err != nil {
@@ -93,7 +121,17 @@ func (c *cloudWatch) Query(ctx context.Context, query string, window time.Durati
 	req.Header.Set("Content-Type", "application/x-amz-json-1.0")
 	req.Header.Set("X-Amz-Target", "GraniteServiceVersion20100801.GetMetricData")
 	httpx.AddAbsent(req.Header, c.header)
-	signV4(req, body, c.keys, c.region, "monitoring", end)
+	keys := c.keys
+	if c.ambient != nil {
+		// The SDK caches the credentials and renews them before they
+		// expire (web identity, pod identity and instance role ones do).
+		creds, err := c.ambient.Retrieve(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("the controller's AWS credentials: %w", err)
+		}
+		keys = awsKeys{id: creds.AccessKeyID, secret: creds.SecretAccessKey, sessionToken: creds.SessionToken}
+	}
+	signV4(req, body, keys, c.region, "monitoring", end)
 
 	resp, err := c.client.do(req, awsMessage)
 	if err != nil {

@@ -5,11 +5,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -228,5 +234,69 @@ func TestSignV4Vectors(t *testing.T) {
 				t.Errorf("X-Amz-Security-Token = %q, want %q", got, tc.token)
 			}
 		})
+	}
+}
+
+// TestCloudWatchDefaultCredentials: a template without keys queries with
+// the controller's own identity, here from EKS Pod Identity's container
+// credentials endpoint through the AWS SDK's default chain: the request is
+// signed with the keys that endpoint handed out, and the endpoint was asked
+// with the pod's token.
+func TestCloudWatchDefaultCredentials(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "eks-pod-identity-token")
+	if err := os.WriteFile(tokenFile, []byte("pod-identity-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var asked atomic.Int32
+	identity := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "pod-identity-token" {
+			http.Error(w, "no token", http.StatusUnauthorized)
+			return
+		}
+		asked.Add(1)
+		fmt.Fprintf(w, `{"AccessKeyId":%q,"SecretAccessKey":%q,"Token":%q,"Expiration":%q}`,
+			cwKeyID, cwSecret, cwSessionToken, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	}))
+	t.Cleanup(identity.Close)
+	for k, v := range map[string]string{
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI":     identity.URL + "/v1/credentials",
+		"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": tokenFile,
+		"AWS_ACCESS_KEY_ID":                      "",
+		"AWS_SECRET_ACCESS_KEY":                  "",
+		"AWS_SESSION_TOKEN":                      "",
+		"AWS_WEB_IDENTITY_TOKEN_FILE":            "",
+		"AWS_PROFILE":                            "",
+		"AWS_CONFIG_FILE":                        filepath.Join(dir, "none"),
+		"AWS_SHARED_CREDENTIALS_FILE":            filepath.Join(dir, "none"),
+		"AWS_EC2_METADATA_DISABLED":              "true",
+	} {
+		t.Setenv(k, v)
+	}
+	creds, err := DefaultAWSCredentials(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cloudwatch := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		checkCWRequest(t, r, body)
+		fmt.Fprint(w, `{"MetricDataResults":[{"Id":"e1","StatusCode":"Complete","Values":[0.5]}]}`)
+	}))
+	t.Cleanup(cloudwatch.Close)
+	cfg := cwConfig(cloudwatch.URL)
+	cfg.Credentials, cfg.AWS = nil, creds
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		v, err := p.Query(t.Context(), cwQuery, 5*time.Minute)
+		if err != nil || v != 0.5 {
+			t.Fatalf("Query = %v, %v; want 0.5", v, err)
+		}
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("the credentials endpoint was asked %d times, want once: the SDK caches", n)
 	}
 }

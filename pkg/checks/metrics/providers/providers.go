@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/serin-dev/serin/pkg/httpreply"
 )
 
@@ -36,6 +38,9 @@ type Config struct {
 	Timeout            time.Duration     // per query; DefaultTimeout when zero
 	Region             string            // cloudwatch
 	Credentials        map[string][]byte // the Secret's data; keys per provider
+	// AWS, for cloudwatch without keys in Credentials, is the
+	// controller's own AWS identity (the SDK's default credential chain).
+	AWS aws.CredentialsProvider
 }
 
 // Provider queries one backend. It is safe for concurrent use.
