@@ -75,10 +75,6 @@ type Ref struct {
 	// Owner is the Canary that controls the object; only its name and UID
 	// are read.
 	Owner metav1.Object
-	// Strict, when set, refuses hand-overs too: only an object the Owner
-	// controls is written, and a refusal wraps Strict instead of
-	// ErrNotOwned.
-	Strict error
 	// What names the object in messages; empty means "Kind name".
 	What string
 }
@@ -93,16 +89,9 @@ func (r Ref) String() string {
 func (r Ref) key() client.ObjectKey { return client.ObjectKey{Namespace: r.Namespace, Name: r.Name} }
 
 // MayWrite refuses, unless the owner may write live (an existing object of
-// r's name): MayWrite's rule, or with Strict only an object the owner
-// controls.
+// r's name): MayWrite's rule.
 func (r Ref) MayWrite(live client.Object) error {
-	if r.Strict == nil {
-		return MayWrite(live, r.Owner.GetUID(), r.Kind)
-	}
-	if Controlled(live, r.Owner.GetUID()) {
-		return nil
-	}
-	return fmt.Errorf("%w: %s exists and is not controlled by Canary %s", r.Strict, r, r.Owner.GetName())
+	return MayWrite(live, r.Owner.GetUID(), r.Kind)
 }
 
 // Read reads the live object r names into live and reports whether it

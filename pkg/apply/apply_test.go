@@ -140,13 +140,6 @@ func TestApply(t *testing.T) {
 			change: func(w *Write[*corev1.ConfigMap]) { w.CreateOnly = true }},
 		{name: "handed over: taken as read", live: configMap(nil, adopt, "a"), data: "a", wantWrites: 1, wantVersion: true},
 		{name: "handed over with the same hash: still taken", live: configMap(nil, map[string]string{AdoptAnnotation: "true", HashAnnotation: hashOf("a")}, "a"), data: "a", wantWrites: 1, wantVersion: true},
-		{name: "strict: a handed-over object is refused", live: configMap(nil, adopt, "a"), data: "a", wantErr: errStrict,
-			wantMessage: "invalid canary setup: ConfigMap apps/web exists and is not controlled by Canary web",
-			change: func(w *Write[*corev1.ConfigMap]) {
-				w.Strict, w.What = errStrict, "ConfigMap apps/web"
-			}},
-		{name: "strict: an owned object is written", live: configMap(&ours, nil, "a"), data: "b", wantWrites: 1,
-			change: func(w *Write[*corev1.ConfigMap]) { w.Strict = errStrict }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := t.Context()

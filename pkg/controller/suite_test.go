@@ -58,7 +58,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	env, err = testenv.Start(ctx, testenv.Options{Mode: testenv.Full, Nodes: 2, CRDPaths: append(crds, "../../artifacts/crds")})
+	env, err = testenv.Start(ctx, testenv.Options{Mode: testenv.Full, Nodes: 2, CRDPaths: append(crds, "../../artifacts/crds", "testdata/flagger-canary-crd.yaml")})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the local cluster:", err)
 		return 1

@@ -19,8 +19,9 @@ import (
 
 // applyOwned server-side applies desired, an object the Canary owns. live is
 // its current state, nil if it does not exist. An existing object must be
-// controlled by the Canary, so that Serin never takes over an object that
-// merely has the name it wants; it is only written if update is set and the
+// controlled by the Canary, or handed over to it (apply.AdoptAnnotation, as
+// when migrating from Flagger), so that Serin never takes over an object
+// that merely has the name it wants; it is only written if update is set and the
 // hash of what would be applied (leaving out the unhashed field paths)
 // differs from the one recorded at the last apply.
 func (w *Workloads) applyOwned(ctx context.Context, canary *v1beta1.Canary, desired, live client.Object, update bool, unhashed ...[]string) error {
@@ -31,7 +32,7 @@ func (w *Workloads) applyOwned(ctx context.Context, canary *v1beta1.Canary, desi
 	write := apply.Write[client.Object]{
 		Ref: apply.Ref{
 			Kind: gvk.Kind, Namespace: desired.GetNamespace(), Name: desired.GetName(),
-			Owner: canary, Strict: ErrInvalid,
+			Owner: canary,
 			What: describe(gvk.Kind, desired.GetNamespace(), desired.GetName()),
 		},
 		CreateOnly: !update,

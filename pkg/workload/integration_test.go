@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/serin-dev/serin/pkg/apis/serin/v1beta1"
+	"github.com/serin-dev/serin/pkg/apply"
 	"github.com/serin-dev/serin/pkg/testharness/testenv"
 	"github.com/serin-dev/serin/pkg/workload"
 )
@@ -476,8 +477,8 @@ func (h *harness) testInvalidTargets(t *testing.T) {
 	h.create(t, deploy("taken-primary", map[string]string{"app": "other"}))
 	canary = h.canary(t, ns, "Deployment", "taken", nil)
 	err = h.w.EnsurePrimary(ctx, canary)
-	g.Expect(errors.Is(err, workload.ErrInvalid)).To(BeTrue(), "got %v", err)
-	g.Expect(err.Error()).To(ContainSubstring("Deployment " + ns + "/taken-primary exists and is not controlled by Canary taken"))
+	g.Expect(errors.Is(err, apply.ErrNotOwned)).To(BeTrue(), "got %v", err)
+	g.Expect(err.Error()).To(ContainSubstring("Deployment " + ns + "/taken-primary exists and was not created by this Canary"))
 	g.Expect(h.w.Revert(ctx, canary)).To(Succeed())
 	h.get(t, ns, "taken-primary", &appsv1.Deployment{})
 
