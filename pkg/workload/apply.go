@@ -33,7 +33,7 @@ func (w *Workloads) applyOwned(ctx context.Context, canary *v1beta1.Canary, desi
 		Ref: apply.Ref{
 			Kind: gvk.Kind, Namespace: desired.GetNamespace(), Name: desired.GetName(),
 			Owner: canary,
-			What: describe(gvk.Kind, desired.GetNamespace(), desired.GetName()),
+			What:  describe(gvk.Kind, desired.GetNamespace(), desired.GetName()),
 		},
 		CreateOnly: !update,
 		Desired:    func() (*unstructured.Unstructured, error) { return apply.Body(desired, gvk) },
