@@ -1,15 +1,19 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	istionetworking "istio.io/api/networking/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,24 +28,35 @@ import (
 	"github.com/serin-dev/serin/pkg/naming"
 )
 
-// gatewayAPIDefaultMaxAge is the session affinity cookie's Max-Age when
-// analysis.sessionAffinity.maxAge is unset.
-const gatewayAPIDefaultMaxAge = 86400
-
 // GatewayAPIRouter routes with a Gateway API HTTPRoute named after the apex
-// Service, attached to service.gatewayRefs.
+// Service, attached to service.gatewayRefs, with service.apex's metadata.
 //
 // The rules are, in order: one A/B rule per analysis.match rule (while
-// MatchToCanary), the session affinity rule (while the canary has a weight
-// strictly between 0 and 100) and the default rule splitting traffic between
-// the primary and canary Services. Rule-level filters and timeouts that
-// others added to the default rule are carried over, since the rules list is
+// MatchToCanary), the session affinity rules of the canary and, with
+// sessionAffinity.primaryCookieName, of the primary (while the canary has a
+// weight strictly between 0 and 100) and the default rule splitting traffic
+// between the primary and canary Services. Every rule carries the timeouts
+// and the header, rewrite and CORS filters of service; the default rule
+// carries service.mirror too. Rule-level filters and timeouts that others
+// added to the default rule are carried over, since the rules list is
 // atomic and Serin's apply would otherwise remove them.
 type GatewayAPIRouter struct {
 	Reader       client.Reader
 	Client       client.Client
 	FieldManager string
 }
+
+// gatewayAPIDefaultRuleAnnotation lists what Serin set on the default rule
+// besides its matches and backends (gatewayAPIFilterKey of each filter and
+// the timeouts), so that the next apply tells it from what others added,
+// even once the Canary no longer asks for it.
+const gatewayAPIDefaultRuleAnnotation = "serin.dev/default-rule"
+
+// The keys of the timeouts in gatewayAPIDefaultRuleAnnotation.
+const (
+	gatewayAPIRequestTimeout        = "timeouts.request"
+	gatewayAPIBackendRequestTimeout = "timeouts.backendRequest"
+)
 
 // SetRoutes applies the HTTPRoute for t.
 func (g *GatewayAPIRouter) SetRoutes(ctx context.Context, r Route, t analysis.Traffic) (analysis.Traffic, error) {
@@ -58,15 +73,18 @@ func (g *GatewayAPIRouter) setRoutes(ctx context.Context, r Route, t analysis.Tr
 	if err != nil {
 		return err
 	}
-	var liveDefault *gatewayv1.HTTPRouteRule
-	if exists && len(live.Spec.Rules) > 0 {
-		liveDefault = &live.Spec.Rules[len(live.Spec.Rules)-1]
+	var liveRoute *gatewayv1.HTTPRoute
+	if exists {
+		liveRoute = &live
 	}
-	spec, err := gatewayAPISpec(r.Canary, t, liveDefault)
+	desired, err := gatewayAPIDesired(r.Canary, t, liveRoute)
 	if err != nil {
 		return fmt.Errorf("HTTPRoute %s: %w", name, err)
 	}
-	hash, err := gatewayAPIHash(spec, r.Canary)
+	hash, err := apply.Hash(struct {
+		Route gatewayAPIRoute
+		Owner string
+	}{desired, string(r.Canary.UID)})
 	if err != nil {
 		return err
 	}
@@ -74,12 +92,19 @@ func (g *GatewayAPIRouter) setRoutes(ctx context.Context, r Route, t analysis.Tr
 		Ref:         ref,
 		Hash:        hash,
 		ManagedPath: []string{"f:spec", "f:rules"},
+		// The hash misses someone removing or changing a label or
+		// annotation Serin sets; those others set are theirs.
+		UpToDate: func(live *gatewayv1.HTTPRoute) (bool, error) {
+			return istioSubset(desired.Labels, live.Labels) && istioSubset(desired.Annotations, live.Annotations), nil
+		},
 		Desired: func() (*unstructured.Unstructured, error) {
 			specAC := &gatewayv1ac.HTTPRouteSpecApplyConfiguration{}
-			if err := gatewayAPIConvert(spec, specAC); err != nil {
+			if err := gatewayAPIConvert(desired.Spec, specAC); err != nil {
 				return nil, err
 			}
 			return apply.JSONBody(gatewayv1ac.HTTPRoute(name, r.Canary.Namespace).
+				WithLabels(desired.Labels).
+				WithAnnotations(desired.Annotations).
 				WithOwnerReferences(apply.ControllerRefApply(r.Canary)).
 				WithSpec(specAC))
 		},
@@ -142,9 +167,46 @@ func (g *GatewayAPIRouter) Revert(ctx context.Context, r Route) error {
 	return g.applier().Delete(ctx, r.Canary, route)
 }
 
-// gatewayAPISpec builds the HTTPRoute spec; liveDefault is the live default
-// rule, whose foreign filters and timeouts are kept.
-func gatewayAPISpec(c *serinv1.Canary, t analysis.Traffic, liveDefault *gatewayv1.HTTPRouteRule) (gatewayv1.HTTPRouteSpec, error) {
+// gatewayAPIRoute is what Serin applies to the HTTPRoute.
+type gatewayAPIRoute struct {
+	Spec        gatewayv1.HTTPRouteSpec
+	Labels      map[string]string
+	Annotations map[string]string
+}
+
+// gatewayAPIDesired builds the HTTPRoute for t; live is the live route, if
+// there is one, whose default rule's foreign filters and timeouts are kept.
+func gatewayAPIDesired(c *serinv1.Canary, t analysis.Traffic, live *gatewayv1.HTTPRoute) (gatewayAPIRoute, error) {
+	var liveDefault *gatewayv1.HTTPRouteRule
+	var liveOwn []string
+	if live != nil {
+		if n := len(live.Spec.Rules); n > 0 {
+			liveDefault = &live.Spec.Rules[n-1]
+		}
+		if v := live.Annotations[gatewayAPIDefaultRuleAnnotation]; v != "" {
+			liveOwn = strings.Split(v, ",")
+		}
+	}
+	spec, own, err := gatewayAPISpec(c, t, liveDefault, liveOwn)
+	if err != nil {
+		return gatewayAPIRoute{}, err
+	}
+	route := gatewayAPIRoute{Spec: spec}
+	route.Labels, route.Annotations = c.Spec.Service.ManagedMetadata(c.Spec.Service.Apex)
+	if len(own) > 0 {
+		if route.Annotations == nil {
+			route.Annotations = map[string]string{}
+		}
+		route.Annotations[gatewayAPIDefaultRuleAnnotation] = strings.Join(own, ",")
+	}
+	return route, nil
+}
+
+// gatewayAPISpec builds the HTTPRoute spec and the keys of what Serin sets
+// on the default rule (see gatewayAPIDefaultRuleAnnotation). liveDefault is
+// the live default rule, whose foreign filters and timeouts are kept, and
+// liveOwn what Serin set on it before.
+func gatewayAPISpec(c *serinv1.Canary, t analysis.Traffic, liveDefault *gatewayv1.HTTPRouteRule, liveOwn []string) (gatewayv1.HTTPRouteSpec, []string, error) {
 	s := c.Spec.Service
 	var spec gatewayv1.HTTPRouteSpec
 	spec.ParentRefs = slices.Clone(s.GatewayRefs)
@@ -153,43 +215,53 @@ func gatewayAPISpec(c *serinv1.Canary, t analysis.Traffic, liveDefault *gatewayv
 	}
 	base, err := gatewayAPIBaseMatches(s)
 	if err != nil {
-		return spec, err
+		return spec, nil, err
 	}
-	var timeouts *gatewayv1.HTTPRouteTimeouts
-	if s.Timeout != "" {
-		d, err := gatewayAPIDuration(s.Timeout)
-		if err != nil {
-			return spec, fmt.Errorf("service.timeout: %w", err)
-		}
-		timeouts = &gatewayv1.HTTPRouteTimeouts{Request: &d}
+	rb, err := gatewayAPIRuleBaseOf(s)
+	if err != nil {
+		return spec, nil, err
 	}
 	b := gatewayAPIBackends{names: naming.ServicesOf(c), port: s.Port}
+	mirrors, err := gatewayAPIMirrors(s.Mirror, b.names.Canary)
+	if err != nil {
+		return spec, nil, err
+	}
 	primaryWeight, canaryWeight := Split(t)
 
 	if t.MatchToCanary {
-		rules, err := gatewayAPIABRules(c.Spec.Analysis.Match, base, timeouts, b)
+		rules, err := gatewayAPIABRules(c.Spec.Analysis.Match, base, rb, b)
 		if err != nil {
-			return spec, err
+			return spec, nil, err
 		}
 		spec.Rules = append(spec.Rules, rules...)
 	}
+	primaryRef := b.ref(b.names.Primary, new(primaryWeight))
 	canaryRef := b.ref(b.names.Canary, new(canaryWeight))
 	if sa := c.Spec.Analysis.SessionAffinity; sa != nil && canaryWeight > 0 && canaryWeight < 100 {
-		rule, setCookie := gatewayAPIAffinityRule(sa, c.Status.LastAppliedSpec, base, timeouts, b)
-		spec.Rules = append(spec.Rules, rule)
-		canaryRef.Filters = []gatewayv1.HTTPRouteFilter{setCookie}
+		// The cookies name the release, so they stop matching once the
+		// next release (or none) is analysed.
+		release := c.Status.LastAppliedSpec
+		spec.Rules = append(spec.Rules, gatewayAPIAffinityRule(sa.CookieName, release, base, rb, b.ref(b.names.Canary, nil)))
+		canaryRef.Filters = []gatewayv1.HTTPRouteFilter{gatewayAPISetCookie(setCookie(sa, sa.CookieName, release))}
+		if sa.PrimaryCookieName != "" {
+			spec.Rules = append(spec.Rules, gatewayAPIAffinityRule(sa.PrimaryCookieName, release, base, rb, b.ref(b.names.Primary, nil)))
+			primaryRef.Filters = []gatewayv1.HTTPRouteFilter{gatewayAPISetCookie(setCookie(sa, sa.PrimaryCookieName, release))}
+		}
 	}
-	def := gatewayv1.HTTPRouteRule{
-		Matches:     base,
-		BackendRefs: []gatewayv1.HTTPBackendRef{b.ref(b.names.Primary, new(primaryWeight)), canaryRef},
-		Timeouts:    timeouts,
-	}
-	gatewayAPIKeepForeign(&def, liveDefault, timeouts, b.names.Canary)
+	def := rb.rule(base, primaryRef, canaryRef)
+	def.Filters = append(def.Filters, mirrors...)
+	own := gatewayAPIOwnKeys(def)
+	gatewayAPIKeepForeign(&def, liveDefault, slices.Concat(own, liveOwn), b.names.Canary)
 	if t.Mirror {
 		def.Filters = append(def.Filters, b.mirror(t.MirrorWeight))
 	}
 	spec.Rules = append(spec.Rules, def)
-	return spec, nil
+	if rw := s.Rewrite; rw != nil && rw.URI != "" && rw.Type != string(gatewayv1.FullPathHTTPPathModifier) {
+		if err := gatewayAPIPrefixRewriteFits(spec.Rules); err != nil {
+			return spec, nil, err
+		}
+	}
+	return spec, own, nil
 }
 
 // gatewayAPIBaseMatches converts service.match, or matches every path
@@ -240,9 +312,299 @@ func (b gatewayAPIBackends) mirror(weight int) gatewayv1.HTTPRouteFilter {
 	return gatewayv1.HTTPRouteFilter{Type: gatewayv1.HTTPRouteFilterRequestMirror, RequestMirror: mirror}
 }
 
+// gatewayAPIRuleBase is what every generated rule carries besides its
+// matches and backends: the timeouts and the filters of service.headers,
+// rewrite and corsPolicy.
+type gatewayAPIRuleBase struct {
+	timeouts *gatewayv1.HTTPRouteTimeouts
+	filters  []gatewayv1.HTTPRouteFilter
+}
+
+// rule is a rule with matches and backends and the base's timeouts and
+// filters, which it does not share.
+func (rb gatewayAPIRuleBase) rule(matches []gatewayv1.HTTPRouteMatch, backends ...gatewayv1.HTTPBackendRef) gatewayv1.HTTPRouteRule {
+	rule := gatewayv1.HTTPRouteRule{Matches: matches, BackendRefs: backends, Timeouts: rb.timeouts.DeepCopy()}
+	for _, f := range rb.filters {
+		rule.Filters = append(rule.Filters, *f.DeepCopy())
+	}
+	return rule
+}
+
+// gatewayAPIRuleBaseOf converts service.timeout, backendTimeout, headers,
+// rewrite and corsPolicy. The Gateway API allows one filter of each of
+// these types per rule, and Serin makes at most one of each.
+func gatewayAPIRuleBaseOf(s serinv1.CanaryService) (gatewayAPIRuleBase, error) {
+	var rb gatewayAPIRuleBase
+	var err error
+	if rb.timeouts, err = gatewayAPITimeouts(s); err != nil {
+		return rb, err
+	}
+	if s.Headers != nil {
+		h := &istionetworking.Headers{}
+		if err := istioUnmarshal("service.headers", s.Headers, h); err != nil {
+			return rb, err
+		}
+		request, err := gatewayAPIHeaderFilter("service.headers.request", h.GetRequest())
+		if err != nil {
+			return rb, err
+		}
+		if request != nil {
+			rb.filters = append(rb.filters, gatewayv1.HTTPRouteFilter{Type: gatewayv1.HTTPRouteFilterRequestHeaderModifier, RequestHeaderModifier: request})
+		}
+		response, err := gatewayAPIHeaderFilter("service.headers.response", h.GetResponse())
+		if err != nil {
+			return rb, err
+		}
+		if response != nil {
+			rb.filters = append(rb.filters, gatewayv1.HTTPRouteFilter{Type: gatewayv1.HTTPRouteFilterResponseHeaderModifier, ResponseHeaderModifier: response})
+		}
+	}
+	if rewrite := gatewayAPIRewrite(s.Rewrite); rewrite != nil {
+		rb.filters = append(rb.filters, gatewayv1.HTTPRouteFilter{Type: gatewayv1.HTTPRouteFilterURLRewrite, URLRewrite: rewrite})
+	}
+	if s.CorsPolicy != nil {
+		cors, err := gatewayAPICORS(s.CorsPolicy)
+		if err != nil {
+			return rb, err
+		}
+		rb.filters = append(rb.filters, gatewayv1.HTTPRouteFilter{Type: gatewayv1.HTTPRouteFilterCORS, CORS: cors})
+	}
+	return rb, nil
+}
+
+// gatewayAPITimeouts converts service.timeout and backendTimeout. The
+// Gateway API refuses a backend request timeout longer than the request
+// timeout, which covers it.
+func gatewayAPITimeouts(s serinv1.CanaryService) (*gatewayv1.HTTPRouteTimeouts, error) {
+	if s.Timeout == "" && s.BackendTimeout == "" {
+		return nil, nil
+	}
+	timeouts := &gatewayv1.HTTPRouteTimeouts{}
+	if s.Timeout != "" {
+		d, err := gatewayAPIDuration(s.Timeout)
+		if err != nil {
+			return nil, fmt.Errorf("service.timeout: %w", err)
+		}
+		timeouts.Request = &d
+	}
+	if s.BackendTimeout != "" {
+		d, err := gatewayAPIDuration(s.BackendTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("service.backendTimeout: %w", err)
+		}
+		timeouts.BackendRequest = &d
+	}
+	if timeouts.Request != nil && timeouts.BackendRequest != nil {
+		// Both parsed already.
+		request, _ := time.ParseDuration(s.Timeout)
+		backend, _ := time.ParseDuration(s.BackendTimeout)
+		if backend > request {
+			return nil, fmt.Errorf("service.backendTimeout %s exceeds service.timeout %s, which covers it", s.BackendTimeout, s.Timeout)
+		}
+	}
+	return timeouts, nil
+}
+
+// gatewayAPIHeaderFilter converts Istio header operations, nil for none.
+// The Gateway API allows one operation per header name (in any case),
+// where Istio would set, add and remove in turn.
+func gatewayAPIHeaderFilter(field string, ops *istionetworking.Headers_HeaderOperations) (*gatewayv1.HTTPHeaderFilter, error) {
+	if len(ops.GetSet())+len(ops.GetAdd())+len(ops.GetRemove()) == 0 {
+		return nil, nil
+	}
+	headers := func(m map[string]string) []gatewayv1.HTTPHeader {
+		var out []gatewayv1.HTTPHeader
+		for _, name := range slices.Sorted(maps.Keys(m)) {
+			out = append(out, gatewayv1.HTTPHeader{Name: gatewayv1.HTTPHeaderName(name), Value: m[name]})
+		}
+		return out
+	}
+	f := &gatewayv1.HTTPHeaderFilter{Set: headers(ops.GetSet()), Add: headers(ops.GetAdd()), Remove: slices.Clone(ops.GetRemove())}
+	names := slices.Clone(f.Remove)
+	for _, h := range slices.Concat(f.Set, f.Add) {
+		names = append(names, string(h.Name))
+	}
+	seen := map[string]bool{}
+	for _, name := range names {
+		if seen[strings.ToLower(name)] {
+			return nil, fmt.Errorf("%s: header %s has more than one operation, which the Gateway API does not allow", field, name)
+		}
+		seen[strings.ToLower(name)] = true
+	}
+	return f, nil
+}
+
+// gatewayAPIRewrite converts service.rewrite, nil for none. A uri replaces
+// the matched path prefix unless type is ReplaceFullPath.
+func gatewayAPIRewrite(rw *serinv1.HTTPRewrite) *gatewayv1.HTTPURLRewriteFilter {
+	if rw == nil || (rw.URI == "" && rw.Authority == "") {
+		return nil
+	}
+	f := &gatewayv1.HTTPURLRewriteFilter{}
+	if rw.Authority != "" {
+		f.Hostname = new(gatewayv1.PreciseHostname(rw.Authority))
+	}
+	switch {
+	case rw.URI == "":
+	case rw.Type == string(gatewayv1.FullPathHTTPPathModifier):
+		f.Path = &gatewayv1.HTTPPathModifier{Type: gatewayv1.FullPathHTTPPathModifier, ReplaceFullPath: new(rw.URI)}
+	default:
+		f.Path = &gatewayv1.HTTPPathModifier{Type: gatewayv1.PrefixMatchHTTPPathModifier, ReplacePrefixMatch: new(rw.URI)}
+	}
+	return f
+}
+
+// gatewayAPIPrefixRewriteFits checks the Gateway API's rule for a
+// ReplacePrefixMatch rewrite: each rule has exactly one match, on a path
+// prefix.
+func gatewayAPIPrefixRewriteFits(rules []gatewayv1.HTTPRouteRule) error {
+	for i, rule := range rules {
+		if len(rule.Matches) != 1 {
+			return fmt.Errorf("service.rewrite: a ReplacePrefixMatch rewrite needs each rule to have one match, but rule %d has %d (from service.match)", i, len(rule.Matches))
+		}
+		if p := rule.Matches[0].Path; p == nil || p.Type == nil || *p.Type != gatewayv1.PathMatchPathPrefix {
+			return fmt.Errorf("service.rewrite: a ReplacePrefixMatch rewrite needs each rule to match a path prefix, but rule %d does not (service.match or analysis.match sets an exact or regex uri)", i)
+		}
+	}
+	return nil
+}
+
+// gatewayAPICORS converts service.corsPolicy. Gateway API origins are exact
+// or have a '*' wildcard for DNS labels: Istio's prefix and regex origins
+// have no equivalent.
+func gatewayAPICORS(raw *apiextensionsv1.JSON) (*gatewayv1.HTTPCORSFilter, error) {
+	p := &istionetworking.CorsPolicy{}
+	if err := istioUnmarshal("service.corsPolicy", raw, p); err != nil {
+		return nil, err
+	}
+	f := &gatewayv1.HTTPCORSFilter{}
+	for i, m := range p.GetAllowOrigins() {
+		kind, v, ok := StringMatchOf(m)
+		if !ok {
+			return nil, fmt.Errorf("service.corsPolicy.allowOrigins[%d]: empty match", i)
+		}
+		if kind != MatchExact {
+			return nil, fmt.Errorf("service.corsPolicy.allowOrigins[%d]: the Gateway API has no %s origins (%q), only exact ones and wildcards such as https://*.example.com", i, strings.ToLower(string(kind)), v)
+		}
+		f.AllowOrigins = append(f.AllowOrigins, gatewayv1.CORSOrigin(v))
+	}
+	for _, o := range p.GetAllowOrigin() {
+		f.AllowOrigins = append(f.AllowOrigins, gatewayv1.CORSOrigin(o))
+	}
+	for _, m := range p.GetAllowMethods() {
+		f.AllowMethods = append(f.AllowMethods, gatewayv1.HTTPMethodWithWildcard(m))
+	}
+	for _, h := range p.GetAllowHeaders() {
+		f.AllowHeaders = append(f.AllowHeaders, gatewayv1.HTTPHeaderName(h))
+	}
+	for _, h := range p.GetExposeHeaders() {
+		f.ExposeHeaders = append(f.ExposeHeaders, gatewayv1.HTTPHeaderName(h))
+	}
+	if p.GetMaxAge() != nil {
+		d := p.GetMaxAge().AsDuration()
+		if d < time.Second || d%time.Second != 0 || d > math.MaxInt32*time.Second {
+			return nil, fmt.Errorf("service.corsPolicy.maxAge: %s is not a whole number of seconds, as the Gateway API takes it", d)
+		}
+		f.MaxAge = int32(d / time.Second)
+	}
+	if p.GetAllowCredentials() != nil {
+		f.AllowCredentials = new(p.GetAllowCredentials().GetValue())
+	}
+	if p.GetUnmatchedPreflights() != istionetworking.CorsPolicy_UNSPECIFIED {
+		return nil, fmt.Errorf("service.corsPolicy.unmatchedPreflights: the Gateway API has no equivalent")
+	}
+	return f, nil
+}
+
+// gatewayAPIMirrors converts service.mirror into RequestMirror filters.
+func gatewayAPIMirrors(raw []apiextensionsv1.JSON, canary string) ([]gatewayv1.HTTPRouteFilter, error) {
+	var out []gatewayv1.HTTPRouteFilter
+	for i, r := range raw {
+		m, err := gatewayAPIMirror(r.Raw)
+		if err != nil {
+			return nil, fmt.Errorf("service.mirror[%d]: %w", i, err)
+		}
+		f := gatewayv1.HTTPRouteFilter{Type: gatewayv1.HTTPRouteFilterRequestMirror, RequestMirror: m}
+		// Routes would read it as a mirroring analysis.
+		if isCanaryMirror(f, canary) {
+			return nil, fmt.Errorf("service.mirror[%d]: mirrors to the canary Service %s, which Serin does during mirroring analyses only", i, canary)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// gatewayAPIMirror converts a service.mirror item: the Gateway API's
+// HTTPRequestMirrorFilter, as Flagger's Gateway API router takes it, or
+// Istio's HTTPMirrorPolicy, as its Istio router does. Their required
+// fields, backendRef and destination, tell them apart.
+func gatewayAPIMirror(raw []byte) (*gatewayv1.HTTPRequestMirrorFilter, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return nil, err
+	}
+	_, gateway := fields["backendRef"]
+	_, istio := fields["destination"]
+	switch {
+	case gateway && !istio:
+		m := &gatewayv1.HTTPRequestMirrorFilter{}
+		// As protojson does for the Istio shape, a typo fails loudly.
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(m); err != nil {
+			return nil, fmt.Errorf("HTTPRequestMirrorFilter: %w", err)
+		}
+		return m, nil
+	case istio && !gateway:
+		p := &istionetworking.HTTPMirrorPolicy{}
+		if err := protojson.Unmarshal(raw, p); err != nil {
+			return nil, fmt.Errorf("HTTPMirrorPolicy: %w", err)
+		}
+		return gatewayAPIIstioMirror(p)
+	}
+	return nil, errors.New("neither a Gateway API HTTPRequestMirrorFilter (backendRef) nor an Istio HTTPMirrorPolicy (destination)")
+}
+
+// gatewayAPIIstioMirror converts an Istio mirror policy to a Service of the
+// cluster.
+func gatewayAPIIstioMirror(p *istionetworking.HTTPMirrorPolicy) (*gatewayv1.HTTPRequestMirrorFilter, error) {
+	d := p.GetDestination()
+	if d.GetSubset() != "" {
+		return nil, fmt.Errorf("destination.subset: the Gateway API mirrors to a Service, not to a subset")
+	}
+	if d.GetPort().GetNumber() == 0 {
+		return nil, fmt.Errorf("destination.port.number: the Gateway API needs the Service port")
+	}
+	// Istio's short names: name, name.namespace, name.namespace.svc[.<cluster domain>].
+	parts := strings.Split(d.GetHost(), ".")
+	if slices.Contains(parts[:min(len(parts), 2)], "") || len(parts) > 2 && parts[2] != "svc" {
+		return nil, fmt.Errorf("destination.host %q is not a Service of the cluster (name, name.namespace or name.namespace.svc.cluster.local)", d.GetHost())
+	}
+	m := &gatewayv1.HTTPRequestMirrorFilter{BackendRef: gatewayv1.BackendObjectReference{
+		Name: gatewayv1.ObjectName(parts[0]),
+		Port: new(gatewayv1.PortNumber(d.GetPort().GetNumber())),
+	}}
+	if len(parts) > 1 {
+		m.BackendRef.Namespace = new(gatewayv1.Namespace(parts[1]))
+	}
+	if pct := p.GetPercentage(); pct != nil {
+		v := pct.GetValue()
+		switch {
+		case v < 0 || v > 100:
+			return nil, fmt.Errorf("percentage.value %v is not between 0 and 100", v)
+		case v == math.Trunc(v):
+			m.Percent = new(int32(v))
+		default:
+			// Percent is whole: a fraction keeps four decimals.
+			m.Fraction = &gatewayv1.Fraction{Numerator: int32(math.Round(v * 10000)), Denominator: new(int32(1000000))}
+		}
+	}
+	return m, nil
+}
+
 // gatewayAPIABRules are the A/B rules, one per analysis.match rule, each
 // sending the requests it matches within the base matches to the canary.
-func gatewayAPIABRules(match []apiextensionsv1.JSON, base []gatewayv1.HTTPRouteMatch, timeouts *gatewayv1.HTTPRouteTimeouts, b gatewayAPIBackends) ([]gatewayv1.HTTPRouteRule, error) {
+func gatewayAPIABRules(match []apiextensionsv1.JSON, base []gatewayv1.HTTPRouteMatch, rb gatewayAPIRuleBase, b gatewayAPIBackends) ([]gatewayv1.HTTPRouteRule, error) {
 	abMatches, err := ParseMatches(match)
 	if err != nil {
 		return nil, fmt.Errorf("analysis.match: %w", err)
@@ -253,68 +615,103 @@ func gatewayAPIABRules(match []apiextensionsv1.JSON, base []gatewayv1.HTTPRouteM
 		if err != nil {
 			return nil, fmt.Errorf("analysis.match[%d]: %w", i, err)
 		}
-		rule := gatewayv1.HTTPRouteRule{
-			BackendRefs: []gatewayv1.HTTPBackendRef{b.ref(b.names.Primary, new(int32(0))), b.ref(b.names.Canary, new(int32(100)))},
-			Timeouts:    timeouts.DeepCopy(),
-		}
+		var matches []gatewayv1.HTTPRouteMatch
 		for _, bm := range base {
-			rule.Matches = append(rule.Matches, mergeGatewayAPIMatch(bm, am))
+			matches = append(matches, mergeGatewayAPIMatch(bm, am))
 		}
-		rules = append(rules, rule)
+		rules = append(rules, rb.rule(matches, b.ref(b.names.Primary, new(int32(0))), b.ref(b.names.Canary, new(int32(100)))))
 	}
 	return rules, nil
 }
 
-// gatewayAPIAffinityRule is the session affinity rule, which keeps sending
-// the clients that got the release's cookie to the canary, and the filter
-// that sets the cookie on the canary's responses.
-func gatewayAPIAffinityRule(sa *serinv1.SessionAffinity, release string, base []gatewayv1.HTTPRouteMatch, timeouts *gatewayv1.HTTPRouteTimeouts, b gatewayAPIBackends) (gatewayv1.HTTPRouteRule, gatewayv1.HTTPRouteFilter) {
-	cookie := sa.CookieName + "=" + release
-	maxAge := sa.MaxAge
-	if maxAge == 0 {
-		maxAge = gatewayAPIDefaultMaxAge
-	}
+// gatewayAPIAffinityRule is a session affinity rule, which keeps sending
+// the clients that got the release's cookie of name cookieName to backend.
+func gatewayAPIAffinityRule(cookieName, release string, base []gatewayv1.HTTPRouteMatch, rb gatewayAPIRuleBase, backend gatewayv1.HTTPBackendRef) gatewayv1.HTTPRouteRule {
 	header := gatewayv1.HTTPHeaderMatch{
 		Type:  new(gatewayv1.HeaderMatchRegularExpression),
 		Name:  "Cookie",
-		Value: "^(.*?;)?(" + regexp.QuoteMeta(cookie) + ")(;.*)?$",
+		Value: "^(.*?;)?(" + regexp.QuoteMeta(cookieName+"="+release) + ")(;.*)?$",
 	}
-	rule := gatewayv1.HTTPRouteRule{
-		BackendRefs: []gatewayv1.HTTPBackendRef{b.ref(b.names.Canary, nil)},
-		Timeouts:    timeouts.DeepCopy(),
-	}
+	var matches []gatewayv1.HTTPRouteMatch
 	for _, bm := range base {
 		m := *bm.DeepCopy()
 		m.Headers = append(m.Headers, header)
-		rule.Matches = append(rule.Matches, m)
+		matches = append(matches, m)
 	}
-	setCookie := gatewayv1.HTTPRouteFilter{
-		Type: gatewayv1.HTTPRouteFilterResponseHeaderModifier,
-		ResponseHeaderModifier: &gatewayv1.HTTPHeaderFilter{Add: []gatewayv1.HTTPHeader{{
-			Name:  "Set-Cookie",
-			Value: fmt.Sprintf("%s; Max-Age=%d", cookie, maxAge),
-		}}},
+	return rb.rule(matches, backend)
+}
+
+// gatewayAPISetCookie is the backend filter that adds the Set-Cookie
+// header value to the backend's responses.
+func gatewayAPISetCookie(value string) gatewayv1.HTTPRouteFilter {
+	return gatewayv1.HTTPRouteFilter{
+		Type:                   gatewayv1.HTTPRouteFilterResponseHeaderModifier,
+		ResponseHeaderModifier: &gatewayv1.HTTPHeaderFilter{Add: []gatewayv1.HTTPHeader{{Name: "Set-Cookie", Value: value}}},
 	}
-	return rule, setCookie
+}
+
+// gatewayAPIFilterKey names a filter in gatewayAPIDefaultRuleAnnotation by
+// what the server does not default: a mirror by its backend, any other by
+// its type, of which a rule has one.
+func gatewayAPIFilterKey(f gatewayv1.HTTPRouteFilter) string {
+	if f.Type != gatewayv1.HTTPRouteFilterRequestMirror || f.RequestMirror == nil {
+		return string(f.Type)
+	}
+	b := f.RequestMirror.BackendRef
+	var ns string
+	if b.Namespace != nil {
+		ns = string(*b.Namespace)
+	}
+	var port gatewayv1.PortNumber
+	if b.Port != nil {
+		port = *b.Port
+	}
+	return fmt.Sprintf("%s=%s/%s:%d", f.Type, ns, b.Name, port)
+}
+
+// gatewayAPIOwnKeys are the keys of the filters and timeouts Serin sets on
+// the default rule.
+func gatewayAPIOwnKeys(def gatewayv1.HTTPRouteRule) []string {
+	var keys []string
+	for _, f := range def.Filters {
+		keys = append(keys, gatewayAPIFilterKey(f))
+	}
+	if def.Timeouts != nil && def.Timeouts.Request != nil {
+		keys = append(keys, gatewayAPIRequestTimeout)
+	}
+	if def.Timeouts != nil && def.Timeouts.BackendRequest != nil {
+		keys = append(keys, gatewayAPIBackendRequestTimeout)
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
 }
 
 // gatewayAPIKeepForeign carries the filters and timeouts others added to
 // the live default rule over to def: the rules list is atomic, so Serin's
-// apply would otherwise remove them. Serin's own mirror and request timeout
-// are not carried over but set anew.
-func gatewayAPIKeepForeign(def, liveDefault *gatewayv1.HTTPRouteRule, timeouts *gatewayv1.HTTPRouteTimeouts, canary string) {
+// apply would otherwise remove them. What Serin sets (own: its keys now and
+// before) is not carried over but set anew, so what the Canary no longer
+// asks for goes; a foreign filter of a type Serin sets gives way, as a rule
+// has one of each. Serin's mirror to the canary is set anew too.
+func gatewayAPIKeepForeign(def, liveDefault *gatewayv1.HTTPRouteRule, own []string, canary string) {
 	if liveDefault == nil {
 		return
 	}
 	for _, f := range liveDefault.Filters {
-		if !isCanaryMirror(f, canary) {
+		if !isCanaryMirror(f, canary) && !slices.Contains(own, gatewayAPIFilterKey(f)) {
 			def.Filters = append(def.Filters, f)
 		}
 	}
 	if lt := liveDefault.Timeouts; lt != nil {
+		var ours gatewayv1.HTTPRouteTimeouts
+		if def.Timeouts != nil {
+			ours = *def.Timeouts
+		}
 		merged := lt.DeepCopy()
-		if timeouts != nil {
-			merged.Request = timeouts.Request
+		if slices.Contains(own, gatewayAPIRequestTimeout) {
+			merged.Request = ours.Request
+		}
+		if slices.Contains(own, gatewayAPIBackendRequestTimeout) {
+			merged.BackendRequest = ours.BackendRequest
 		}
 		def.Timeouts = merged
 	}
@@ -385,10 +782,11 @@ func isCanaryMirror(f gatewayv1.HTTPRouteFilter, canary string) bool {
 	return f.Type == gatewayv1.HTTPRouteFilterRequestMirror && f.RequestMirror != nil && string(f.RequestMirror.BackendRef.Name) == canary
 }
 
-// isSessionAffinityRule reports whether rule is the session affinity rule:
-// all its matches test the Cookie header with a regular expression.
+// isSessionAffinityRule reports whether rule is a session affinity rule: it
+// sends everything to one Service (an A/B rule has both, the primary at 0)
+// and all its matches test the Cookie header with a regular expression.
 func isSessionAffinityRule(rule gatewayv1.HTTPRouteRule) bool {
-	if len(rule.Matches) == 0 {
+	if len(rule.Matches) == 0 || len(rule.BackendRefs) != 1 {
 		return false
 	}
 	for _, m := range rule.Matches {
@@ -422,15 +820,6 @@ func gatewayAPIDuration(s string) (gatewayv1.Duration, error) {
 		}
 	}
 	return gatewayv1.Duration(b.String()), nil
-}
-
-// gatewayAPIHash hashes what Serin applies, so an unchanged route is
-// detected without comparing defaulted fields.
-func gatewayAPIHash(spec gatewayv1.HTTPRouteSpec, c *serinv1.Canary) (string, error) {
-	return apply.Hash(struct {
-		Spec  gatewayv1.HTTPRouteSpec
-		Owner string
-	}{spec, string(c.UID)})
 }
 
 // gatewayAPIConvert copies in into out through their JSON form, e.g. a typed

@@ -2,6 +2,7 @@ package router
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -115,13 +116,7 @@ func TestGatewayAPIRouter(t *testing.T) {
 		}
 		return &hr
 	}
-	weights := func(rule gatewayv1.HTTPRouteRule) map[string]int32 {
-		w := map[string]int32{}
-		for _, b := range rule.BackendRefs {
-			w[string(b.Name)] = *b.Weight
-		}
-		return w
-	}
+	weights := gatewayAPIWeights
 	pathAPI := gatewayv1.HTTPPathMatch{Type: new(gatewayv1.PathMatchPathPrefix), Value: new("/api")}
 	canaryAffinity := func(g Gomega, hr *gatewayv1.HTTPRoute, want bool) {
 		def := hr.Spec.Rules[len(hr.Spec.Rules)-1]
@@ -276,6 +271,285 @@ func TestGatewayAPIRouter(t *testing.T) {
 		g.Expect(gw.Revert(ctx, route)).To(Succeed())
 		g.Expect(c.Get(ctx, key, &gatewayv1.HTTPRoute{})).To(Succeed(), "the user's HTTPRoute is still there")
 		g.Expect(c.Delete(ctx, users)).To(Succeed())
+	})
+}
+
+// gatewayAPIWeights maps the backends of rule to their weights.
+func gatewayAPIWeights(rule gatewayv1.HTTPRouteRule) map[string]int32 {
+	w := map[string]int32{}
+	for _, b := range rule.BackendRefs {
+		w[string(b.Name)] = *b.Weight
+	}
+	return w
+}
+
+// TestGatewayAPIRouterServiceFields checks, against a real kube-apiserver,
+// that the HTTPRoute carries service.timeout, backendTimeout, headers,
+// rewrite, corsPolicy, mirror and apex and sessionAffinity's cookie
+// attributes and primary cookie, that what others add survives and that
+// what the Canary drops goes.
+func TestGatewayAPIRouterServiceFields(t *testing.T) {
+	env := testenv.StartForTest(t, testenv.Options{Mode: testenv.APIServer, CRDPaths: []string{
+		gcTestCRDDir(t, "sigs.k8s.io/gateway-api", "config", "crd", "standard"),
+		"../../artifacts/crds",
+	}})
+	c := gcTestClient(t, env.Config)
+	ctx := t.Context()
+	canary := gcTestCanary(t, c, "gatewayapi-fields", func(c *serinv1.Canary) {
+		s := &c.Spec.Service
+		s.GatewayRefs = []gatewayv1.ParentReference{{Name: "public"}}
+		s.Timeout = "2s"
+		s.BackendTimeout = "500ms"
+		s.Rewrite = &serinv1.HTTPRewrite{URI: "/v2", Authority: "backend.internal"}
+		s.Headers = &apiextensionsv1.JSON{Raw: []byte(`{"request":{"set":{"x-env":"canary"},"add":{"x-via":"serin"},"remove":["x-debug"]},"response":{"set":{"cache-control":"no-store"}}}`)}
+		s.CorsPolicy = &apiextensionsv1.JSON{Raw: []byte(`{"allowOrigins":[{"exact":"https://app.example.com"}],"allowOrigin":["https://*.example.org"],` +
+			`"allowMethods":["GET","POST"],"allowHeaders":["x-token"],"exposeHeaders":["x-request-id"],"maxAge":"60s","allowCredentials":true}`)}
+		s.Mirror = []apiextensionsv1.JSON{
+			{Raw: []byte(`{"backendRef":{"name":"shadow","port":8080},"percent":20}`)},
+			{Raw: []byte(`{"destination":{"host":"audit.tools.svc.cluster.local","port":{"number":80}},"percentage":{"value":12.5}}`)},
+		}
+		s.Apex = &serinv1.CustomMetadata{
+			Labels:      map[string]string{"team": "web", "owned-elsewhere": "serin"},
+			Annotations: map[string]string{"note": "routed by serin"},
+		}
+		s.UnmanagedMetadata = &serinv1.UnmanagedMetadata{Labels: []string{"owned-elsewhere"}}
+		// A cookie match of an A/B rule is not taken for session affinity.
+		c.Spec.Analysis.Match = []apiextensionsv1.JSON{{Raw: []byte(`{"headers":{"cookie":{"regex":"^(.*?;)?(canary=always)(;.*)?$"}}}`)}}
+		c.Spec.Analysis.SessionAffinity = &serinv1.SessionAffinity{
+			CookieName: "canary-session", PrimaryCookieName: "primary-session", MaxAge: 60,
+			Domain: "example.com", Path: "/", Secure: true, HttpOnly: true, SameSite: "Lax", Partitioned: true,
+		}
+	})
+	gw := &GatewayAPIRouter{Reader: c, Client: c, FieldManager: gcTestFieldManager}
+	route := Route{Canary: canary}
+	key := client.ObjectKey{Namespace: canary.Namespace, Name: "podinfo"}
+	get := func(t *testing.T) *gatewayv1.HTTPRoute {
+		t.Helper()
+		var hr gatewayv1.HTTPRoute
+		if err := c.Get(ctx, key, &hr); err != nil {
+			t.Fatal(err)
+		}
+		return &hr
+	}
+
+	// Every rule's filters, as the apiserver stores them.
+	ruleFilters := []gatewayv1.HTTPRouteFilter{
+		{Type: gatewayv1.HTTPRouteFilterRequestHeaderModifier, RequestHeaderModifier: &gatewayv1.HTTPHeaderFilter{
+			Set:    []gatewayv1.HTTPHeader{{Name: "x-env", Value: "canary"}},
+			Add:    []gatewayv1.HTTPHeader{{Name: "x-via", Value: "serin"}},
+			Remove: []string{"x-debug"},
+		}},
+		{Type: gatewayv1.HTTPRouteFilterResponseHeaderModifier, ResponseHeaderModifier: &gatewayv1.HTTPHeaderFilter{
+			Set: []gatewayv1.HTTPHeader{{Name: "cache-control", Value: "no-store"}},
+		}},
+		{Type: gatewayv1.HTTPRouteFilterURLRewrite, URLRewrite: &gatewayv1.HTTPURLRewriteFilter{
+			Hostname: new(gatewayv1.PreciseHostname("backend.internal")),
+			Path:     &gatewayv1.HTTPPathModifier{Type: gatewayv1.PrefixMatchHTTPPathModifier, ReplacePrefixMatch: new("/v2")},
+		}},
+		{Type: gatewayv1.HTTPRouteFilterCORS, CORS: &gatewayv1.HTTPCORSFilter{
+			AllowOrigins:     []gatewayv1.CORSOrigin{"https://app.example.com", "https://*.example.org"},
+			AllowCredentials: new(true),
+			AllowMethods:     []gatewayv1.HTTPMethodWithWildcard{"GET", "POST"},
+			AllowHeaders:     []gatewayv1.HTTPHeaderName{"x-token"},
+			ExposeHeaders:    []gatewayv1.HTTPHeaderName{"x-request-id"},
+			MaxAge:           60,
+		}},
+	}
+	mirror := func(name, ns string, port int32) gatewayv1.HTTPRouteFilter {
+		ref := gatewayv1.BackendObjectReference{Group: new(gatewayv1.Group("")), Kind: new(gatewayv1.Kind("Service")), Name: gatewayv1.ObjectName(name), Port: new(port)}
+		if ns != "" {
+			ref.Namespace = new(gatewayv1.Namespace(ns))
+		}
+		return gatewayv1.HTTPRouteFilter{Type: gatewayv1.HTTPRouteFilterRequestMirror, RequestMirror: &gatewayv1.HTTPRequestMirrorFilter{BackendRef: ref}}
+	}
+	shadow := mirror("shadow", "", 8080)
+	shadow.RequestMirror.Percent = new(int32(20))
+	audit := mirror("audit", "tools", 80)
+	audit.RequestMirror.Fraction = &gatewayv1.Fraction{Numerator: 125000, Denominator: new(int32(1000000))}
+	userMirrors := []gatewayv1.HTTPRouteFilter{shadow, audit}
+	attrs := "; Max-Age=60; Domain=example.com; Path=/; Secure; HttpOnly; SameSite=Lax; Partitioned"
+	setCookie := func(value string) []gatewayv1.HTTPRouteFilter {
+		return []gatewayv1.HTTPRouteFilter{{Type: gatewayv1.HTTPRouteFilterResponseHeaderModifier, ResponseHeaderModifier: &gatewayv1.HTTPHeaderFilter{
+			Add: []gatewayv1.HTTPHeader{{Name: "Set-Cookie", Value: value + attrs}},
+		}}}
+	}
+	cookieMatch := func(cookie string) []gatewayv1.HTTPHeaderMatch {
+		return []gatewayv1.HTTPHeaderMatch{{Type: new(gatewayv1.HeaderMatchRegularExpression), Name: "Cookie", Value: `^(.*?;)?(` + cookie + `)(;.*)?$`}}
+	}
+	backend := func(rule gatewayv1.HTTPRouteRule, name string) gatewayv1.HTTPBackendRef {
+		for _, b := range rule.BackendRefs {
+			if string(b.Name) == name {
+				return b
+			}
+		}
+		t.Fatalf("no backend %s in %+v", name, rule.BackendRefs)
+		return gatewayv1.HTTPBackendRef{}
+	}
+	canaryMirror := mirror("podinfo-canary", "", 9898)
+	canaryMirror.RequestMirror.Percent = new(int32(30))
+
+	for _, tt := range []struct {
+		name    string
+		traffic analysis.Traffic
+		rules   int
+		// defaultFilters are the default rule's filters after ruleFilters.
+		defaultFilters []gatewayv1.HTTPRouteFilter
+		check          func(g Gomega, hr *gatewayv1.HTTPRoute)
+	}{
+		{name: "weight 10", traffic: analysis.Traffic{CanaryWeight: 10}, rules: 3, defaultFilters: userMirrors, check: func(g Gomega, hr *gatewayv1.HTTPRoute) {
+			def := hr.Spec.Rules[2]
+			g.Expect(backend(def, "podinfo-canary").Filters).To(Equal(setCookie("canary-session=rev1")))
+			g.Expect(backend(def, "podinfo-primary").Filters).To(Equal(setCookie("primary-session=rev1")))
+			for i, want := range []struct{ cookie, backend string }{{"canary-session=rev1", "podinfo-canary"}, {"primary-session=rev1", "podinfo-primary"}} {
+				rule := hr.Spec.Rules[i]
+				g.Expect(rule.Matches).To(HaveLen(1))
+				g.Expect(rule.Matches[0].Headers).To(Equal(cookieMatch(want.cookie)))
+				g.Expect(rule.BackendRefs).To(HaveLen(1))
+				g.Expect(rule.BackendRefs[0].Name).To(BeEquivalentTo(want.backend))
+				g.Expect(rule.BackendRefs[0].Filters).To(BeEmpty())
+			}
+		}},
+		{name: "weight 50", traffic: analysis.Traffic{CanaryWeight: 50}, rules: 3, defaultFilters: userMirrors},
+		{name: "A/B", traffic: analysis.Traffic{MatchToCanary: true}, rules: 2, defaultFilters: userMirrors, check: func(g Gomega, hr *gatewayv1.HTTPRoute) {
+			ab := hr.Spec.Rules[0]
+			g.Expect(gatewayAPIWeights(ab)).To(Equal(map[string]int32{"podinfo-primary": 0, "podinfo-canary": 100}))
+			g.Expect(ab.Matches[0].Headers).To(Equal([]gatewayv1.HTTPHeaderMatch{{
+				Type: new(gatewayv1.HeaderMatchRegularExpression), Name: "cookie", Value: `^(.*?;)?(canary=always)(;.*)?$`,
+			}}))
+		}},
+		{name: "mirroring", traffic: analysis.Traffic{Mirror: true, MirrorWeight: 30}, rules: 1, defaultFilters: append(slices.Clone(userMirrors), canaryMirror)},
+		{name: "weight 100", traffic: analysis.Traffic{CanaryWeight: 100}, rules: 1, defaultFilters: userMirrors, check: func(g Gomega, hr *gatewayv1.HTTPRoute) {
+			for _, b := range hr.Spec.Rules[0].BackendRefs {
+				g.Expect(b.Filters).To(BeEmpty())
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			g.Expect(setRoutes(ctx, gw, route, tt.traffic)).To(Succeed())
+			hr := get(t)
+			g.Expect(hr.Labels).To(Equal(map[string]string{"team": "web"}))
+			g.Expect(hr.Annotations).To(HaveKeyWithValue("note", "routed by serin"))
+			g.Expect(hr.Spec.Rules).To(HaveLen(tt.rules))
+			for i, rule := range hr.Spec.Rules {
+				g.Expect(rule.Timeouts).To(Equal(&gatewayv1.HTTPRouteTimeouts{Request: new(gatewayv1.Duration("2s")), BackendRequest: new(gatewayv1.Duration("500ms"))}), "rule %d", i)
+				g.Expect(rule.Matches).To(HaveLen(1))
+				g.Expect(rule.Matches[0].Path).To(Equal(&gatewayv1.HTTPPathMatch{Type: new(gatewayv1.PathMatchPathPrefix), Value: new("/")}))
+				want := ruleFilters
+				if i == len(hr.Spec.Rules)-1 {
+					want = slices.Concat(ruleFilters, tt.defaultFilters)
+				}
+				g.Expect(rule.Filters).To(Equal(want), "rule %d", i)
+			}
+			p, cw := Split(tt.traffic)
+			g.Expect(gatewayAPIWeights(hr.Spec.Rules[len(hr.Spec.Rules)-1])).To(Equal(map[string]int32{"podinfo-primary": p, "podinfo-canary": cw}))
+			if tt.check != nil {
+				tt.check(g, hr)
+			}
+
+			got, err := gw.Routes(ctx, route)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(got).To(Equal(tt.traffic))
+
+			g.Expect(setRoutes(ctx, gw, route, tt.traffic)).To(Succeed())
+			g.Expect(get(t).ResourceVersion).To(Equal(hr.ResourceVersion), "a second SetRoutes wrote")
+		})
+	}
+
+	// Another manager's label and mirror on the default rule.
+	recorder := mirror("recorder", "", 80)
+	t.Run("what others add survives", func(t *testing.T) {
+		g := NewWithT(t)
+		hr := get(t)
+		hr.Labels["owner"] = "ops"
+		def := &hr.Spec.Rules[len(hr.Spec.Rules)-1]
+		def.Filters = append(def.Filters, recorder)
+		g.Expect(c.Update(ctx, hr, client.FieldOwner("kubectl-edit"))).To(Succeed())
+
+		for _, tr := range []analysis.Traffic{{CanaryWeight: 10}, {CanaryWeight: 50}, {Mirror: true}, {}} {
+			g.Expect(setRoutes(ctx, gw, route, tr)).To(Succeed())
+			hr := get(t)
+			g.Expect(hr.Labels).To(Equal(map[string]string{"team": "web", "owner": "ops"}), "%+v", tr)
+			def := hr.Spec.Rules[len(hr.Spec.Rules)-1]
+			want := slices.Concat(ruleFilters, userMirrors, []gatewayv1.HTTPRouteFilter{recorder})
+			if tr.Mirror {
+				want = append(want, mirror("podinfo-canary", "", 9898))
+			}
+			g.Expect(def.Filters).To(Equal(want), "%+v", tr)
+			got, err := gw.Routes(ctx, route)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(got).To(Equal(tr))
+		}
+	})
+
+	t.Run("a label Serin sets is put back", func(t *testing.T) {
+		g := NewWithT(t)
+		hr := get(t)
+		delete(hr.Labels, "team")
+		g.Expect(c.Update(ctx, hr, client.FieldOwner("kubectl-edit"))).To(Succeed())
+		g.Expect(setRoutes(ctx, gw, route, analysis.Traffic{})).To(Succeed())
+		g.Expect(get(t).Labels).To(HaveKeyWithValue("team", "web"))
+	})
+
+	t.Run("what the Canary drops goes", func(t *testing.T) {
+		g := NewWithT(t)
+		dropped := canary.DeepCopy()
+		s := &dropped.Spec.Service
+		s.BackendTimeout, s.Headers, s.CorsPolicy, s.Rewrite, s.Mirror = "", nil, nil, nil, nil
+		s.Apex = nil
+		g.Expect(setRoutes(ctx, gw, Route{Canary: dropped}, analysis.Traffic{CanaryWeight: 10})).To(Succeed())
+		hr := get(t)
+		g.Expect(hr.Labels).To(Equal(map[string]string{"owner": "ops"}))
+		g.Expect(hr.Annotations).NotTo(HaveKey("note"))
+		g.Expect(hr.Annotations).To(HaveKeyWithValue(gatewayAPIDefaultRuleAnnotation, gatewayAPIRequestTimeout))
+		g.Expect(hr.Spec.Rules).To(HaveLen(3))
+		for i, rule := range hr.Spec.Rules {
+			g.Expect(rule.Timeouts).To(Equal(&gatewayv1.HTTPRouteTimeouts{Request: new(gatewayv1.Duration("2s"))}), "rule %d", i)
+		}
+		g.Expect(hr.Spec.Rules[0].Filters).To(BeEmpty())
+		g.Expect(hr.Spec.Rules[2].Filters).To(Equal([]gatewayv1.HTTPRouteFilter{recorder}), "only the other manager's mirror is left")
+	})
+
+	t.Run("rejects", func(t *testing.T) {
+		for _, tc := range []struct {
+			name   string
+			mutate func(s *serinv1.CanaryService)
+			want   string
+		}{
+			{"a backend timeout over the request timeout", func(s *serinv1.CanaryService) { s.BackendTimeout = "3s" },
+				"service.backendTimeout 3s exceeds service.timeout 2s"},
+			{"a prefix origin", func(s *serinv1.CanaryService) {
+				s.CorsPolicy = &apiextensionsv1.JSON{Raw: []byte(`{"allowOrigins":[{"prefix":"https://"}]}`)}
+			}, `service.corsPolicy.allowOrigins[0]: the Gateway API has no prefix origins ("https://")`},
+			{"a regex origin", func(s *serinv1.CanaryService) {
+				s.CorsPolicy = &apiextensionsv1.JSON{Raw: []byte(`{"allowOrigins":[{"exact":"https://a.example.com"},{"regex":".*"}]}`)}
+			}, `service.corsPolicy.allowOrigins[1]: the Gateway API has no regex origins (".*")`},
+			{"a mirror of neither shape", func(s *serinv1.CanaryService) {
+				s.Mirror = append(s.Mirror, apiextensionsv1.JSON{Raw: []byte(`{"host":"shadow"}`)})
+			}, "service.mirror[2]: neither a Gateway API HTTPRequestMirrorFilter"},
+			{"a mirror to the canary", func(s *serinv1.CanaryService) {
+				s.Mirror = []apiextensionsv1.JSON{{Raw: []byte(`{"destination":{"host":"podinfo-canary","port":{"number":9898}}}`)}}
+			}, "service.mirror[0]: mirrors to the canary Service podinfo-canary"},
+			{"a prefix rewrite with two matches", func(s *serinv1.CanaryService) {
+				s.Match = []apiextensionsv1.JSON{{Raw: []byte(`{"uri":{"prefix":"/a"}}`)}, {Raw: []byte(`{"uri":{"prefix":"/b"}}`)}}
+			}, "service.rewrite: a ReplacePrefixMatch rewrite needs each rule to have one match, but rule 0 has 2"},
+			{"a prefix rewrite of an exact path", func(s *serinv1.CanaryService) {
+				s.Match = []apiextensionsv1.JSON{{Raw: []byte(`{"uri":{"exact":"/a"}}`)}}
+			}, "service.rewrite: a ReplacePrefixMatch rewrite needs each rule to match a path prefix"},
+			{"two operations on one header", func(s *serinv1.CanaryService) {
+				s.Headers = &apiextensionsv1.JSON{Raw: []byte(`{"request":{"set":{"X-A":"1"},"remove":["x-a"]}}`)}
+			}, "service.headers.request: header X-A has more than one operation"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				g := NewWithT(t)
+				before := get(t)
+				bad := canary.DeepCopy()
+				tc.mutate(&bad.Spec.Service)
+				_, err := gw.SetRoutes(ctx, Route{Canary: bad}, analysis.Traffic{CanaryWeight: 10})
+				g.Expect(err).To(MatchError(ContainSubstring(tc.want)))
+				g.Expect(get(t).ResourceVersion).To(Equal(before.ResourceVersion))
+			})
+		}
 	})
 }
 

@@ -365,10 +365,55 @@ func istioDestinationRules(r Route) ([]*istiov1.DestinationRule, error) {
 // ParseMatches it refuses unknown fields, so a typo fails loudly instead of
 // being pruned by the apiserver.
 func istioUnmarshal(field string, raw *apiextensionsv1.JSON, m proto.Message) error {
-	if err := protojson.Unmarshal(raw.Raw, m); err != nil {
+	data, err := durationsInSeconds(raw.Raw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", field, err)
+	}
+	if err := protojson.Unmarshal(data, m); err != nil {
 		return fmt.Errorf("%s: %w", field, err)
 	}
 	return nil
+}
+
+// istioDurationFields are the duration fields of the Istio types a Canary
+// embeds (retries, corsPolicy, trafficPolicy, mirrors).
+var istioDurationFields = []string{
+	"maxAge", "perTryTimeout", "timeout", "idleTimeout", "connectTimeout", "maxConnectionDuration",
+	"baseEjectionTime", "interval", "time", "warmupDurationSecs", "ttl",
+}
+
+// durationsInSeconds rewrites the Go durations of Flagger's manifests
+// (corsPolicy.maxAge: 24h, perTryTimeout: 1m) in the form protojson reads,
+// seconds only (86400s, 60s); Istio takes both. Header maps are left alone:
+// a header's value is no duration, whatever its name.
+func durationsInSeconds(raw []byte) ([]byte, error) {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, err
+	}
+	var walk func(any)
+	walk = func(v any) {
+		switch t := v.(type) {
+		case map[string]any:
+			for k, child := range t {
+				if s, ok := child.(string); ok && slices.Contains(istioDurationFields, k) {
+					if d, err := time.ParseDuration(s); err == nil {
+						t[k] = strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
+					}
+					continue
+				}
+				if k != "headers" && k != "request" && k != "response" {
+					walk(child)
+				}
+			}
+		case []any:
+			for _, child := range t {
+				walk(child)
+			}
+		}
+	}
+	walk(v)
+	return json.Marshal(v)
 }
 
 // istioMirror reads one service.mirror item: an Istio HTTPMirrorPolicy, or

@@ -77,7 +77,7 @@ func TestIstioRouter(t *testing.T) {
 				Timeout:       "30s",
 				Retries:       &apiextensionsv1.JSON{Raw: []byte(`{"attempts":3,"perTryTimeout":"1s","retryOn":"5xx"}`)},
 				Headers:       &apiextensionsv1.JSON{Raw: []byte(`{"request":{"set":{"x-serin":"on"}}}`)},
-				CorsPolicy:    &apiextensionsv1.JSON{Raw: []byte(`{"allowOrigins":[{"exact":"https://example.com"}],"allowMethods":["GET"]}`)},
+				CorsPolicy:    &apiextensionsv1.JSON{Raw: []byte(`{"allowOrigins":[{"exact":"https://example.com"}],"allowMethods":["GET"],"maxAge":"24h"}`)},
 				Rewrite:       &serinv1.HTTPRewrite{URI: "/"},
 				TrafficPolicy: &apiextensionsv1.JSON{Raw: []byte(`{"loadBalancer":{"simple":"LEAST_REQUEST"}}`)},
 			},
@@ -125,6 +125,7 @@ func TestIstioRouter(t *testing.T) {
 			CorsPolicy: &istionetworking.CorsPolicy{
 				AllowOrigins: []*istionetworking.StringMatch{istioExact("https://example.com")},
 				AllowMethods: []string{"GET"},
+				MaxAge:       durationpb.New(24 * time.Hour), // Flagger's manifests write Go durations
 			},
 			Rewrite: &istionetworking.HTTPRewrite{Uri: "/"},
 		}
