@@ -177,3 +177,27 @@ func TestCanaryReconciler_ReadinessFollowsTheTarget(t *testing.T) {
 		g.Expect(image(g, ns, name+"-primary")).To(Equal(img))
 	}
 }
+
+// TestCanaryReconciler_FlaggerServiceOptions: Flagger's headless and
+// trafficDistribution reach the three Services as the API server stores
+// them, and a key of unmanagedMetadata is never set by Serin, so another
+// tool's value for it stays.
+func TestCanaryReconciler_FlaggerServiceOptions(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ns, name := newNamespace(t), "headless"
+	initialized(t, g, ns, name, func(c *serinv1.Canary) {
+		c.Spec.Service.Headless = true
+		c.Spec.Service.TrafficDistribution = "PreferClose"
+		c.Spec.Service.Primary = &serinv1.CustomMetadata{Labels: map[string]string{"tier": "web", "team": "from-canary"}}
+		c.Spec.Service.UnmanagedMetadata = &serinv1.UnmanagedMetadata{Labels: []string{"team"}}
+	})
+	for _, svc := range []string{name, name + "-primary", name + "-canary"} {
+		s := get(g, ns, svc, &corev1.Service{})
+		g.Expect(s.Spec.ClusterIP).To(Equal(corev1.ClusterIPNone), svc)
+		g.Expect(s.Spec.TrafficDistribution).To(HaveValue(Equal("PreferClose")), svc)
+	}
+	primary := get(g, ns, name+"-primary", &corev1.Service{})
+	g.Expect(primary.Labels).To(HaveKeyWithValue("tier", "web"))
+	g.Expect(primary.Labels).NotTo(HaveKey("team"), "an unmanaged key is left to others")
+}
