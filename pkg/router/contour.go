@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	contourv1 "github.com/projectcontour/contour/apis/projectcontour/v1"
-	"google.golang.org/protobuf/encoding/protojson"
 	istionetworking "istio.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -52,10 +52,12 @@ func (k *ContourRouter) setRoutes(ctx context.Context, r Route, t analysis.Traff
 	if err != nil {
 		return fmt.Errorf("HTTPProxy %s: %w", name, err)
 	}
+	labels, annotations := r.Canary.Spec.Service.ManagedMetadata(r.Canary.Spec.Service.Apex)
 	hash, err := apply.Hash(struct {
-		Spec  contourv1.HTTPProxySpec
-		Owner string
-	}{spec, string(r.Canary.UID)})
+		Spec                contourv1.HTTPProxySpec
+		Owner               string
+		Labels, Annotations map[string]string
+	}{spec, string(r.Canary.UID), labels, annotations})
 	if err != nil {
 		return err
 	}
@@ -76,6 +78,8 @@ func (k *ContourRouter) setRoutes(ctx context.Context, r Route, t analysis.Traff
 				ObjectMeta: metav1.ObjectMeta{
 					Namespace:       r.Canary.Namespace,
 					Name:            name,
+					Labels:          labels,
+					Annotations:     annotations,
 					OwnerReferences: []metav1.OwnerReference{apply.ControllerRef(r.Canary)},
 				},
 				Spec: spec,
@@ -166,12 +170,32 @@ func (k *ContourRouter) spec(c *serinv1.Canary, t analysis.Traffic) (contourv1.H
 	}
 	if s.Retries != nil {
 		retry := &istionetworking.HTTPRetry{}
-		if err := protojson.Unmarshal(s.Retries.Raw, retry); err != nil {
-			return spec, fmt.Errorf("service.retries: %w", err)
+		if err := istioUnmarshal("service.retries", s.Retries, retry); err != nil {
+			return spec, err
 		}
 		policy.RetryPolicy = &contourv1.RetryPolicy{NumRetries: int64(retry.GetAttempts())}
 		if d := retry.GetPerTryTimeout(); d != nil {
 			policy.RetryPolicy.PerTryTimeout = d.AsDuration().String()
+		}
+		for on := range strings.SplitSeq(retry.GetRetryOn(), ",") {
+			on = strings.TrimSpace(on)
+			if on == "" {
+				continue
+			}
+			if !slices.Contains(contourRetryOn, on) {
+				return spec, fmt.Errorf("service.retries.retryOn: Contour cannot retry on %q (it can on %s)", on, strings.Join(contourRetryOn, ", "))
+			}
+			policy.RetryPolicy.RetryOn = append(policy.RetryPolicy.RetryOn, contourv1.RetryOn(on))
+		}
+	}
+	if rw := s.Rewrite; rw != nil {
+		// As Flagger's contour router: the matched prefix is replaced,
+		// and the authority becomes the Host header sent upstream.
+		if rw.URI != "" {
+			policy.PathRewritePolicy = &contourv1.PathRewritePolicy{ReplacePrefix: []contourv1.ReplacePrefix{{Replacement: rw.URI}}}
+		}
+		if rw.Authority != "" {
+			policy.RequestHeadersPolicy = &contourv1.HeadersPolicy{Set: []contourv1.HeaderValue{{Name: "Host", Value: rw.Authority}}}
 		}
 	}
 	route := func(conds []contourv1.MatchCondition, primary, canary int64) contourv1.Route {
@@ -214,6 +238,13 @@ func (k *ContourRouter) spec(c *serinv1.Canary, t analysis.Traffic) (contourv1.H
 		spec.Routes = append(spec.Routes, route(b, int64(primary), int64(canary)))
 	}
 	return spec, nil
+}
+
+// contourRetryOn are the retry conditions Contour's RetryOn accepts.
+var contourRetryOn = []string{
+	"5xx", "gateway-error", "reset", "reset-before-request", "connect-failure", "envoy-ratelimited", "retriable-4xx",
+	"refused-stream", "retriable-status-codes", "retriable-headers", "http3-post-connect-failure",
+	"cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable",
 }
 
 // contourConditions converts an Istio match into Contour conditions. Header

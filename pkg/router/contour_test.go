@@ -135,6 +135,30 @@ func TestContourRouter(t *testing.T) {
 		g.Expect(got).To(Equal(analysis.Traffic{CanaryWeight: 20, MatchToCanary: true}))
 	})
 
+	t.Run("Flagger's retryOn, rewrite and apex metadata", func(t *testing.T) {
+		g := NewWithT(t)
+		other := gcTestCanary(t, c, "contour-flagger", func(c *serinv1.Canary) {
+			c.Spec.Service.Retries = &apiextensionsv1.JSON{Raw: []byte(`{"attempts":10,"perTryTimeout":"1m","retryOn":"5xx, gateway-error,reset"}`)}
+			c.Spec.Service.Rewrite = &serinv1.HTTPRewrite{URI: "/v2", Authority: "backend.internal"}
+			c.Spec.Service.Apex = &serinv1.CustomMetadata{Labels: map[string]string{"tier": "edge", "team": "x"}, Annotations: map[string]string{"owner": "web"}}
+			c.Spec.Service.UnmanagedMetadata = &serinv1.UnmanagedMetadata{Labels: []string{"team"}}
+		})
+		r := Route{Canary: other}
+		g.Expect(setRoutes(ctx, cr, r, analysis.Traffic{CanaryWeight: 20})).To(Succeed())
+		var p contourv1.HTTPProxy
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: other.Namespace, Name: "podinfo"}, &p)).To(Succeed())
+		route := p.Spec.Routes[0]
+		g.Expect(route.RetryPolicy).To(Equal(&contourv1.RetryPolicy{NumRetries: 10, PerTryTimeout: "1m0s", RetryOn: []contourv1.RetryOn{"5xx", "gateway-error", "reset"}}))
+		g.Expect(route.PathRewritePolicy).To(Equal(&contourv1.PathRewritePolicy{ReplacePrefix: []contourv1.ReplacePrefix{{Replacement: "/v2"}}}))
+		g.Expect(route.RequestHeadersPolicy).To(Equal(&contourv1.HeadersPolicy{Set: []contourv1.HeaderValue{{Name: "Host", Value: "backend.internal"}}}))
+		g.Expect(p.Labels).To(HaveKeyWithValue("tier", "edge"))
+		g.Expect(p.Labels).NotTo(HaveKey("team"))
+		g.Expect(p.Annotations).To(HaveKeyWithValue("owner", "web"))
+
+		other.Spec.Service.Retries = &apiextensionsv1.JSON{Raw: []byte(`{"attempts":1,"retryOn":"5xx,sometimes"}`)}
+		g.Expect(setRoutes(ctx, cr, r, analysis.Traffic{CanaryWeight: 20})).To(MatchError(ContainSubstring(`service.retries.retryOn: Contour cannot retry on "sometimes"`)))
+	})
+
 	t.Run("drift is corrected", func(t *testing.T) {
 		g := NewWithT(t)
 		p := get(t)
