@@ -214,8 +214,15 @@ func isToken(s string) bool {
 	return true
 }
 
-// validHostHeader accepts a host name or IP literal and an optional port.
+// validHostHeader accepts a host name or IP literal and an optional port,
+// in ASCII: net/http would send any other host in its punycode form, not
+// as validated.
 func validHostHeader(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] <= ' ' || v[i] >= 0x7f {
+			return false
+		}
+	}
 	u, err := url.Parse("http://" + v)
 	return err == nil && u.Host == v && u.Hostname() != "" && u.User == nil && u.Path == "" && u.RawQuery == "" && u.Fragment == ""
 }

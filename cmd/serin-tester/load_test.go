@@ -194,6 +194,12 @@ func TestParseHeaders(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(h.Get("K1")).To(Equal("v1"))
 	g.Expect(h.Get("K2")).To(Equal("v:2"))
+
+	// net/http would send a non-ASCII host as punycode, not as checked.
+	for _, host := range []string{"\xa2", "bücher.example", "app example"} {
+		_, err = parseHeaders(`{"Host":"` + host + `"}`)
+		g.Expect(err).To(MatchError(ContainSubstring("is not a host[:port]")), host)
+	}
 }
 
 func TestPercentile(t *testing.T) {
